@@ -1,0 +1,160 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+
+	rspec "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/opencontainers/runtime-tools/validate"
+	"github.com/sirupsen/logrus"
+	"github.com/urfave/cli/v2"
+
+	"github.com/capshim/capshim/policy"
+	"github.com/capshim/capshim/spec"
+)
+
+var checkCommand = &cli.Command{
+	Name:      "check",
+	Usage:     "report what the policy would drop from specs, and validate them",
+	ArgsUsage: "FILE...",
+	Description: `For each config.json or process.json, prints what capshim would drop, one
+line per file and set, and the findings of runtime-tools' spec validation
+(config.json only; the JSON-schema check is left out, it needs the network).
+Validation findings are printed as "invalid:" lines; they change the exit
+status only with --strict. Exit status: 0 nothing would be dropped, 1
+something would be dropped (or, with --strict, the spec is not valid), 2 a
+file or the policy could not be read.`,
+	Flags: []cli.Flag{
+		configFlag,
+		&cli.StringFlag{Name: "format", Value: "text", Usage: "output `FORMAT`: text or json"},
+		&cli.BoolFlag{Name: "strict", Usage: "exit 1 when runtime-tools validation finds problems"},
+		&cli.BoolFlag{Name: "no-validate", Usage: "skip runtime-tools validation"},
+	},
+	Action: func(c *cli.Context) error {
+		format := c.String("format")
+		if format != "text" && format != "json" {
+			return cli.Exit(fmt.Sprintf("--format %q: use text or json", format), 2)
+		}
+		if c.NArg() == 0 {
+			return cli.Exit("check needs at least one FILE; see capshim check --help", 2)
+		}
+		pol, err := cliPolicy(c)
+		if err != nil {
+			return cli.Exit(err, 2)
+		}
+		var results []checkResult
+		code := 0
+		for _, name := range c.Args().Slice() {
+			r := checkFile(name, c.App.Reader, pol, !c.Bool("no-validate"))
+			switch {
+			case r.Error != "":
+				code = 2
+			case (len(r.Drop) > 0 || c.Bool("strict") && len(r.Invalid) > 0) && code == 0:
+				code = 1
+			}
+			results = append(results, r)
+		}
+		w := c.App.Writer
+		if format == "json" {
+			data, _ := json.MarshalIndent(results, "", "  ")
+			fmt.Fprintf(w, "%s\n", data)
+		} else {
+			for _, r := range results {
+				r.writeText(w)
+			}
+		}
+		if code != 0 {
+			return cli.Exit("", code)
+		}
+		return nil
+	},
+}
+
+// checkResult is one file's report.
+type checkResult struct {
+	File    string              `json:"file"`
+	Kind    string              `json:"kind,omitempty"`
+	Target  []string            `json:"target,omitempty"`
+	Drop    map[string][]string `json:"drop,omitempty"`
+	Invalid []string            `json:"invalid,omitempty"`
+	Error   string              `json:"error,omitempty"`
+}
+
+func checkFile(name string, stdin io.Reader, pol *policy.Policy, validate bool) checkResult {
+	r := checkResult{File: name}
+	si, err := readSpec(name, stdin, pol)
+	if err != nil {
+		r.Error = err.Error()
+		return r
+	}
+	r.Kind = "config"
+	if si.kind == spec.Process {
+		r.Kind = "process"
+	}
+	r.Target = si.decision.Target.Names()
+	for s := spec.Bounding; s < spec.NumSets; s++ {
+		if d := si.dropped(s); len(d) > 0 {
+			if r.Drop == nil {
+				r.Drop = map[string][]string{}
+			}
+			r.Drop[s.String()] = d
+		}
+	}
+	if validate && si.kind == spec.Config {
+		r.Invalid = validateSpec(si.data, name)
+	}
+	return r
+}
+
+// validateSpec runs runtime-tools' validation on a config.json, leaving
+// out the JSON-schema check (it fetches the schema over the network).
+func validateSpec(data []byte, name string) []string {
+	logrus.SetOutput(io.Discard) // runtime-tools logs warnings through logrus
+	var s rspec.Spec
+	if err := json.Unmarshal(data, &s); err != nil {
+		return []string{"does not decode as an OCI spec: " + err.Error()}
+	}
+	bundle := filepath.Dir(name)
+	v, err := validate.NewValidator(&s, bundle, false, "linux")
+	if err != nil {
+		return []string{err.Error()}
+	}
+	checks := []func() error{
+		v.CheckPlatform, v.CheckRoot, v.CheckMandatoryFields, v.CheckSemVer,
+		v.CheckMounts, v.CheckProcess, v.CheckLinux, v.CheckAnnotations, v.CheckHooks,
+	}
+	var out []string
+	for _, check := range checks {
+		if err := check(); err != nil {
+			for _, line := range strings.Split(strings.TrimSpace(err.Error()), "\n") {
+				line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "*"))
+				if line != "" && !strings.HasPrefix(line, "Refer to:") && !strings.HasSuffix(line, "errors occurred:") && !strings.HasSuffix(line, "error occurred:") {
+					out = append(out, line)
+				}
+			}
+		}
+	}
+	return out
+}
+
+func (r *checkResult) writeText(w io.Writer) {
+	switch {
+	case r.Error != "":
+		fmt.Fprintf(w, "%s: error: %s\n", r.File, r.Error)
+		return
+	case len(r.Drop) == 0 && len(r.Invalid) == 0:
+		fmt.Fprintf(w, "%s: ok: nothing to drop (target %s)\n", r.File, strings.Join(r.Target, ","))
+		return
+	}
+	for s := spec.Bounding; s < spec.NumSets; s++ {
+		if d, ok := r.Drop[s.String()]; ok {
+			fmt.Fprintf(w, "%s: %s: would drop %s\n", r.File, s, strings.Join(d, ","))
+		}
+	}
+	for _, msg := range r.Invalid {
+		fmt.Fprintf(w, "%s: invalid: %s\n", r.File, msg)
+	}
+}

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/capshim/capshim/policy"
+	"github.com/capshim/capshim/spec"
+)
+
+// runtimeLog writes runc-style log lines to the runtime's --log file (which
+// containerd's shim reads back to report a failed create), errors also to
+// stderr, and decisions to the policy's decision log.
+type runtimeLog struct {
+	path   string // --log, or ""
+	json   bool   // --log-format json
+	stderr io.Writer
+}
+
+func newRuntimeLog(ra *runtimeArgs, stderr io.Writer) *runtimeLog {
+	l := &runtimeLog{stderr: stderr}
+	if ra != nil {
+		l.path = ra.log
+		l.json = ra.logFormat == "json"
+	}
+	return l
+}
+
+// line appends one log line at level with extra fields.
+func (l *runtimeLog) line(level, msg string, fields map[string]any) {
+	if l.path == "" {
+		return
+	}
+	now := time.Now().Format(time.RFC3339Nano)
+	var b bytes.Buffer
+	if l.json {
+		m := map[string]any{"level": level, "msg": msg, "time": now}
+		for k, v := range fields {
+			m[k] = v
+		}
+		data, _ := json.Marshal(m) // map keys are sorted: level, msg, time...
+		b.Write(data)
+	} else {
+		fmt.Fprintf(&b, "time=%q level=%s msg=%q", now, level, msg)
+		keys := make([]string, 0, len(fields))
+		for k := range fields {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(&b, " %s=%q", k, fmt.Sprint(fields[k]))
+		}
+	}
+	b.WriteByte('\n')
+	appendFile(l.path, b.Bytes())
+}
+
+// appendFile appends data in one write (O_APPEND), creating the file.
+func appendFile(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// fail reports why capshim refuses the call: one error line in the
+// runtime log and the same message on stderr.
+func (l *runtimeLog) fail(err error) {
+	msg := "capshim: " + err.Error()
+	l.line("error", msg, nil)
+	fmt.Fprintln(l.stderr, msg)
+}
+
+// decision logs what the policy decided for one spec (or exec --cap list):
+// at info level in the runtime log, and as a JSON line in the policy's
+// decision log when it has one.
+func (l *runtimeLog) decision(ra *runtimeArgs, pol *policy.Policy, d *policy.Decision, file string, dropped map[string][]string, kept *spec.Sets) {
+	verb := "dropped"
+	if pol.Mode == policy.Audit {
+		verb = "would drop"
+	}
+	msg := fmt.Sprintf("capshim: %s %s: target %s", ra.command, ra.id, d.Target)
+	if n := len(dropped); n > 0 {
+		msg += fmt.Sprintf("; %s %s", verb, summarize(dropped))
+	}
+	if d.Granted != 0 {
+		msg += fmt.Sprintf("; granted %s (rules %v)", d.Granted, d.Rules)
+	}
+	if d.Refused() {
+		msg += fmt.Sprintf("; request not granted: %s", refusedList(d))
+	}
+	fields := map[string]any{
+		"container": ra.id,
+		"command":   ra.command,
+		"mode":      string(pol.Mode),
+		"policy":    pol.Source,
+		"spec":      file,
+		"target":    d.Target.Names(),
+		"granted":   d.Granted.Names(),
+		"rules":     d.Rules,
+		"dropped":   dropped,
+	}
+	if d.Refused() {
+		fields["denied"] = refusedList(d)
+	}
+	l.line("info", msg, fields)
+	if pol.Log != "" {
+		fields["time"] = time.Now().Format(time.RFC3339Nano)
+		fields["requested"] = d.Requested.Names()
+		if kept != nil {
+			k := map[string][]string{}
+			for s := spec.Bounding; s < spec.NumSets; s++ {
+				k[s.String()] = kept[s].Names()
+			}
+			fields["kept"] = k
+		}
+		data, _ := json.Marshal(fields)
+		if err := appendFile(pol.Log, append(data, '\n')); err != nil {
+			l.line("warning", fmt.Sprintf("capshim: writing the decision log %s: %v", pol.Log, err), nil)
+		}
+	}
+}
+
+// summarize renders dropped names per set, e.g. "bounding: CAP_CHOWN,...".
+func summarize(dropped map[string][]string) string {
+	keys := make([]string, 0, len(dropped))
+	for k := range dropped {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b bytes.Buffer
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%s %v", k, dropped[k])
+	}
+	return b.String()
+}
+
+func refusedList(d *policy.Decision) []string {
+	out := d.Denied.Names()
+	return append(out, d.Unknown...)
+}

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/capshim/capshim/policy"
+	"github.com/capshim/capshim/spec"
+)
+
+var rewriteCommand = &cli.Command{
+	Name:      "rewrite",
+	Usage:     "reduce the capabilities of a config.json or process.json to the policy",
+	ArgsUsage: "FILE|-",
+	Description: `Prints FILE with its five capability sets reduced to the policy's target;
+every other byte stays as it was. With --in-place FILE is replaced
+atomically; with -o the result goes to OUT. --diff shows the sets before
+and after instead of (or, with --in-place/-o, as well as) the spec.
+The result is what capshim writes in enforce mode, whatever the policy's mode.`,
+	Flags: []cli.Flag{
+		configFlag,
+		&cli.BoolFlag{Name: "in-place", Aliases: []string{"i"}, Usage: "replace FILE with the result"},
+		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the result to `OUT`"},
+		&cli.BoolFlag{Name: "diff", Usage: "show the five sets before and after"},
+	},
+	Action: func(c *cli.Context) error {
+		if c.NArg() != 1 {
+			return cli.Exit("rewrite takes one FILE (or - for stdin); see capshim rewrite --help", 2)
+		}
+		name := c.Args().First()
+		inPlace, out := c.Bool("in-place"), c.String("output")
+		if inPlace && out != "" {
+			return cli.Exit("--in-place and -o exclude each other", 2)
+		}
+		if inPlace && name == "-" {
+			return cli.Exit("--in-place needs a file, not stdin", 2)
+		}
+		pol, err := cliPolicy(c)
+		if err != nil {
+			return cli.Exit(err, 2)
+		}
+		si, err := readSpec(name, c.App.Reader, pol)
+		if err != nil {
+			return cli.Exit(err, 2)
+		}
+		w := c.App.Writer
+		switch {
+		case inPlace:
+			if string(si.reduced) != string(si.data) {
+				if err := si.file.Replace(si.reduced); err != nil {
+					return cli.Exit(fmt.Errorf("%s: %w", name, err), 2)
+				}
+			}
+		case out != "":
+			if err := writeOutput(out, si.reduced); err != nil {
+				return cli.Exit(fmt.Errorf("writing %s: %w", out, err), 2)
+			}
+		case !c.Bool("diff"):
+			_, err := w.Write(si.reduced)
+			return err
+		}
+		if c.Bool("diff") {
+			writeDiff(w, si, pol)
+		}
+		return nil
+	},
+}
+
+// writeDiff shows the five sets before and after, one capability a line:
+// "-" dropped, " " kept.
+func writeDiff(w io.Writer, si *specInput, pol *policy.Policy) {
+	fmt.Fprintf(w, "--- %s\n+++ %s (reduced by capshim, %s)\n", si.name, si.name, pol.Source)
+	d := &si.decision
+	fmt.Fprintf(w, "target: %s\n", d.Target)
+	if d.Requested != 0 || len(d.Unknown) > 0 {
+		fmt.Fprintf(w, "requested: %s", d.Requested)
+		if len(d.Unknown) > 0 {
+			fmt.Fprintf(w, " (not capabilities: %v)", d.Unknown)
+		}
+		fmt.Fprintf(w, "; granted: %s; rules: %v\n", d.Granted, d.Rules)
+	}
+	if pol.Mode == policy.Audit {
+		fmt.Fprintf(w, "note: the policy is in audit mode: in runtime mode capshim would only log this\n")
+	}
+	for s := spec.Bounding; s < spec.NumSets; s++ {
+		names, present := si.doc.Names(s)
+		if !present {
+			fmt.Fprintf(w, "@@ %s: absent @@\n", s)
+			continue
+		}
+		fmt.Fprintf(w, "@@ %s: %d -> %d @@\n", s, len(names), si.out[s].Len())
+		var seen spec.CapSet
+		for _, n := range names {
+			c, ok := spec.Exact(n)
+			switch {
+			case !ok:
+				fmt.Fprintf(w, "-%s (not a capability name)\n", n)
+			case seen.Has(c):
+				fmt.Fprintf(w, "-%s (duplicate)\n", n)
+			case si.out[s].Has(c):
+				fmt.Fprintf(w, " %s\n", n)
+			default:
+				fmt.Fprintf(w, "-%s\n", n)
+			}
+			if ok {
+				seen = seen.Add(c)
+			}
+		}
+	}
+}

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/capshim/capshim/policy"
+	"github.com/capshim/capshim/spec"
+)
+
+// policyDir holds the policies capshim finds by the name it is called as.
+const policyDir = "/etc/capshim"
+
+// runtimeMain is runtime mode: reduce what the command carries, then
+// become the real runtime. It returns only on failure, with the exit code.
+func runtimeMain(args []string, stderr io.Writer) int {
+	ra, err := parseRuntimeArgs(args[1:])
+	if err != nil {
+		// Without a parse, the log flags may still be readable.
+		g, _ := parseGlobals(args[1:])
+		l := newRuntimeLog(g, stderr)
+		l.fail(fmt.Errorf("cannot read the command line: %w", err))
+		return 1
+	}
+	l := newRuntimeLog(ra, stderr)
+	pol, err := loadRuntimePolicy(ra.policy, args[0])
+	if err != nil {
+		l.fail(err)
+		return 1
+	}
+	runtime, err := findRuntime(pol)
+	if err != nil {
+		l.fail(err)
+		return 1
+	}
+	if ra.version {
+		fmt.Printf("capshim version %s\n", version)
+		ra.argv = []string{"--version"}
+	}
+	if !ra.version && reduces(ra.command) {
+		if ra.argv, err = reduce(ra, pol, l); err != nil {
+			l.fail(err)
+			return 1
+		}
+	}
+	argv := append([]string{runtime}, ra.argv...)
+	err = syscall.Exec(runtime, argv, os.Environ())
+	l.fail(fmt.Errorf("starting the runtime %s: %w", runtime, err))
+	return 1
+}
+
+// loadRuntimePolicy finds the policy for a runtime call: the
+// --capshim-config flag, else $CAPSHIM_CONFIG, else the file named after
+// the name capshim is called as (capshim-web → /etc/capshim/capshim-web.toml),
+// else /etc/capshim/shim.toml, else the built-in default.
+func loadRuntimePolicy(flag, argv0 string) (*policy.Policy, error) {
+	if flag != "" {
+		return policy.LoadFile(flag)
+	}
+	if env := os.Getenv("CAPSHIM_CONFIG"); env != "" {
+		return policy.LoadFile(env)
+	}
+	if name := filepath.Base(argv0); name != "capshim" && strings.HasPrefix(name, "capshim") {
+		return policy.LoadFile(filepath.Join(policyDir, name+".toml"))
+	}
+	return policy.LoadDefault()
+}
+
+// findRuntime returns the real runtime: the policy's, or the first runc on
+// PATH that is not capshim itself. capshim never runs itself.
+func findRuntime(pol *policy.Policy) (string, error) {
+	self, selfErr := os.Stat("/proc/self/exe")
+	isSelf := func(p string) bool {
+		st, err := os.Stat(p)
+		return err == nil && selfErr == nil && os.SameFile(st, self)
+	}
+	if pol.Runtime != "" {
+		st, err := os.Stat(pol.Runtime)
+		if err != nil {
+			return "", fmt.Errorf("the runtime %s named in %s: %w", pol.Runtime, pol.Source, errors.Unwrap(err))
+		}
+		if st.IsDir() || st.Mode().Perm()&0o111 == 0 {
+			return "", fmt.Errorf("the runtime %s named in %s is not an executable file", pol.Runtime, pol.Source)
+		}
+		if isSelf(pol.Runtime) {
+			return "", fmt.Errorf("the runtime %s named in %s is capshim itself; name the real runtime, e.g. /usr/bin/runc", pol.Runtime, pol.Source)
+		}
+		return pol.Runtime, nil
+	}
+	for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
+		if dir == "" || !filepath.IsAbs(dir) {
+			continue // a relative PATH entry would depend on the bundle
+		}
+		p := filepath.Join(dir, "runc")
+		st, err := os.Stat(p)
+		if err != nil || st.IsDir() || st.Mode().Perm()&0o111 == 0 || isSelf(p) {
+			continue
+		}
+		return p, nil
+	}
+	return "", fmt.Errorf("no runc found on PATH (other than capshim itself); install runc or set runtime = \"/path/to/runtime\" in %s", pol.Source)
+}
+
+// reduce applies the policy to what the command carries and returns the
+// argv to run.
+func reduce(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog) ([]string, error) {
+	if ra.command == "exec" {
+		return reduceExec(ra, pol, l)
+	}
+	bundle := ra.bundle
+	if bundle == "" {
+		bundle = "."
+	}
+	path := filepath.Join(bundle, "config.json")
+	if ra.configFile != "" {
+		path = ra.configFile
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(bundle, path)
+		}
+	}
+	f, err := spec.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading the spec: %w", err)
+	}
+	doc, err := spec.Parse(f.Data, spec.Config)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := apply(ra, pol, l, f, doc, doc.Annotations); err != nil {
+		return nil, err
+	}
+	return ra.argv, nil
+}
+
+// reduceExec reduces `exec`: the process.json of --process, and --cap
+// flags. The container's annotations come from the runtime's state.
+func reduceExec(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog) ([]string, error) {
+	annotations := containerAnnotations(ra.root, ra.id)
+	var env []string
+	if ra.process != "" {
+		f, err := spec.ReadFile(ra.process)
+		if err != nil {
+			return nil, fmt.Errorf("reading the process spec: %w", err)
+		}
+		doc, err := spec.Parse(f.Data, spec.Process)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", ra.process, err)
+		}
+		if err := apply(ra, pol, l, f, doc, annotations); err != nil {
+			return nil, err
+		}
+		env = doc.Env
+	}
+	if len(ra.caps) == 0 {
+		return ra.argv, nil
+	}
+	d := pol.Decide(annotations, env)
+	if err := pol.Check(&d); err != nil {
+		return nil, err
+	}
+	argv := make([]string, 0, len(ra.argv))
+	next := 0
+	var dropped []string
+	for _, c := range ra.caps {
+		cp, ok := spec.Exact(c.value)
+		if ok && d.Target.Has(cp) {
+			continue
+		}
+		dropped = append(dropped, c.value)
+		argv = append(argv, ra.argv[next:c.at]...)
+		next = c.at + c.n
+	}
+	if len(dropped) == 0 {
+		return ra.argv, nil
+	}
+	l.decision(ra, pol, &d, "exec --cap", map[string][]string{"cap": dropped}, nil)
+	if pol.Mode == policy.Audit {
+		return ra.argv, nil
+	}
+	return append(argv, ra.argv[next:]...), nil
+}
+
+// apply decides for one spec file, logs the decision and, in enforce
+// mode, writes the reduced spec.
+func apply(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, f *spec.File, doc *spec.Doc, annotations map[string]string) error {
+	d := pol.Decide(annotations, doc.Env)
+	if err := pol.Check(&d); err != nil {
+		return err
+	}
+	out, sets := doc.Reduce(d.Target)
+	in := doc.Sets()
+	unknown := doc.Unknown()
+	dropped := map[string][]string{}
+	for s := spec.Bounding; s < spec.NumSets; s++ {
+		names := (in[s] &^ sets[s]).Names()
+		names = append(names, unknown[s]...)
+		if len(names) > 0 {
+			dropped[s.String()] = names
+		}
+	}
+	l.decision(ra, pol, &d, f.Path, dropped, &sets)
+	if pol.Mode == policy.Audit || len(out) == len(f.Data) && string(out) == string(f.Data) {
+		return nil
+	}
+	if err := f.Replace(out); err != nil {
+		return fmt.Errorf("writing the reduced spec: %w", err)
+	}
+	return nil
+}
