@@ -29,6 +29,7 @@ something would be dropped (or, with --strict, the spec is not valid), 2 a
 file or the policy could not be read.`,
 	Flags: []cli.Flag{
 		configFlag,
+		builtinFlag,
 		&cli.StringFlag{Name: "format", Value: "text", Usage: "output `FORMAT`: text or json"},
 		&cli.BoolFlag{Name: "strict", Usage: "exit 1 when runtime-tools validation finds problems"},
 		&cli.BoolFlag{Name: "no-validate", Usage: "skip runtime-tools validation"},

@@ -21,6 +21,7 @@ and after instead of (or, with --in-place/-o, as well as) the spec.
 The result is what capshim writes in enforce mode, whatever the policy's mode.`,
 	Flags: []cli.Flag{
 		configFlag,
+		builtinFlag,
 		&cli.BoolFlag{Name: "in-place", Aliases: []string{"i"}, Usage: "replace FILE with the result"},
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the result to `OUT`"},
 		&cli.BoolFlag{Name: "diff", Usage: "show the five sets before and after"},
@@ -84,6 +85,7 @@ func writeDiff(w io.Writer, si *specInput, pol *policy.Policy) {
 	if pol.Mode == policy.Audit {
 		fmt.Fprintf(w, "note: the policy is in audit mode: in runtime mode capshim would only log this\n")
 	}
+	defer fmt.Fprintf(w, "everything outside the capability sets: byte for byte unchanged (%d bytes before, %d after)\n", len(si.data), len(si.reduced))
 	for s := spec.Bounding; s < spec.NumSets; s++ {
 		names, present := si.doc.Names(s)
 		if !present {

@@ -18,9 +18,18 @@ var configFlag = &cli.StringFlag{
 	EnvVars: []string{"CAPSHIM_CONFIG"},
 }
 
-// cliPolicy loads the policy named by --config (or $CAPSHIM_CONFIG), else
-// the default one.
+// builtinFlag makes a command use the built-in default policy.
+var builtinFlag = &cli.BoolFlag{
+	Name:  "builtin",
+	Usage: "use the built-in default policy (shim.toml.example), ignoring any policy file",
+}
+
+// cliPolicy loads the built-in policy with --builtin, else the policy named
+// by --config (or $CAPSHIM_CONFIG), else the default one.
 func cliPolicy(c *cli.Context) (*policy.Policy, error) {
+	if c.Bool("builtin") {
+		return policy.Builtin(), nil
+	}
 	if path := c.String("config"); path != "" {
 		return policy.LoadFile(path)
 	}

@@ -1,0 +1,54 @@
+# capshim — see README.md.
+#   make run    build, then show the main job on Docker's real default spec
+#   make test   install what the tests need (Debian packages), run every test
+#   make build  build bin/capshim (static)
+
+GO       ?= go
+BIN      := bin/capshim
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+# Debian packages the integration tests drive: real runc, crun, containerd,
+# dockerd and podman, and the static busybox the test images are built from.
+DEPS_PKGS := runc crun containerd docker.io podman busybox-static
+DEPS_BINS := runc crun containerd ctr containerd-shim-runc-v2 dockerd docker podman
+
+.PHONY: all build run test unit integration deps vet clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/capshim
+
+# The main job, on the built-in default policy: Docker 20.10's real default
+# config.json before and after.
+run: build
+	@echo '$$ capshim rewrite --builtin --diff spec/testdata/config.default.json'
+	@$(BIN) rewrite --builtin --diff spec/testdata/config.default.json
+	@echo
+	@echo '$$ capshim check --builtin --no-validate spec/testdata/config.default.json'
+	@$(BIN) check --builtin --no-validate spec/testdata/config.default.json || true
+
+deps:
+	@missing=""; \
+	for b in $(DEPS_BINS); do command -v $$b >/dev/null 2>&1 || missing="$$missing $$b"; done; \
+	[ -x /bin/busybox ] || missing="$$missing busybox"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing test dependencies (missing:$$missing)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEPS_PKGS) >/dev/null; \
+	fi
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -count=1 -race ./spec/... ./policy/... ./cmd/...
+
+integration: deps
+	$(GO) test -count=1 -timeout 45m -v ./integration/...
+
+test: deps vet
+	$(GO) test -count=1 -race ./spec/... ./policy/... ./cmd/... ./deploy/...
+	$(GO) test -count=1 -timeout 45m -v ./integration/...
+
+clean:
+	rm -rf bin

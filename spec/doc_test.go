@@ -1,0 +1,425 @@
+package spec
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// golden compares got with testdata/golden/NAME, or rewrites it with -update.
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", "golden", name)
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./spec -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the golden file (go test ./spec -update rewrites it)\ngot:\n%s\nwant:\n%s", path, got, want)
+	}
+}
+
+// The fixtures are real specs captured from Docker 20.10, containerd 1.6
+// and runc 1.1.
+var fixtures = []struct {
+	file string
+	kind Kind
+}{
+	{"config.default.json", Config},
+	{"config.privileged.json", Config},
+	{"config.cri-container.json", Config},
+	{"config.cri-sandbox.json", Config},
+	{"config.ctr-run.json", Config},
+	{"config.runc-spec.json", Config},
+	{"config.runc-spec-rootless.json", Config},
+	{"exec-process.json", Process},
+	{"exec-process.privileged.json", Process},
+	{"exec-process.user1000.json", Process},
+}
+
+func TestReduceFixtures(t *testing.T) {
+	targets := []struct {
+		name   string
+		target CapSet
+	}{
+		{"oci", OCIDefault},
+		{"oci+chown", OCIDefault | 1},
+		{"none", 0},
+	}
+	for _, fx := range fixtures {
+		data, err := os.ReadFile(filepath.Join("testdata", fx.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tg := range targets {
+			t.Run(fx.file+"/"+tg.name, func(t *testing.T) {
+				doc, err := Parse(data, fx.kind)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out, sets := doc.Reduce(tg.target)
+				if err := checkReduce(data, fx.kind, tg.target, out, sets); err != nil {
+					t.Fatal(err)
+				}
+				golden(t, strings.TrimSuffix(fx.file, ".json")+"."+tg.name+".json", out)
+			})
+		}
+	}
+}
+
+// TestDockerDefault is the issue's acceptance case: Docker's default spec
+// keeps exactly the three minimal capabilities in bounding, effective and
+// permitted, and nothing else changes.
+func TestDockerDefault(t *testing.T) {
+	data, err := os.ReadFile("testdata/config.default.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := Parse(data, Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := doc.Sets()[Bounding]; got != DockerDefault {
+		t.Fatalf("input bounding = %s, want Docker's 14", got)
+	}
+	out, sets := doc.Reduce(OCIDefault)
+	for _, s := range []Set{Bounding, Effective, Permitted} {
+		if sets[s] != OCIDefault {
+			t.Errorf("%s = %s, want %s", s, sets[s], OCIDefault)
+		}
+	}
+	if sets[Inheritable] != 0 || sets[Ambient] != 0 {
+		t.Errorf("inheritable/ambient = %s/%s, want none", sets[Inheritable], sets[Ambient])
+	}
+	if len(out) >= len(data) {
+		t.Errorf("output is not shorter than input")
+	}
+}
+
+func TestParseRefuses(t *testing.T) {
+	tests := []struct {
+		name string
+		kind Kind
+		doc  string
+		want string // part of the error
+	}{
+		{"empty", Config, ``, "empty document"},
+		{"blank", Config, "  \n", "empty document"},
+		{"not an object", Config, `[1,2]`, "not a JSON object"},
+		{"null", Config, `null`, "not a JSON object"},
+		{"truncated", Config, `{"process":{"capabilities":{"bounding":["CAP_KILL"`, "unexpected end of input"},
+		{"trailing data", Config, `{"process":{}} {"process":{}}`, "data after the end"},
+		{"trailing garbage", Config, `{}x`, "data after the end"},
+		{"bom", Config, "\xef\xbb\xbf{}", "unexpected character"},
+		{"trailing comma", Config, `{"a":1,}`, "expected a string"},
+		{"single quotes", Config, `{'a':1}`, "expected a string"},
+		{"leading zero", Config, `{"a":01}`, "expected ',' or '}'"},
+		{"bad escape", Config, `{"a":"\x"}`, "invalid escape"},
+		{"short unicode escape", Config, `{"a":"\u12"}`, "invalid \\u escape"},
+		{"control char", Config, "{\"a\":\"\x01\"}", "control character"},
+		{"duplicate process", Config, `{"process":{},"process":{}}`, "appears twice"},
+		{"process in other case", Config, `{"Process":{"capabilities":{"bounding":["CAP_SYS_ADMIN"]}}}`, "only in case"},
+		{"process with long s", Config, `{"proceſs":{}}`, "only in case"},
+		{"escaped process key duplicate", Config, `{"process":{},"pr\u006fcess":{}}`, "appears twice"},
+		{"duplicate capabilities", Config, `{"process":{"capabilities":{},"capabilities":null}}`, "appears twice"},
+		{"duplicate bounding", Config, `{"process":{"capabilities":{"bounding":[],"bounding":["CAP_SYS_ADMIN"]}}}`, "appears twice"},
+		{"bounding in other case", Config, `{"process":{"capabilities":{"Bounding":["CAP_SYS_ADMIN"]}}}`, "only in case"},
+		{"kelvin sign", Process, `{"capabilities":{"bounding":[],"effective":[],"Kelvin":1}}`, ""},
+		{"set not an array", Config, `{"process":{"capabilities":{"bounding":"CAP_KILL"}}}`, "not an array of strings"},
+		{"element not a string", Config, `{"process":{"capabilities":{"bounding":[5]}}}`, "not a string"},
+		{"capabilities not an object", Config, `{"process":{"capabilities":[]}}`, "not a JSON object"},
+		{"process not an object", Config, `{"process":"x"}`, "not a JSON object"},
+		{"annotation not a string", Config, `{"annotations":{"a":1}}`, "not a string"},
+		{"annotations not an object", Config, `{"annotations":[]}`, "not an object"},
+		{"duplicate annotations", Config, `{"annotations":{},"annotations":{}}`, "appears twice"},
+		{"env not strings", Config, `{"process":{"env":[1]}}`, "not a string"},
+		{"process.json capabilities in other case", Process, `{"CAPABILITIES":{"bounding":["CAP_SYS_ADMIN"]}}`, "only in case"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.doc), tt.kind)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Parse accepted %q", tt.doc)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %q does not contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseDeepNesting(t *testing.T) {
+	deep := strings.Repeat("[", maxDepth+1) + strings.Repeat("]", maxDepth+1)
+	if _, err := Parse([]byte(`{"x":`+deep+`}`), Config); err == nil || !strings.Contains(err.Error(), "nesting") {
+		t.Fatalf("deep nesting: err = %v", err)
+	}
+	ok := strings.Repeat("[", maxDepth-2) + strings.Repeat("]", maxDepth-2)
+	if _, err := Parse([]byte(`{"x":`+ok+`}`), Config); err != nil {
+		t.Fatalf("nesting within the limit: %v", err)
+	}
+}
+
+func TestReduceCases(t *testing.T) {
+	tests := []struct {
+		name   string
+		kind   Kind
+		doc    string
+		target CapSet
+		want   string
+	}{
+		{"unchanged when within target", Config,
+			`{"process":{"capabilities":{"bounding":["CAP_KILL"]}}}`, OCIDefault,
+			`{"process":{"capabilities":{"bounding":["CAP_KILL"]}}}`},
+		{"null sets stay null", Config,
+			`{"process":{"capabilities":{"bounding":null,"ambient":null}}}`, 0,
+			`{"process":{"capabilities":{"bounding":null,"ambient":null}}}`},
+		{"no process", Config, `{"ociVersion":"1.0.2"}`, 0, `{"ociVersion":"1.0.2"}`},
+		{"lower-case names are unknown to runc and dropped", Config,
+			`{"process":{"capabilities":{"bounding":["kill","cap_kill","CAP_KILL"]}}}`, OCIDefault,
+			`{"process":{"capabilities":{"bounding":["CAP_KILL"]}}}`},
+		{"escaped names are read like runc reads them", Config,
+			`{"process":{"capabilities":{"bounding":["CAP_\u004bILL","CAP_SYS_ADMIN"]}}}`, OCIDefault,
+			`{"process":{"capabilities":{"bounding":["CAP_KILL"]}}}`},
+		{"escaped name kept as written when nothing changes", Config,
+			`{"process":{"capabilities":{"bounding":["CAP_\u004bILL"]}}}`, OCIDefault,
+			`{"process":{"capabilities":{"bounding":["CAP_\u004bILL"]}}}`},
+		{"duplicates removed", Config,
+			`{"process":{"capabilities":{"bounding":["CAP_KILL","CAP_KILL"]}}}`, OCIDefault,
+			`{"process":{"capabilities":{"bounding":["CAP_KILL"]}}}`},
+		{"null element dropped", Config,
+			`{"process":{"capabilities":{"bounding":[null,"CAP_KILL"]}}}`, OCIDefault,
+			`{"process":{"capabilities":{"bounding":["CAP_KILL"]}}}`},
+		{"ambient needs permitted and inheritable", Config,
+			`{"process":{"capabilities":{"bounding":["CAP_KILL"],"permitted":["CAP_KILL"],"ambient":["CAP_KILL"]}}}`, OCIDefault,
+			`{"process":{"capabilities":{"bounding":["CAP_KILL"],"permitted":["CAP_KILL"],"ambient":[]}}}`},
+		{"effective needs permitted", Config,
+			`{"process":{"capabilities":{"bounding":["CAP_KILL"],"effective":["CAP_KILL"]}}}`, OCIDefault,
+			`{"process":{"capabilities":{"bounding":["CAP_KILL"],"effective":[]}}}`},
+		{"permitted needs bounding", Config,
+			`{"process":{"capabilities":{"permitted":["CAP_KILL"]}}}`, OCIDefault,
+			`{"process":{"capabilities":{"permitted":[]}}}`},
+		{"big integers and unknown fields untouched", Config,
+			`{"x-future":{"n":18446744073709551615,"f":1e400},"process":{"capabilities":{"bounding":["CAP_CHOWN"]}},"s":"\u0000\ud800"}`, OCIDefault,
+			`{"x-future":{"n":18446744073709551615,"f":1e400},"process":{"capabilities":{"bounding":[]}},"s":"\u0000\ud800"}`},
+		{"indented arrays stay indented", Config,
+			"{\"process\": {\"capabilities\": {\"bounding\": [\n\t\"CAP_CHOWN\",\n\t\"CAP_KILL\",\n\t\"CAP_NET_BIND_SERVICE\"\n]}}}", OCIDefault,
+			"{\"process\": {\"capabilities\": {\"bounding\": [\n\t\"CAP_KILL\",\n\t\"CAP_NET_BIND_SERVICE\"\n]}}}"},
+		{"spaced arrays keep their spacing", Config,
+			`{"process":{"capabilities":{"bounding":[ "CAP_CHOWN", "CAP_KILL", "CAP_AUDIT_WRITE" ]}}}`, OCIDefault,
+			`{"process":{"capabilities":{"bounding":[ "CAP_KILL", "CAP_AUDIT_WRITE" ]}}}`},
+		{"process.json", Process,
+			`{"args":["sh"],"capabilities":{"bounding":["CAP_SYS_ADMIN","CAP_KILL"]}}`, OCIDefault,
+			`{"args":["sh"],"capabilities":{"bounding":["CAP_KILL"]}}`},
+		{"capabilities keys elsewhere are not ours", Config,
+			`{"linux":{"capabilities":{"bounding":["CAP_SYS_ADMIN"]}},"process":{"user":{"capabilities":1}}}`, 0,
+			`{"linux":{"capabilities":{"bounding":["CAP_SYS_ADMIN"]}},"process":{"user":{"capabilities":1}}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			doc, err := Parse([]byte(tt.doc), tt.kind)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, sets := doc.Reduce(tt.target)
+			if string(out) != tt.want {
+				t.Fatalf("got\n%s\nwant\n%s", out, tt.want)
+			}
+			if err := checkReduce([]byte(tt.doc), tt.kind, tt.target, out, sets); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestAnnotationsAndEnv(t *testing.T) {
+	doc, err := Parse([]byte(`{"annotations":{"a":"1","a":"2","b":null,"c":"\u00e9"},"process":{"env":["A=1","CAPSHIM_CAPABILITIES=chown"]}}`), Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"a": "2", "b": "", "c": "é"}
+	if fmt.Sprint(doc.Annotations) != fmt.Sprint(want) {
+		t.Errorf("annotations = %v, want %v (the last duplicate wins, as in encoding/json)", doc.Annotations, want)
+	}
+	if len(doc.Env) != 2 || doc.Env[1] != "CAPSHIM_CAPABILITIES=chown" {
+		t.Errorf("env = %q", doc.Env)
+	}
+}
+
+// genDoc writes a random spec: random key order and layout, unknown
+// fields, big integers, escapes, and capability lists with known, unknown,
+// lower-case, escaped, duplicate and null names.
+func genDoc(r *rand.Rand, kind Kind) []byte {
+	var b bytes.Buffer
+	indent := r.Intn(3) // 0 compact, 1 tabs, 2 spaces after commas
+	nl := func(depth int) {
+		switch indent {
+		case 1:
+			b.WriteString("\n" + strings.Repeat("\t", depth))
+		case 2:
+			b.WriteString(" ")
+		}
+	}
+	name := func() string {
+		c := Cap(r.Intn(NumCaps))
+		switch r.Intn(12) {
+		case 0:
+			return strings.ToLower(c.String())
+		case 1:
+			return "CAP_FUTURE_" + fmt.Sprint(r.Intn(3))
+		case 2:
+			s := c.String()
+			return s[:4] + `\u00` + fmt.Sprintf("%x", s[4]) + s[5:]
+		case 3:
+			return `CAP_\u004bILL`
+		}
+		return c.String()
+	}
+	array := func(depth int) {
+		switch r.Intn(8) {
+		case 0:
+			b.WriteString("null")
+			return
+		case 1:
+			b.WriteString("[]")
+			return
+		}
+		b.WriteString("[")
+		n := r.Intn(16)
+		for i := 0; i < n; i++ {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			nl(depth + 1)
+			if r.Intn(30) == 0 {
+				b.WriteString("null")
+			} else {
+				b.WriteString(`"` + name() + `"`)
+			}
+		}
+		nl(depth)
+		b.WriteString("]")
+	}
+	object := func(depth int, members []func(int)) {
+		r.Shuffle(len(members), func(i, j int) { members[i], members[j] = members[j], members[i] })
+		b.WriteString("{")
+		for i, m := range members {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			nl(depth + 1)
+			m(depth + 1)
+		}
+		nl(depth)
+		b.WriteString("}")
+	}
+	field := func(key string, value func(int)) func(int) {
+		return func(depth int) {
+			b.WriteString(`"` + key + `":`)
+			if indent > 0 {
+				b.WriteString(" ")
+			}
+			value(depth)
+		}
+	}
+	lit := func(s string) func(int) { return func(int) { b.WriteString(s) } }
+	caps := func(depth int) {
+		var ms []func(int)
+		for s := Bounding; s < NumSets; s++ {
+			if r.Intn(5) > 0 {
+				ms = append(ms, field(s.String(), array))
+			}
+		}
+		if r.Intn(3) == 0 {
+			ms = append(ms, field("x-caps-future", lit(`[18446744073709551615]`)))
+		}
+		object(depth, ms)
+	}
+	process := func(depth int) {
+		ms := []func(int){
+			field("args", lit(`["sh","-c","echo \"\u00e9\\n\""]`)),
+			field("env", lit(`["PATH=/bin","CAPSHIM_CAPABILITIES=chown"]`)),
+			field("user", lit(`{"uid":0,"gid":0}`)),
+		}
+		if r.Intn(10) > 0 {
+			ms = append(ms, field("capabilities", caps))
+		} else if r.Intn(2) == 0 {
+			ms = append(ms, field("capabilities", lit("null")))
+		}
+		object(depth, ms)
+	}
+	if kind == Process {
+		process(0)
+		return b.Bytes()
+	}
+	ms := []func(int){
+		field("ociVersion", lit(`"1.0.2-dev"`)),
+		field("hostname", lit(`"h\u0000\ud83d\ude00"`)),
+		field("linux", lit(`{"resources":{"memory":{"limit":9223372036854775807,"swap":-1}},"seccomp":{"syscalls":[{"args":[{"value":18446744073709551614}]}]}}`)),
+		field("x-future", lit(`{"nested":[18446744073709551615,1.5e300,-0,true,false,null,{}]}`)),
+		field("annotations", lit(`{"capshim.io/capabilities":"CAP_CHOWN"}`)),
+	}
+	if r.Intn(10) > 0 {
+		ms = append(ms, field("process", process))
+	}
+	object(0, ms)
+	return b.Bytes()
+}
+
+// TestReduceProperties checks the invariants of design.md on generated
+// specs against random targets: never escalate, within target,
+// consistent sets, nothing else changes, idempotent, deterministic.
+func TestReduceProperties(t *testing.T) {
+	r := rand.New(rand.NewSource(1))
+	n := 3000
+	if testing.Short() {
+		n = 300
+	}
+	for i := 0; i < n; i++ {
+		kind := Kind(r.Intn(2))
+		data := genDoc(r, kind)
+		target := CapSet(r.Uint64()) & AllCaps
+		if r.Intn(3) == 0 {
+			target = OCIDefault
+		}
+		doc, err := Parse(data, kind)
+		if err != nil {
+			t.Fatalf("case %d: generated spec refused: %v\n%s", i, err, data)
+		}
+		want, err := runcSets(data, kind)
+		if err != nil {
+			t.Fatalf("case %d: runc cannot decode the generated spec: %v", i, err)
+		}
+		if got := doc.Sets(); got != want {
+			t.Fatalf("case %d: capshim reads %v, runc reads %v\n%s", i, got, want, data)
+		}
+		out, sets := doc.Reduce(target)
+		if err := checkReduce(data, kind, target, out, sets); err != nil {
+			t.Fatalf("case %d (target %s): %v\nin:  %s\nout: %s", i, target, err, data, out)
+		}
+		if want := Tidy(want, target); sets != want {
+			t.Fatalf("case %d: sets %v, want %v", i, sets, want)
+		}
+	}
+}
