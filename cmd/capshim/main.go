@@ -33,7 +33,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // cliCommands lists capshim's own commands; they shadow nothing of runc's.
 func cliCommands() []*cli.Command {
-	return []*cli.Command{rewriteCommand, checkCommand, capsCommand}
+	return []*cli.Command{rewriteCommand, checkCommand, capsCommand, inspectCommand}
 }
 
 // isCLI reports whether args name one of capshim's own commands (or ask for

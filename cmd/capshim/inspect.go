@@ -1,0 +1,184 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/capshim/capshim/proc"
+	"github.com/capshim/capshim/spec"
+)
+
+var inspectCommand = &cli.Command{
+	Name:      "inspect",
+	Usage:     "show the capabilities container processes really have",
+	ArgsUsage: "[CONTAINER-ID|PID]...",
+	Description: `Lists every process of the named containers (a container id or a unique
+prefix of one, or a PID), or of all containers when none is named, with its
+PID, container id (from its cgroup), command, effective user id and its five
+capability sets as the kernel reports them in /proc/PID/status. In text
+form, capabilities beyond the policy's default are marked with "!".`,
+	Flags: []cli.Flag{
+		configFlag,
+		builtinFlag,
+		&cli.StringFlag{Name: "format", Value: "text", Usage: "output `FORMAT`: text or json"},
+		&cli.StringFlag{Name: "proc", Value: "/proc", Usage: "proc file system `ROOT`", Hidden: true},
+	},
+	Action: func(c *cli.Context) error {
+		format := c.String("format")
+		if format != "text" && format != "json" {
+			return cli.Exit(fmt.Sprintf("--format %q: use text or json", format), 2)
+		}
+		pol, err := cliPolicy(c)
+		if err != nil {
+			return cli.Exit(err, 2)
+		}
+		procs, err := inspectProcesses(c.String("proc"), c.Args().Slice())
+		if err != nil {
+			return cli.Exit(err, 2)
+		}
+		if format == "json" {
+			return writeInspectJSON(c.App.Writer, procs)
+		}
+		writeInspectText(c.App.Writer, procs, pol.Default)
+		return nil
+	},
+}
+
+// inspectProcesses selects container processes: those named by args (pid
+// or container id prefix), or all processes in a container.
+func inspectProcesses(root string, args []string) ([]*proc.Process, error) {
+	pids, err := proc.PIDs(root)
+	if err != nil {
+		return nil, fmt.Errorf("listing processes: %w", err)
+	}
+	var all []*proc.Process
+	for _, pid := range pids {
+		p, err := proc.Read(root, pid)
+		if err != nil {
+			continue // the process ended, or is not readable
+		}
+		all = append(all, p)
+	}
+	if len(args) == 0 {
+		var out []*proc.Process
+		for _, p := range all {
+			if p.Container != "" {
+				out = append(out, p)
+			}
+		}
+		return out, nil
+	}
+	var out []*proc.Process
+	for _, a := range args {
+		matched := false
+		if pid, err := strconv.Atoi(a); err == nil {
+			for _, p := range all {
+				if p.PID == pid {
+					out, matched = append(out, p), true
+				}
+			}
+		}
+		if !matched {
+			ids := map[string]bool{}
+			for _, p := range all {
+				if p.Container != "" && strings.HasPrefix(p.Container, a) {
+					ids[p.Container] = true
+					out, matched = append(out, p), true
+				}
+			}
+			if len(ids) > 1 {
+				return nil, fmt.Errorf("%q matches %d containers; give more of the id", a, len(ids))
+			}
+		}
+		if !matched {
+			return nil, fmt.Errorf("%q is neither a running process nor the id of a running container", a)
+		}
+	}
+	return out, nil
+}
+
+// inspectJSON is one process in JSON output.
+type inspectJSON struct {
+	PID          int                 `json:"pid"`
+	Container    string              `json:"container"`
+	Command      string              `json:"command"`
+	UID          int                 `json:"uid"`
+	Capabilities map[string][]string `json:"capabilities"`
+}
+
+func writeInspectJSON(w io.Writer, procs []*proc.Process) error {
+	out := make([]inspectJSON, 0, len(procs))
+	for _, p := range procs {
+		caps := map[string][]string{}
+		for s := spec.Bounding; s < spec.NumSets; s++ {
+			caps[s.String()] = p.Status.Caps[s].Names()
+		}
+		out = append(out, inspectJSON{PID: p.PID, Container: p.Container, Command: p.Command, UID: p.Status.UID, Capabilities: caps})
+	}
+	data, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", data)
+	return err
+}
+
+// writeInspectText prints a table: one process a row, then its sets, with
+// capabilities beyond the policy default marked "!".
+func writeInspectText(w io.Writer, procs []*proc.Process, def spec.CapSet) {
+	if len(procs) == 0 {
+		fmt.Fprintln(w, "no container processes found")
+		return
+	}
+	sort.SliceStable(procs, func(i, j int) bool {
+		if procs[i].Container != procs[j].Container {
+			return procs[i].Container < procs[j].Container
+		}
+		return procs[i].PID < procs[j].PID
+	})
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PID\tCONTAINER\tUID\tCOMMAND\tBEYOND DEFAULT")
+	for _, p := range procs {
+		var held spec.CapSet
+		for _, set := range p.Status.Caps {
+			held |= set
+		}
+		beyond := (held &^ def).Len()
+		id := p.Container
+		if len(id) > 12 && len(id) == 64 {
+			id = id[:12]
+		}
+		cmd := p.Command
+		if len(cmd) > 40 {
+			cmd = cmd[:37] + "..."
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%d\n", p.PID, id, p.Status.UID, cmd, beyond)
+	}
+	tw.Flush()
+	for _, p := range procs {
+		fmt.Fprintf(w, "\n%d %s\n", p.PID, p.Command)
+		for s := spec.Bounding; s < spec.NumSets; s++ {
+			fmt.Fprintf(w, "  %-12s %s\n", s.String()+":", markBeyond(p.Status.Caps[s], def))
+		}
+	}
+}
+
+func markBeyond(set, def spec.CapSet) string {
+	if set == 0 {
+		return "-"
+	}
+	names := set.Names()
+	for i, c := range set.Caps() {
+		if !def.Has(c) {
+			names[i] += "!"
+		}
+	}
+	return strings.Join(names, " ")
+}

@@ -1,0 +1,89 @@
+package proc
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/capshim/capshim/spec"
+)
+
+const sampleStatus = `Name:	sleep
+Umask:	0022
+State:	S (sleeping)
+Tgid:	23315
+Pid:	23315
+Uid:	0	1000	0	0
+Gid:	0	0	0	0
+CapInh:	0000000000000000
+CapPrm:	0000000020000420
+CapEff:	0000000020000420
+CapBnd:	000001ffffffffff
+CapAmb:	0000000000000001
+NoNewPrivs:	0
+`
+
+func TestParseStatus(t *testing.T) {
+	st, err := ParseStatus(strings.NewReader(sampleStatus))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Name != "sleep" || st.UID != 1000 {
+		t.Errorf("name %q uid %d, want sleep 1000 (effective uid)", st.Name, st.UID)
+	}
+	want := spec.Sets{
+		spec.Bounding:    spec.AllCaps,
+		spec.Effective:   spec.OCIDefault,
+		spec.Permitted:   spec.OCIDefault,
+		spec.Inheritable: 0,
+		spec.Ambient:     1,
+	}
+	if st.Caps != want {
+		t.Errorf("caps = %v, want %v", st.Caps, want)
+	}
+}
+
+func TestParseStatusErrors(t *testing.T) {
+	tests := []struct {
+		name, text, want string
+	}{
+		{"missing cap line", strings.Replace(sampleStatus, "CapAmb:\t0000000000000001\n", "", 1), "no CapAmb"},
+		{"bad hex", strings.Replace(sampleStatus, "0000000020000420\nCapEff", "zz\nCapEff", 1), "bad CapPrm"},
+		{"no uid", strings.Replace(sampleStatus, "Uid:\t0\t1000\t0\t0\n", "", 1), "no Uid"},
+		{"short uid", strings.Replace(sampleStatus, "Uid:\t0\t1000\t0\t0\n", "Uid:\t0\n", 1), "bad Uid"},
+		{"empty", "", "no CapBnd"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseStatus(strings.NewReader(tt.text))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestContainerID(t *testing.T) {
+	id := "245f721b3f0589876fed506e902dbd2d936b003a8a8db9744dbf803c7e6d93ae"
+	tests := []struct {
+		name, cgroup, want string
+	}{
+		{"docker cgroupfs v2", "0::/docker/" + id, id},
+		{"docker systemd", "0::/system.slice/docker-" + id + ".scope", id},
+		{"cri containerd systemd", "0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice/cri-containerd-" + id + ".scope", id},
+		{"cri cgroupfs", "0::/kubepods/besteffort/pod123/" + id, id},
+		{"podman", "0::/machine.slice/libpod-" + id + ".scope/container", id},
+		{"v1 hybrid", "12:pids:/docker/" + id + "\n0::/", id},
+		{"host process", "0::/init.scope", ""},
+		{"short id", "0::/docker/245f721b3f05", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ContainerID(tt.cgroup); got != tt.want {
+				t.Errorf("ContainerID = %q, want %q", got, tt.want)
+			}
+		})
+	}
+	if got := LastCgroup("9:name=systemd:/t3\n0::/t3"); got != "t3" {
+		t.Errorf("LastCgroup = %q", got)
+	}
+}
