@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/capshim/capshim/policy"
@@ -53,7 +54,7 @@ func (l *runtimeLog) line(level, msg string, fields map[string]any) {
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			fmt.Fprintf(&b, " %s=%q", k, fmt.Sprint(fields[k]))
+			fmt.Fprintf(&b, " %s=%q", k, textValue(fields[k]))
 		}
 	}
 	b.WriteByte('\n')
@@ -131,21 +132,43 @@ func (l *runtimeLog) decision(ra *runtimeArgs, pol *policy.Policy, d *policy.Dec
 	}
 }
 
-// summarize renders dropped names per set, e.g. "bounding: CAP_CHOWN,...".
+// textValue renders a field for the text log format.
+func textValue(v any) string {
+	switch v := v.(type) {
+	case []string:
+		return strings.Join(v, ",")
+	case map[string][]string:
+		return summarize(v)
+	}
+	return fmt.Sprint(v)
+}
+
+// summarize renders dropped names, grouping the sets that lose the same
+// names: "CAP_CHOWN,CAP_MKNOD from bounding,effective,permitted".
 func summarize(dropped map[string][]string) string {
-	keys := make([]string, 0, len(dropped))
-	for k := range dropped {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b bytes.Buffer
-	for i, k := range keys {
-		if i > 0 {
-			b.WriteString("; ")
+	var groups []string
+	bySet := map[string][]string{} // names → sets, in set order
+	for s := spec.Bounding; s < spec.NumSets; s++ {
+		names, ok := dropped[s.String()]
+		if !ok {
+			continue
 		}
-		fmt.Fprintf(&b, "%s %v", k, dropped[k])
+		key := strings.Join(names, ",")
+		if _, seen := bySet[key]; !seen {
+			groups = append(groups, key)
+		}
+		bySet[key] = append(bySet[key], s.String())
 	}
-	return b.String()
+	if c, ok := dropped["cap"]; ok {
+		key := strings.Join(c, ",")
+		groups = append(groups, key)
+		bySet[key] = append(bySet[key], "--cap flags")
+	}
+	parts := make([]string, len(groups))
+	for i, g := range groups {
+		parts[i] = g + " from " + strings.Join(bySet[g], ",")
+	}
+	return strings.Join(parts, "; ")
 }
 
 func refusedList(d *policy.Decision) []string {
