@@ -57,18 +57,31 @@ func runtimeMain(args []string, stderr io.Writer) int {
 // loadRuntimePolicy finds the policy for a runtime call: the
 // --capshim-config flag, else $CAPSHIM_CONFIG, else the file named after
 // the name capshim is called as (capshim-web → /etc/capshim/capshim-web.toml),
-// else /etc/capshim/shim.toml, else the built-in default.
+// else /etc/capshim/shim.toml, else the built-in default. A policy file
+// that anyone but root could change is refused.
 func loadRuntimePolicy(flag, argv0 string) (*policy.Policy, error) {
-	if flag != "" {
-		return policy.LoadFile(flag)
+	path := flag
+	if path == "" {
+		path = os.Getenv("CAPSHIM_CONFIG")
 	}
-	if env := os.Getenv("CAPSHIM_CONFIG"); env != "" {
-		return policy.LoadFile(env)
+	if path == "" {
+		if name := filepath.Base(argv0); name != "capshim" && strings.HasPrefix(name, "capshim") {
+			path = filepath.Join(policyDir, name+".toml")
+		}
 	}
-	if name := filepath.Base(argv0); name != "capshim" && strings.HasPrefix(name, "capshim") {
-		return policy.LoadFile(filepath.Join(policyDir, name+".toml"))
+	if path == "" {
+		if _, err := os.Lstat(policy.DefaultPath); errors.Is(err, os.ErrNotExist) {
+			return policy.Builtin(), nil
+		}
+		path = policy.DefaultPath
 	}
-	return policy.LoadDefault()
+	if !filepath.IsAbs(path) {
+		return nil, fmt.Errorf("policy path %q is not absolute; runtime calls run in the bundle directory, so give the full path", path)
+	}
+	if err := policy.CheckTrusted(path, false); err != nil {
+		return nil, fmt.Errorf("untrusted policy: %w", err)
+	}
+	return policy.LoadFile(path)
 }
 
 // findRuntime returns the real runtime: the policy's, or the first runc on
@@ -90,6 +103,9 @@ func findRuntime(pol *policy.Policy) (string, error) {
 		if isSelf(pol.Runtime) {
 			return "", fmt.Errorf("the runtime %s named in %s is capshim itself; name the real runtime, e.g. /usr/bin/runc", pol.Runtime, pol.Source)
 		}
+		if err := policy.CheckTrusted(pol.Runtime, true); err != nil {
+			return "", fmt.Errorf("untrusted runtime (named in %s): %w", pol.Source, err)
+		}
 		return pol.Runtime, nil
 	}
 	for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
@@ -100,6 +116,9 @@ func findRuntime(pol *policy.Policy) (string, error) {
 		st, err := os.Stat(p)
 		if err != nil || st.IsDir() || st.Mode().Perm()&0o111 == 0 || isSelf(p) {
 			continue
+		}
+		if err := policy.CheckTrusted(p, true); err != nil {
+			return "", fmt.Errorf("untrusted runtime found on PATH: %w", err)
 		}
 		return p, nil
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/urfave/cli/v2"
 
@@ -31,6 +32,11 @@ func cliPolicy(c *cli.Context) (*policy.Policy, error) {
 		return policy.Builtin(), nil
 	}
 	if path := c.String("config"); path != "" {
+		if abs, err := filepath.Abs(path); err == nil {
+			if err := policy.CheckTrusted(abs, false); err != nil {
+				fmt.Fprintf(c.App.ErrWriter, "capshim: warning: %v\ncapshim: warning: as a runtime, capshim would refuse this policy file\n", err)
+			}
+		}
 		return policy.LoadFile(path)
 	}
 	return policy.LoadDefault()
