@@ -28,10 +28,19 @@ func runtimeMain(args []string, stderr io.Writer) int {
 		return 1
 	}
 	l := newRuntimeLog(ra, stderr)
+	carries := !ra.version && reduces(ra.command)
 	pol, err := loadRuntimePolicy(ra.policy, args[0])
 	if err != nil {
-		l.fail(err)
-		return 1
+		if carries {
+			l.fail(err)
+			return 1
+		}
+		// A command that carries no capabilities (kill, delete, state...)
+		// must keep working with a broken policy, or no container could be
+		// stopped until it is fixed. It runs on runc from PATH.
+		l.line("warning", fmt.Sprintf("capshim: %v; %s carries no capabilities, so it goes to runc on PATH", err, ra.command), nil)
+		pol = policy.Builtin()
+		pol.Runtime = ""
 	}
 	runtime, err := findRuntime(pol)
 	if err != nil {
@@ -42,7 +51,7 @@ func runtimeMain(args []string, stderr io.Writer) int {
 		fmt.Printf("capshim version %s\n", version)
 		ra.argv = []string{"--version"}
 	}
-	if !ra.version && reduces(ra.command) {
+	if carries {
 		if ra.argv, err = reduce(ra, pol, l); err != nil {
 			l.fail(err)
 			return 1
@@ -55,19 +64,24 @@ func runtimeMain(args []string, stderr io.Writer) int {
 }
 
 // loadRuntimePolicy finds the policy for a runtime call: the
-// --capshim-config flag, else $CAPSHIM_CONFIG, else the file named after
-// the name capshim is called as (capshim-web → /etc/capshim/capshim-web.toml),
-// else /etc/capshim/shim.toml, else the built-in default. A policy file
+// --capshim-config flag, else the file named after the name capshim is
+// called as (capshim-web → /etc/capshim/capshim-web.toml; the directory is
+// $CAPSHIM_CONFIG_DIR when set), else $CAPSHIM_CONFIG, else
+// /etc/capshim/shim.toml, else the built-in default. A policy file
 // that anyone but root could change is refused.
 func loadRuntimePolicy(flag, argv0 string) (*policy.Policy, error) {
 	path := flag
 	if path == "" {
-		path = os.Getenv("CAPSHIM_CONFIG")
+		if name := filepath.Base(argv0); name != "capshim" && strings.HasPrefix(name, "capshim") {
+			dir := os.Getenv("CAPSHIM_CONFIG_DIR")
+			if dir == "" {
+				dir = policyDir
+			}
+			path = filepath.Join(dir, name+".toml")
+		}
 	}
 	if path == "" {
-		if name := filepath.Base(argv0); name != "capshim" && strings.HasPrefix(name, "capshim") {
-			path = filepath.Join(policyDir, name+".toml")
-		}
+		path = os.Getenv("CAPSHIM_CONFIG")
 	}
 	if path == "" {
 		if _, err := os.Lstat(policy.DefaultPath); errors.Is(err, os.ErrNotExist) {
