@@ -12,7 +12,11 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 DEPS_PKGS := runc crun containerd docker.io podman busybox-static
 DEPS_BINS := runc crun containerd ctr containerd-shim-runc-v2 dockerd docker podman
 
-.PHONY: all build run test unit integration deps vet clean
+FUZZTIME ?= 60s
+# package:target pairs for `make fuzz`.
+FUZZ_TARGETS := spec:FuzzReduce policy:FuzzParse cmd/capshim:FuzzParseRuntimeArgs
+
+.PHONY: all build run test unit integration deps vet fuzz fuzz-short clean
 
 all: build
 
@@ -41,13 +45,26 @@ vet:
 	$(GO) vet ./...
 
 unit:
-	$(GO) test -count=1 -race ./spec/... ./policy/... ./cmd/...
+	$(GO) test -count=1 -race ./spec/... ./policy/... ./proc/... ./install/... ./cmd/...
 
 integration: deps
 	$(GO) test -count=1 -timeout 45m -v ./integration/...
 
+# Each fuzz target for FUZZTIME; crashers land in PKG/testdata/fuzz and
+# then run as regression cases in every `go test`.
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz $$fn ($$pkg, $(FUZZTIME))"; \
+		$(GO) test -run=NONE -fuzz="^$$fn$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=200x ./$$pkg || exit 1; \
+	done
+
+fuzz-short:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=10s
+
 test: deps vet
-	$(GO) test -count=1 -race ./spec/... ./policy/... ./cmd/... ./deploy/...
+	$(GO) test -count=1 -race ./spec/... ./policy/... ./proc/... ./install/... ./cmd/... ./deploy/...
+	@$(MAKE) --no-print-directory fuzz-short
 	$(GO) test -count=1 -timeout 45m -v ./integration/...
 
 clean:

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -164,7 +165,9 @@ func parseGlobals(args []string) (*runtimeArgs, error) {
 			}
 		case boolFlag:
 			if name == "version" || name == "v" {
-				ra.version = !hasValue || value == "true" || value == "1"
+				// Go's flag package takes any strconv.ParseBool value.
+				b, err := strconv.ParseBool(value)
+				ra.version = !hasValue || err == nil && b
 			}
 		}
 		switch name {
@@ -241,6 +244,9 @@ func (ra *runtimeArgs) parseCommand() error {
 		return fmt.Errorf("expected one container id, got %d operands (%s)", len(operands), strings.Join(operands, " "))
 	}
 	ra.id = operands[0]
+	if ra.id == "" {
+		return fmt.Errorf("empty container id")
+	}
 	return nil
 }
 

@@ -33,7 +33,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // cliCommands lists capshim's own commands; they shadow nothing of runc's.
 func cliCommands() []*cli.Command {
-	return []*cli.Command{rewriteCommand, checkCommand, capsCommand, inspectCommand}
+	return []*cli.Command{rewriteCommand, checkCommand, capsCommand, inspectCommand, installCommand}
 }
 
 // isCLI reports whether args name one of capshim's own commands (or ask for

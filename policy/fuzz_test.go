@@ -1,0 +1,51 @@
+package policy
+
+import (
+	"os"
+	"testing"
+
+	"github.com/capshim/capshim/spec"
+)
+
+// FuzzParse feeds arbitrary policy text to Parse. It must return a
+// *LoadError or a policy that keeps the load-time guarantees, and deciding
+// with it must hold the decision invariants.
+func FuzzParse(f *testing.F) {
+	example, err := os.ReadFile("../shim.toml.example")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(example, "capshim.io/capabilities", "CAP_CHOWN, setuid", "web-1")
+	f.Add([]byte("default = [\"kill\"]\nnever = []\n[[rule]]\nname = \"a\"\ncapabilities = [\"chown\"]\n[rule.match.annotations]\n\"ns\" = \"web-[a-c]*\"\n"), "ns", "chown", "web-b1")
+	f.Add([]byte("mode = \"audit\"\non_denied_request = \"fail\"\nlog = \"/var/log/capshim.jsonl\"\n"), "x", "sys_admin", "")
+	f.Fuzz(func(t *testing.T, data []byte, key, request, value string) {
+		p, err := Parse(data, "fuzz.toml")
+		if err != nil {
+			if _, ok := err.(*LoadError); !ok {
+				t.Fatalf("error %T is not a *LoadError: %v", err, err)
+			}
+			if err.Error() == "" {
+				t.Fatal("empty error")
+			}
+			return
+		}
+		if p.Default&p.Never != 0 {
+			t.Fatalf("default and never overlap: %s", p.Default&p.Never)
+		}
+		for _, r := range p.Rules {
+			if r.Capabilities&p.Never != 0 {
+				t.Fatalf("rule %q grants never-capabilities", r.Name)
+			}
+		}
+		d := p.Decide(map[string]string{key: value, AnnotationCaps: request}, []string{EnvCaps + "=" + request})
+		if d.Target&p.Never != 0 {
+			t.Fatalf("target holds never-capabilities %s", d.Target&p.Never)
+		}
+		if d.Target&^(p.Default|d.Allowed) != 0 {
+			t.Fatalf("target %s beyond default ∪ allowed", d.Target)
+		}
+		if d.Granted&^d.Requested != 0 || d.Target&^spec.AllCaps != 0 {
+			t.Fatalf("bad decision %+v", d)
+		}
+	})
+}

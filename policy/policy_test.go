@@ -1,0 +1,416 @@
+package policy
+
+import (
+	"math/rand"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/capshim/capshim/spec"
+)
+
+// mustParse parses a policy for a test.
+func mustParse(t testing.TB, text string) *Policy {
+	t.Helper()
+	p, err := Parse([]byte(text), "test.toml")
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	return p
+}
+
+const nsKey = "io.kubernetes.cri.sandbox-namespace"
+
+// decidePolicy has a match-all rule, a namespace rule and a rule on two
+// annotations.
+const decidePolicy = `
+default = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+never = ["CAP_SYS_ADMIN", "CAP_SYS_MODULE"]
+
+[[rule]]
+name = "everyone"
+capabilities = ["CAP_CHOWN"]
+
+[[rule]]
+name = "web"
+capabilities = ["CAP_SETUID", "CAP_SETGID"]
+[rule.match.annotations]
+"io.kubernetes.cri.sandbox-namespace" = "web-*"
+
+[[rule]]
+name = "net-tools"
+capabilities = ["CAP_NET_RAW", "CAP_NET_ADMIN"]
+[rule.match.annotations]
+"io.kubernetes.cri.sandbox-namespace" = "[nN]et-??"
+"io.kubernetes.cri.container-type" = "container"
+`
+
+func TestDecide(t *testing.T) {
+	caps := func(names ...string) spec.CapSet { return mustCaps(t, names...) }
+	oci := spec.OCIDefault
+	tests := []struct {
+		name        string
+		policy      string // "" for decidePolicy
+		annotations map[string]string
+		env         []string
+
+		requested, allowed, granted, denied, target spec.CapSet
+		unknown                                     []string
+		rules                                       []string
+	}{
+		{
+			name:      "no request: the default",
+			allowed:   caps("CHOWN"),
+			target:    oci,
+			rules:     []string{"everyone"},
+			requested: 0,
+		},
+		{
+			name:        "capshim annotation",
+			annotations: map[string]string{AnnotationCaps: "CAP_CHOWN"},
+			requested:   caps("CHOWN"), allowed: caps("CHOWN"), granted: caps("CHOWN"),
+			target: oci | caps("CHOWN"), rules: []string{"everyone"},
+		},
+		{
+			name:        "podman annotation",
+			annotations: map[string]string{PodmanCaps: "CAP_CHOWN,CAP_SETUID"},
+			requested:   caps("CHOWN", "SETUID"), allowed: caps("CHOWN"), granted: caps("CHOWN"),
+			denied: caps("SETUID"), target: oci | caps("CHOWN"), rules: []string{"everyone"},
+		},
+		{
+			name:        "both annotations add up",
+			annotations: map[string]string{AnnotationCaps: "CAP_CHOWN", PodmanCaps: "CAP_SETUID", nsKey: "web-1"},
+			requested:   caps("CHOWN", "SETUID"), allowed: caps("CHOWN", "SETUID", "SETGID"), granted: caps("CHOWN", "SETUID"),
+			target: oci | caps("CHOWN", "SETUID"), rules: []string{"everyone", "web"},
+		},
+		{
+			name:      "env var",
+			env:       []string{"PATH=/usr/bin", "CAPSHIM_CAPABILITIES=CAP_CHOWN"},
+			requested: caps("CHOWN"), allowed: caps("CHOWN"), granted: caps("CHOWN"),
+			target: oci | caps("CHOWN"), rules: []string{"everyone"},
+		},
+		{
+			name:      "several env entries add up",
+			env:       []string{"CAPSHIM_CAPABILITIES=CAP_CHOWN", "HOME=/root", "CAPSHIM_CAPABILITIES=CAP_NET_RAW"},
+			requested: caps("CHOWN", "NET_RAW"), allowed: caps("CHOWN"), granted: caps("CHOWN"),
+			denied: caps("NET_RAW"), target: oci | caps("CHOWN"), rules: []string{"everyone"},
+		},
+		{
+			name:    "env var names are exact",
+			env:     []string{"capshim_capabilities=CAP_CHOWN", "CAPSHIM_CAPABILITIES_EXTRA=CAP_CHOWN", "XCAPSHIM_CAPABILITIES=CAP_CHOWN", "CAPSHIM_CAPABILITIES"},
+			allowed: caps("CHOWN"),
+			target:  oci, rules: []string{"everyone"},
+		},
+		{
+			name:        "annotation and env add up",
+			annotations: map[string]string{AnnotationCaps: "CAP_SETUID", nsKey: "web-a"},
+			env:         []string{"CAPSHIM_CAPABILITIES=CAP_CHOWN"},
+			requested:   caps("CHOWN", "SETUID"), allowed: caps("CHOWN", "SETUID", "SETGID"), granted: caps("CHOWN", "SETUID"),
+			target: oci | caps("CHOWN", "SETUID"), rules: []string{"everyone", "web"},
+		},
+		{
+			name:        "mixed case, no CAP_, spaces, empty items",
+			annotations: map[string]string{AnnotationCaps: " chown, ,Cap_SetUid,,  CAP_setgid ,", nsKey: "web-x"},
+			requested:   caps("CHOWN", "SETUID", "SETGID"), allowed: caps("CHOWN", "SETUID", "SETGID"),
+			granted: caps("CHOWN", "SETUID", "SETGID"), target: oci | caps("CHOWN", "SETUID", "SETGID"),
+			rules: []string{"everyone", "web"},
+		},
+		{
+			name:        "empty request",
+			annotations: map[string]string{AnnotationCaps: ""},
+			env:         []string{"CAPSHIM_CAPABILITIES=", "CAPSHIM_CAPABILITIES= , ,"},
+			allowed:     caps("CHOWN"), target: oci, rules: []string{"everyone"},
+		},
+		{
+			name:        "unknown names",
+			annotations: map[string]string{AnnotationCaps: "CAP_CHOWN, CAP_ROOT ,everything"},
+			env:         []string{"CAPSHIM_CAPABILITIES=cap_"},
+			requested:   caps("CHOWN"), allowed: caps("CHOWN"), granted: caps("CHOWN"),
+			target: oci | caps("CHOWN"), unknown: []string{"CAP_ROOT", "everything", "cap_"}, rules: []string{"everyone"},
+		},
+		{
+			name:        "request of a default capability is not denied",
+			annotations: map[string]string{AnnotationCaps: "CAP_KILL"},
+			requested:   caps("KILL"), allowed: caps("CHOWN"), target: oci, rules: []string{"everyone"},
+		},
+		{
+			name:        "glob on namespace matches",
+			annotations: map[string]string{AnnotationCaps: "SETUID", nsKey: "web-frontend"},
+			requested:   caps("SETUID"), allowed: caps("CHOWN", "SETUID", "SETGID"), granted: caps("SETUID"),
+			target: oci | caps("SETUID"), rules: []string{"everyone", "web"},
+		},
+		{
+			name:        "glob on namespace does not match",
+			annotations: map[string]string{AnnotationCaps: "SETUID", nsKey: "api-web-frontend"},
+			requested:   caps("SETUID"), allowed: caps("CHOWN"), denied: caps("SETUID"),
+			target: oci, rules: []string{"everyone"},
+		},
+		{
+			name:        "matched annotation missing",
+			annotations: map[string]string{AnnotationCaps: "SETUID", "io.kubernetes.cri.sandbox-name": "web-1"},
+			requested:   caps("SETUID"), allowed: caps("CHOWN"), denied: caps("SETUID"),
+			target: oci, rules: []string{"everyone"},
+		},
+		{
+			name:        "rule with two conditions, both hold",
+			annotations: map[string]string{AnnotationCaps: "NET_RAW", nsKey: "Net-01", "io.kubernetes.cri.container-type": "container"},
+			requested:   caps("NET_RAW"), allowed: caps("CHOWN", "NET_RAW", "NET_ADMIN"), granted: caps("NET_RAW"),
+			target: oci | caps("NET_RAW"), rules: []string{"everyone", "net-tools"},
+		},
+		{
+			name:        "rule with two conditions, one fails",
+			annotations: map[string]string{AnnotationCaps: "NET_RAW", nsKey: "net-01", "io.kubernetes.cri.container-type": "sandbox"},
+			requested:   caps("NET_RAW"), allowed: caps("CHOWN"), denied: caps("NET_RAW"),
+			target: oci, rules: []string{"everyone"},
+		},
+		{
+			name:        "never wins over a rule",
+			policy:      "[[rule]]\nname = \"all\"\ncapabilities = [\"CHOWN\"]\n",
+			annotations: map[string]string{AnnotationCaps: "CAP_SYS_ADMIN,CAP_CHOWN"},
+			requested:   caps("SYS_ADMIN", "CHOWN"), allowed: caps("CHOWN"), granted: caps("CHOWN"),
+			denied: caps("SYS_ADMIN"), target: oci | caps("CHOWN"), rules: []string{"all"},
+		},
+		{
+			name:        "no rules: only the default",
+			policy:      "default = [\"KILL\"]\n",
+			annotations: map[string]string{AnnotationCaps: "KILL,CHOWN"},
+			requested:   caps("KILL", "CHOWN"), denied: caps("CHOWN"), target: caps("KILL"),
+		},
+		{
+			name:        "empty default",
+			policy:      "default = []\n[[rule]]\nname = \"a\"\ncapabilities = [\"CHOWN\"]\n",
+			annotations: map[string]string{AnnotationCaps: "CHOWN"},
+			requested:   caps("CHOWN"), allowed: caps("CHOWN"), granted: caps("CHOWN"), target: caps("CHOWN"), rules: []string{"a"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			text := tt.policy
+			if text == "" {
+				text = decidePolicy
+			}
+			p := mustParse(t, text)
+			d := p.Decide(tt.annotations, tt.env)
+			want := Decision{
+				Requested: tt.requested, Allowed: tt.allowed, Granted: tt.granted,
+				Denied: tt.denied, Target: tt.target, Unknown: tt.unknown, Rules: tt.rules,
+			}
+			if !reflect.DeepEqual(d, want) {
+				t.Errorf("Decide:\n got %s\nwant %s", fmtDecision(d), fmtDecision(want))
+			}
+			if refused := tt.denied != 0 || len(tt.unknown) > 0; d.Refused() != refused {
+				t.Errorf("Refused() = %v, want %v", d.Refused(), refused)
+			}
+		})
+	}
+}
+
+func fmtDecision(d Decision) string {
+	return "requested=" + d.Requested.String() + " allowed=" + d.Allowed.String() + " granted=" + d.Granted.String() +
+		" denied=" + d.Denied.String() + " target=" + d.Target.String() +
+		" unknown=[" + strings.Join(d.Unknown, "|") + "] rules=[" + strings.Join(d.Rules, "|") + "]"
+}
+
+// TestDecideNeverInHandBuiltPolicy: a Policy built in code (not loaded)
+// with a never capability in a rule and in the default still never grants
+// it.
+func TestDecideNeverInHandBuiltPolicy(t *testing.T) {
+	p := &Policy{
+		Source:  "code",
+		Mode:    Enforce,
+		Default: mustCaps(t, "KILL", "SYS_ADMIN"),
+		Never:   mustCaps(t, "SYS_ADMIN", "SYS_MODULE"),
+		Rules:   []Rule{{Name: "bad", Capabilities: mustCaps(t, "SYS_MODULE", "CHOWN")}},
+	}
+	d := p.Decide(map[string]string{AnnotationCaps: "SYS_MODULE,CHOWN,SYS_ADMIN"}, nil)
+	if d.Target != mustCaps(t, "KILL", "CHOWN") {
+		t.Errorf("Target = %s, want CAP_CHOWN,CAP_KILL", d.Target)
+	}
+	if d.Allowed != mustCaps(t, "CHOWN") || d.Granted != mustCaps(t, "CHOWN") {
+		t.Errorf("Allowed = %s, Granted = %s; want CAP_CHOWN", d.Allowed, d.Granted)
+	}
+	if d.Denied != mustCaps(t, "SYS_MODULE", "SYS_ADMIN") {
+		t.Errorf("Denied = %s", d.Denied)
+	}
+}
+
+func TestCheck(t *testing.T) {
+	tests := []struct {
+		name    string
+		policy  string
+		ann     map[string]string
+		wantErr []string // nil: no error
+	}{
+		{
+			name:   "drop: denied request passes",
+			policy: "on_denied_request = \"drop\"\n",
+			ann:    map[string]string{AnnotationCaps: "CAP_SETUID"},
+		},
+		{
+			name:   "default is drop",
+			policy: "",
+			ann:    map[string]string{AnnotationCaps: "CAP_SETUID,nonsense"},
+		},
+		{
+			name:   "fail: nothing refused",
+			policy: "on_denied_request = \"fail\"\n[[rule]]\nname = \"a\"\ncapabilities = [\"SETUID\"]\n",
+			ann:    map[string]string{AnnotationCaps: "setuid,kill"},
+		},
+		{
+			name:   "fail: no request",
+			policy: "on_denied_request = \"fail\"\n",
+		},
+		{
+			name:    "fail: denied",
+			policy:  "on_denied_request = \"fail\"\n",
+			ann:     map[string]string{AnnotationCaps: "CAP_SETUID,CAP_KILL,net_raw"},
+			wantErr: []string{`request refused (on_denied_request = "fail" in test.toml): not allowed by any matching rule: CAP_SETUID,CAP_NET_RAW`},
+		},
+		{
+			name:    "fail: unknown",
+			policy:  "on_denied_request = \"fail\"\n",
+			ann:     map[string]string{AnnotationCaps: "CAP_KILL, CAP_ROOT"},
+			wantErr: []string{`request refused (on_denied_request = "fail" in test.toml): not capabilities: CAP_ROOT`},
+		},
+		{
+			name:    "fail: denied and unknown",
+			policy:  "on_denied_request = \"fail\"\n",
+			ann:     map[string]string{AnnotationCaps: "SYS_ADMIN,foo,bar"},
+			wantErr: []string{`not allowed by any matching rule: CAP_SYS_ADMIN; not capabilities: foo,bar`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := mustParse(t, tt.policy)
+			d := p.Decide(tt.ann, nil)
+			err := p.Check(&d)
+			if tt.wantErr == nil {
+				if err != nil {
+					t.Errorf("Check = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Check = nil, want an error")
+			}
+			for _, w := range tt.wantErr {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Check = %q, want it to contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// randomSet returns a random subset of the capabilities, biased towards
+// small sets.
+func randomSet(rnd *rand.Rand) spec.CapSet {
+	switch rnd.Intn(4) {
+	case 0:
+		return 0
+	case 1:
+		return spec.CapSet(rnd.Uint64()) & spec.AllCaps
+	}
+	var s spec.CapSet
+	for n := rnd.Intn(5); n > 0; n-- {
+		s = s.Add(spec.Cap(rnd.Intn(spec.NumCaps)))
+	}
+	return s
+}
+
+// randomRequest renders a random request the way people write them.
+func randomRequest(rnd *rand.Rand) string {
+	var items []string
+	for n := rnd.Intn(6); n > 0; n-- {
+		c := spec.Cap(rnd.Intn(spec.NumCaps))
+		name := c.String()
+		switch rnd.Intn(6) {
+		case 0:
+			name = strings.ToLower(name)
+		case 1:
+			name = strings.TrimPrefix(name, "CAP_")
+		case 2:
+			name = " " + strings.ToLower(strings.TrimPrefix(name, "CAP_")) + " "
+		case 3:
+			name = []string{"", " ", "CAP_NOPE", "root", "CAP_"}[rnd.Intn(5)]
+		}
+		items = append(items, name)
+	}
+	return strings.Join(items, ",")
+}
+
+// TestDecideProperties checks the decision invariants over random
+// policies (built in code, so never may overlap rules and default) and
+// random requests.
+func TestDecideProperties(t *testing.T) {
+	rnd := rand.New(rand.NewSource(42))
+	namespaces := []string{"web-1", "web-2", "api", "kube-system", "net-01"}
+	globs := []string{"*", "web-*", "api", "net-??", "[!w]*", "kube-*", "nothing"}
+	for i := 0; i < 5000; i++ {
+		p := &Policy{Source: "random", Mode: Enforce, Default: randomSet(rnd), Never: randomSet(rnd)}
+		for r := rnd.Intn(4); r > 0; r-- {
+			rule := Rule{Name: "r" + itoa(r), Capabilities: randomSet(rnd)}
+			if rnd.Intn(2) == 0 {
+				rule.Annotations = []Match{{Key: nsKey, Glob: globs[rnd.Intn(len(globs))]}}
+			}
+			p.Rules = append(p.Rules, rule)
+		}
+		ann := map[string]string{}
+		if rnd.Intn(3) > 0 {
+			ann[nsKey] = namespaces[rnd.Intn(len(namespaces))]
+		}
+		if rnd.Intn(2) == 0 {
+			ann[AnnotationCaps] = randomRequest(rnd)
+		}
+		if rnd.Intn(4) == 0 {
+			ann[PodmanCaps] = randomRequest(rnd)
+		}
+		var env []string
+		for n := rnd.Intn(3); n > 0; n-- {
+			env = append(env, EnvCaps+"="+randomRequest(rnd))
+		}
+
+		d := p.Decide(ann, env)
+		fail := func(what string) {
+			t.Helper()
+			t.Fatalf("iteration %d: %s\npolicy default=%s never=%s rules=%+v\nannotations=%v env=%q\ndecision %s",
+				i, what, p.Default, p.Never, p.Rules, ann, env, fmtDecision(d))
+		}
+		if d.Target&^(p.Default|d.Allowed) != 0 {
+			fail("Target ⊄ Default ∪ Allowed")
+		}
+		if d.Target&p.Never != 0 {
+			fail("Target ∩ Never ≠ ∅")
+		}
+		if d.Allowed&p.Never != 0 {
+			fail("Allowed ∩ Never ≠ ∅")
+		}
+		if d.Granted&^d.Requested != 0 {
+			fail("Granted ⊄ Requested")
+		}
+		if d.Granted&^d.Allowed != 0 {
+			fail("Granted ⊄ Allowed")
+		}
+		if p.Default&p.Never == 0 && p.Default&^d.Target != 0 {
+			fail("Default ⊄ Target although Default ∩ Never = ∅")
+		}
+		if d.Denied != d.Requested&^d.Target {
+			fail("Denied ≠ Requested − Target")
+		}
+		if d.Target != (p.Default|d.Requested&d.Allowed)&^p.Never {
+			fail("Target ≠ (Default ∪ (Requested ∩ Allowed)) − Never")
+		}
+		var matched []string
+		for _, r := range p.Rules {
+			if r.Matches(ann) {
+				matched = append(matched, r.Name)
+			}
+		}
+		if !reflect.DeepEqual(d.Rules, matched) {
+			fail("Rules are not the matching rules in order")
+		}
+		if again := p.Decide(ann, env); !reflect.DeepEqual(again, d) {
+			fail("Decide is not deterministic")
+		}
+	}
+}
