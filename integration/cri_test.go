@@ -268,29 +268,36 @@ func TestCRI(t *testing.T) {
 	ctdRequire(t)
 	pol := ctdNewPolicy(t, ctdPolicyTOML())
 
-	// A second handler with its own policy. capshim picks a policy by the
-	// name it is called as only in the fixed directory /etc/capshim, and
-	// $CAPSHIM_CONFIG wins over the name, so (not to write to /etc) this
-	// handler's binary is a wrapper that sets CAPSHIM_CONFIG.
+	// A second handler with its own policy, chosen by the name capshim is
+	// called as: the handler's binary is a link named capshim-web, which
+	// reads capshim-web.toml in $CAPSHIM_CONFIG_DIR (default /etc/capshim;
+	// a directory of the test here, given to containerd's environment).
+	// The name wins over $CAPSHIM_CONFIG, which the daemon also has.
 	webPol := ctdNewPolicy(t, ctdPolicyTOML(ctdRuleChown))
+	cfgDir := t.TempDir()
 	binDir := t.TempDir()
-	if err := os.Chmod(binDir, 0o755); err != nil {
+	for _, d := range []string{cfgDir, binDir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(webPol.path, filepath.Join(cfgDir, "capshim-web.toml")); err != nil {
 		t.Fatal(err)
 	}
 	webBin := filepath.Join(binDir, "capshim-web")
-	writeFile(t, webBin, fmt.Sprintf("#!/bin/sh\nCAPSHIM_CONFIG=%s exec %s \"$@\"\n", webPol.path, capshimBin), 0o755)
-
-	// A handler whose capshim is called as capshim-ctdname-PID (a symlink),
-	// without $CAPSHIM_CONFIG: it must look for
-	// /etc/capshim/capshim-ctdname-PID.toml, which does not exist, and
-	// refuse the pod (fail closed) naming that file.
-	byName := fmt.Sprintf("capshim-ctdname-%d", os.Getpid())
-	byNamePolicy := filepath.Join("/etc/capshim", byName+".toml")
-	if err := os.Symlink(capshimBin, filepath.Join(binDir, byName)); err != nil {
+	if err := os.Symlink(capshimBin, webBin); err != nil {
 		t.Fatal(err)
 	}
-	byNameBin := filepath.Join(binDir, "by-name")
-	writeFile(t, byNameBin, fmt.Sprintf("#!/bin/sh\nunset CAPSHIM_CONFIG\nexec %s \"$@\"\n", filepath.Join(binDir, byName)), 0o755)
+
+	// A handler whose capshim is called by a name with no policy file in
+	// that directory: it must refuse the pod (fail closed), naming the
+	// file, and not fall back to $CAPSHIM_CONFIG.
+	byName := fmt.Sprintf("capshim-ctdname-%d", os.Getpid())
+	byNamePolicy := filepath.Join(cfgDir, byName+".toml")
+	byNameBin := filepath.Join(binDir, byName)
+	if err := os.Symlink(capshimBin, byNameBin); err != nil {
+		t.Fatal(err)
+	}
 
 	handlers := []ctdHandler{
 		{name: "runc"},
@@ -298,7 +305,7 @@ func TestCRI(t *testing.T) {
 		{name: "capshim-web", binary: webBin, annotations: true},
 		{name: "capshim-by-name", binary: byNameBin, annotations: true},
 	}
-	d := ctdStart(t, handlers, []string{"CAPSHIM_CONFIG=" + pol.path})
+	d := ctdStart(t, handlers, []string{"CAPSHIM_CONFIG=" + pol.path, "CAPSHIM_CONFIG_DIR=" + cfgDir})
 	d.importImages(t, "k8s.io")
 	c := ctdDialCRI(t, d)
 
