@@ -3,42 +3,16 @@ package install
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/capshim/capshim/internal/golden"
+
 	"github.com/BurntSushi/toml"
 )
-
-// update makes golden write golden files instead of comparing:
-// go test ./install/ -update.
-var update = flag.Bool("update", false, "rewrite golden files")
-
-// golden compares got with testdata/golden/<name>, or writes it with
-// -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", "golden", filepath.FromSlash(name))
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden file (go test -update creates it): %v", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (go test -update accepts it):\n%s", path, Diff(path, "got", want, got))
-	}
-}
 
 // input reads testdata/in/<name>; "" is a missing file.
 func input(t *testing.T, name string) []byte {
@@ -97,8 +71,8 @@ func TestInstallEditGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, tt.name+".out", got)
-			golden(t, tt.name+".diff", []byte(Diff("old", "new", old, got)))
+			golden.Check(t, "golden/"+tt.name+".out", got)
+			golden.Check(t, "golden/"+tt.name+".diff", []byte(Diff("old", "new", old, got)))
 			if len(notes) != len(tt.notes) {
 				t.Errorf("notes = %q, want %d matching %q", notes, len(tt.notes), tt.notes)
 			}
@@ -309,7 +283,7 @@ func TestInstallDiff(t *testing.T) {
 		}
 		all.WriteString("== " + tt.name + "\n" + d)
 	}
-	golden(t, "diff.txt", all.Bytes())
+	golden.Check(t, "golden/"+"diff.txt", all.Bytes())
 }
 
 // writeFile writes a file under a new temp dir.

@@ -3,7 +3,6 @@ package policy
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -11,10 +10,9 @@ import (
 	"testing"
 
 	"github.com/capshim/capshim"
+	"github.com/capshim/capshim/internal/golden"
 	"github.com/capshim/capshim/spec"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 // mustCaps parses capability names for a test.
 func mustCaps(t testing.TB, names ...string) spec.CapSet {
@@ -24,38 +22,6 @@ func mustCaps(t testing.TB, names ...string) spec.CapSet {
 		t.Fatalf("bad capability names in the test: %v", unknown)
 	}
 	return set
-}
-
-// goldenFile compares got with testdata/name, or rewrites it with -update.
-func goldenFile(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./policy -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		gl, wl := strings.Split(string(got), "\n"), strings.Split(string(want), "\n")
-		for i := 0; i < len(gl) || i < len(wl); i++ {
-			var g, w string
-			if i < len(gl) {
-				g = gl[i]
-			}
-			if i < len(wl) {
-				w = wl[i]
-			}
-			if g != w {
-				t.Fatalf("%s differs at line %d (run go test ./policy -update if the change is intended)\n got: %q\nwant: %q", path, i+1, g, w)
-			}
-		}
-		t.Fatalf("%s differs (run go test ./policy -update if the change is intended)", path)
-	}
 }
 
 func TestParseGood(t *testing.T) {
@@ -428,7 +394,7 @@ func TestParseErrors(t *testing.T) {
 			}
 		})
 	}
-	goldenFile(t, "errors.golden", all.Bytes())
+	golden.Check(t, "errors.golden", all.Bytes())
 }
 
 func itoa(n int) string {

@@ -2,38 +2,15 @@ package spec
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
 	"math/rand"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/capshim/capshim/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
-
-// golden compares got with testdata/golden/NAME, or rewrites it with -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", "golden", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./spec -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file (go test ./spec -update rewrites it)\ngot:\n%s\nwant:\n%s", path, got, want)
-	}
-}
 
 // The fixtures are real specs captured from Docker 20.10, containerd 1.6
 // and runc 1.1.
@@ -77,7 +54,7 @@ func TestReduceFixtures(t *testing.T) {
 				if err := checkReduce(data, fx.kind, tg.target, out, sets); err != nil {
 					t.Fatal(err)
 				}
-				golden(t, strings.TrimSuffix(fx.file, ".json")+"."+tg.name+".json", out)
+				golden.Check(t, "golden/"+strings.TrimSuffix(fx.file, ".json")+"."+tg.name+".json", out)
 			})
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/capshim/capshim/internal/golden"
+
 	"github.com/capshim/capshim/spec"
 )
 
@@ -33,7 +35,7 @@ func TestCapsGolden(t *testing.T) {
 			if err != nil {
 				t.Fatalf("renderCaps: %v", err)
 			}
-			golden(t, tt.file, got)
+			golden.Check(t, tt.file, got)
 		})
 	}
 }

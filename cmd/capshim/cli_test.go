@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/capshim/capshim/internal/golden"
 )
 
 // runCmd runs capshim in process and returns its exit code and output.
@@ -71,7 +73,7 @@ func TestRewriteGolden(t *testing.T) {
 			}
 			out = strings.ReplaceAll(out, p, "config.json")
 			out = strings.ReplaceAll(out, pol, "shim.toml")
-			golden(t, tt.golden, []byte(out))
+			golden.Check(t, tt.golden, []byte(out))
 			after, _ := os.ReadFile(p)
 			if !bytes.Equal(before, after) {
 				t.Error("rewrite without --in-place changed the file")

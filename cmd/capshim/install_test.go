@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/capshim/capshim/internal/golden"
+
 	"github.com/BurntSushi/toml"
 
 	"github.com/capshim/capshim"
@@ -96,7 +98,7 @@ func TestInstallGolden(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("dry run: exit %d: %s", code, errOut)
 			}
-			golden(t, "install/"+tt.name+".dry-run.txt", []byte(out))
+			golden.Check(t, "install/"+tt.name+".dry-run.txt", []byte(out))
 			if tt.fixture != "" && !bytes.Equal(e.read(t, e.conf), before) {
 				t.Error("--dry-run changed the config")
 			}
@@ -112,7 +114,7 @@ func TestInstallGolden(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("exit %d: %s", code, errOut)
 			}
-			golden(t, "install/"+tt.name+".txt", []byte(out))
+			golden.Check(t, "install/"+tt.name+".txt", []byte(out))
 			after := e.read(t, e.conf)
 			if tt.fixture != "" {
 				if backup := e.read(t, e.conf+".capshim-backup"); !bytes.Equal(backup, before) {
