@@ -2,11 +2,14 @@
 #   make run    build, then show the main job on Docker's real default spec
 #   make test   install what the tests need (Debian packages), run every test
 #   make build  build bin/capshim (static)
+#   make bench  measure capshim against a bare Go exec wrapper and runc (BENCHMARKS.md)
 
 GO       ?= go
 BIN      := bin/capshim
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
+TAGS     := urfave_cli_no_docs
+VALIDATE_BIN := bin/capshim-validate
 # Debian packages the integration tests drive: real runc, crun, containerd,
 # dockerd and podman, and the static busybox the test images are built from.
 DEPS_PKGS := runc crun containerd docker.io podman busybox-static
@@ -16,12 +19,17 @@ FUZZTIME ?= 60s
 # package:target pairs for `make fuzz`.
 FUZZ_TARGETS := spec:FuzzReduce policy:FuzzParse cmd/capshim:FuzzParseRuntimeArgs
 
-.PHONY: all build run test unit integration deps vet fuzz fuzz-short clean
+.PHONY: all build run test unit integration deps vet fuzz fuzz-short clean bench
 
 all: build
 
+# capshim is on the path of every runtime call: urfave_cli_no_docs leaves
+# out urfave/cli's man/markdown generator (blackfriday, 0.3 ms of package
+# init per call). runtime-tools' validation for `capshim check` lives in
+# the companion bin/capshim-validate, so capshim does not link it.
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/capshim
+	CGO_ENABLED=0 $(GO) build -trimpath -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/capshim
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(VALIDATE_BIN) ./cmd/capshim-validate
 
 # The main job, on the built-in default policy: Docker 20.10's real default
 # config.json before and after.
@@ -66,6 +74,26 @@ test: deps vet
 	$(GO) test -count=1 -race ./spec/... ./policy/... ./proc/... ./install/... ./cmd/... ./deploy/...
 	@$(MAKE) --no-print-directory fuzz-short
 	$(GO) test -count=1 -timeout 45m -v ./integration/...
+
+# `make bench`: the rewrite's Go benchmarks, then capshim, the bare Go exec
+# wrapper (bench/barewrap, the floor of any Go wrapper) and runc side by
+# side, interleaved; prints one table, writes bench/results.json and
+# bench/chart.png. Needs root, runc and busybox-static (installed if
+# missing); no network traffic. BENCH_PASS/BENCH_CYCLES: rounds.
+BENCH_RUNC   ?= /usr/bin/runc
+BENCH_PASS   ?= 1000
+BENCH_CYCLES ?= 200
+bench: build
+	@command -v runc >/dev/null 2>&1 && [ -x /bin/busybox ] || { \
+		echo "installing runc and busybox-static for make bench"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runc busybox-static >/dev/null; }
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w -X main.runtime=$(BENCH_RUNC)' -o bin/barewrap ./bench/barewrap
+	$(GO) build -o bin/bench-e2e ./bench/e2e
+	@echo "go test -bench ./spec (rewrite in process)..."
+	@$(GO) test -run=NONE -bench=Rewrite -benchmem -count=1 ./spec/ > bin/gobench.txt || { cat bin/gobench.txt; exit 1; }
+	@bin/bench-e2e -capshim $(BIN) -barewrap bin/barewrap -runc $(BENCH_RUNC) \
+		-pass $(BENCH_PASS) -cycles $(BENCH_CYCLES) -gobench bin/gobench.txt \
+		-json bench/results.json -chart bench/chart.png
 
 clean:
 	rm -rf bin

@@ -1,0 +1,567 @@
+// Command e2e measures capshim end to end against a bare Go exec wrapper
+// (bench/barewrap) and runc itself, side by side in one run, interleaved,
+// and prints one table with the in-process Go benchmarks of the rewrite.
+//
+// It sets up everything it needs under one temporary directory (a busybox
+// bundle, a runc --root, a policy file naming the real runtime), deletes
+// every container it created and removes the directory, and sends no
+// network traffic (the container has its own, empty network namespace).
+//
+//	e2e -capshim bin/capshim -barewrap bin/barewrap -runc /usr/bin/runc \
+//	    -gobench gobench.txt -json bench/results.json -chart bench/chart.png
+//	e2e -from bench/results.json -chart bench/chart.png   # chart only
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	rspec "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/opencontainers/runtime-tools/generate"
+)
+
+// runtimes are the three programs measured, in table order.
+var runtimes = []string{"runc", "barewrap", "capshim"}
+
+// dockerCaps are the 14 capabilities Docker and containerd grant by
+// default: the spec every create starts from.
+var dockerCaps = []string{
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
+	"CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
+	"CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+}
+
+type stats struct {
+	Median float64 `json:"median_ms"`
+	P25    float64 `json:"p25_ms"`
+	P75    float64 `json:"p75_ms"`
+	Min    float64 `json:"min_ms"`
+	// PairedVsBare and PairedVsRunc are the medians of the per-round
+	// ratios (this runtime / the other, in the same round): robust to
+	// load that changes during the run.
+	PairedVsBare float64 `json:"paired_vs_barewrap"`
+	PairedVsRunc float64 `json:"paired_vs_runc"`
+}
+
+type measure struct {
+	Name     string           `json:"name"`
+	N        int              `json:"n"`
+	Runtimes map[string]stats `json:"runtimes"`
+	Target   float64          `json:"target_vs_barewrap"`
+}
+
+type goBench struct {
+	Name     string  `json:"name"`
+	NsOp     float64 `json:"ns_op"`
+	BOp      int64   `json:"b_op"`
+	AllocsOp int64   `json:"allocs_op"`
+	MBs      float64 `json:"mb_s"`
+}
+
+type results struct {
+	Date    string    `json:"date"`
+	Machine string    `json:"machine"`
+	Go      []goBench `json:"go_benchmarks"`
+	Pass    measure   `json:"pass_through"`
+	Cycle   measure   `json:"create_start_delete"`
+}
+
+func main() {
+	var (
+		capshim  = flag.String("capshim", "bin/capshim", "capshim binary")
+		barewrap = flag.String("barewrap", "bin/barewrap", "bare Go exec wrapper binary")
+		runc     = flag.String("runc", "/usr/bin/runc", "the real runtime")
+		nPass    = flag.Int("pass", 400, "pass-through rounds (each runs all three)")
+		nCycle   = flag.Int("cycles", 100, "create+start+delete rounds (each runs all three)")
+		warmup   = flag.Int("warmup", 5, "rounds run first and not counted")
+		gobench  = flag.String("gobench", "", "output of go test -bench to include in the table")
+		jsonOut  = flag.String("json", "", "write the results as JSON to this file")
+		chart    = flag.String("chart", "", "write the chart (PNG) to this file")
+		from     = flag.String("from", "", "read results from this JSON file instead of measuring (chart and table only)")
+	)
+	flag.Parse()
+	if err := run(*capshim, *barewrap, *runc, *nPass, *nCycle, *warmup, *gobench, *jsonOut, *chart, *from); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		os.Exit(1)
+	}
+}
+
+func run(capshim, barewrap, runc string, nPass, nCycle, warmup int, gobench, jsonOut, chart, from string) error {
+	var r *results
+	if from != "" {
+		data, err := os.ReadFile(from)
+		if err != nil {
+			return err
+		}
+		r = &results{}
+		if err := json.Unmarshal(data, r); err != nil {
+			return fmt.Errorf("%s: %w", from, err)
+		}
+	} else {
+		var err error
+		if r, err = measureAll(capshim, barewrap, runc, nPass, nCycle, warmup); err != nil {
+			return err
+		}
+		if gobench != "" {
+			if r.Go, err = readGoBench(gobench); err != nil {
+				return err
+			}
+		}
+	}
+	printTable(os.Stdout, r)
+	if jsonOut != "" && from == "" {
+		data, _ := json.MarshalIndent(r, "", "  ")
+		if err := os.WriteFile(jsonOut, append(data, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	if chart != "" {
+		if err := writeChart(chart, r); err != nil {
+			return fmt.Errorf("writing the chart: %w", err)
+		}
+	}
+	return nil
+}
+
+// bench is one measuring session: its temporary directory and what it
+// must clean up.
+type bench struct {
+	dir     string
+	root    string // runc --root
+	bundle  string
+	config  []byte // the pristine 14-capability config.json
+	policy  string
+	bins    map[string]string
+	env     []string
+	devnull *os.File
+	errlog  *os.File
+	created map[string]bool
+	mounted bool // b.dir is a tmpfs of its own
+}
+
+func measureAll(capshim, barewrap, runc string, nPass, nCycle, warmup int) (*results, error) {
+	b := &bench{bins: map[string]string{}, created: map[string]bool{}}
+	for name, p := range map[string]string{"capshim": capshim, "barewrap": barewrap, "runc": runc} {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := os.Stat(abs); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		b.bins[name] = abs
+	}
+	if os.Geteuid() != 0 {
+		return nil, errors.New("creating containers with runc needs root")
+	}
+	defer b.cleanup()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sig
+		fmt.Fprintln(os.Stderr, "e2e: interrupted, cleaning up")
+		b.cleanup()
+		os.Exit(130)
+	}()
+	if err := b.setup(); err != nil {
+		return nil, err
+	}
+	r := &results{Date: time.Now().UTC().Format(time.RFC3339), Machine: machine(b.bins["runc"])}
+
+	fmt.Fprintf(os.Stderr, "e2e: pass-through, %d rounds of %s\n", nPass, strings.Join(runtimes, ", "))
+	pass, err := b.rounds(nPass, warmup, b.passThrough)
+	if err != nil {
+		return nil, err
+	}
+	r.Pass = summarize("pass-through (state of a missing container)", pass, 1.05)
+
+	if err := b.checkReduces(); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(os.Stderr, "e2e: create+start+delete, %d rounds of %s\n", nCycle, strings.Join(runtimes, ", "))
+	cycle, err := b.rounds(nCycle, warmup, b.cycle)
+	if err != nil {
+		return nil, err
+	}
+	r.Cycle = summarize("create+start+delete (busybox, 14 caps)", cycle, 1.02)
+	return r, nil
+}
+
+// rounds runs f for every runtime n+warmup times, interleaved: each round
+// runs all three, in an order that rotates from round to round.
+func (b *bench) rounds(n, warmup int, f func(rt string, i int) (time.Duration, error)) (map[string][]float64, error) {
+	out := map[string][]float64{}
+	for i := 0; i < n+warmup; i++ {
+		for k := range runtimes {
+			rt := runtimes[(i+k)%len(runtimes)]
+			d, err := f(rt, i)
+			if err != nil {
+				return nil, err
+			}
+			if i >= warmup {
+				out[rt] = append(out[rt], float64(d)/float64(time.Millisecond))
+			}
+		}
+	}
+	return out, nil
+}
+
+func (b *bench) setup() error {
+	var err error
+	if b.dir, err = os.MkdirTemp("", "capshim-bench-"); err != nil {
+		return err
+	}
+	// Engines keep bundles and runtime state on tmpfs (containerd's
+	// /run/containerd, Podman's /run/containers): so does the benchmark,
+	// which also keeps other processes' disk traffic out of the numbers.
+	if err := syscall.Mount("tmpfs", b.dir, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, "size=64m,mode=0700"); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: no tmpfs for the bundle (%v); using %s on disk\n", err, b.dir)
+	} else {
+		b.mounted = true
+	}
+	b.root = filepath.Join(b.dir, "runc-root")
+	b.bundle = filepath.Join(b.dir, "bundle")
+	rootfs := filepath.Join(b.bundle, "rootfs")
+	if err := os.MkdirAll(filepath.Join(rootfs, "bin"), 0o755); err != nil {
+		return err
+	}
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		return fmt.Errorf("static busybox missing (apt-get install busybox-static): %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(rootfs, "bin", "busybox"), bb, 0o755); err != nil {
+		return err
+	}
+	if out, err := exec.Command("chroot", rootfs, "/bin/busybox", "--install", "-s", "/bin").CombinedOutput(); err != nil {
+		return fmt.Errorf("busybox --install: %v: %s", err, out)
+	}
+	if b.config, err = engineSpec(); err != nil {
+		return err
+	}
+	// The policy names the real runtime, as a deployment should: no PATH
+	// scan. The directory is root's and 0700, so the trust checks pass.
+	b.policy = filepath.Join(b.dir, "shim.toml")
+	pol := fmt.Sprintf("runtime = %q\nmode = \"enforce\"\ndefault = [\"CAP_AUDIT_WRITE\", \"CAP_KILL\", \"CAP_NET_BIND_SERVICE\"]\n", b.bins["runc"])
+	if err := os.WriteFile(b.policy, []byte(pol), 0o644); err != nil {
+		return err
+	}
+	b.env = append(os.Environ(), "CAPSHIM_CONFIG="+b.policy)
+	if b.devnull, err = os.OpenFile(os.DevNull, os.O_RDWR, 0); err != nil {
+		return err
+	}
+	b.errlog, err = os.OpenFile(filepath.Join(b.dir, "stderr.log"), os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
+	return err
+}
+
+// engineSpec is a config.json like the one Docker or containerd writes:
+// the 14 default capabilities, no terminal, its own network namespace, no
+// user namespace. This VM's root has no CAP_SYS_RESOURCE, so no rlimit
+// above the current hard limit and no oomScoreAdj.
+func engineSpec() ([]byte, error) {
+	g, err := generate.New("linux")
+	if err != nil {
+		return nil, err
+	}
+	g.SetRootPath("rootfs")
+	g.SetHostname("capshim-bench")
+	g.SetProcessArgs([]string{"/bin/true"})
+	g.SetProcessTerminal(false)
+	g.ClearProcessRlimits()
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return nil, err
+	}
+	nofile := min(uint64(1024), lim.Max)
+	g.AddProcessRlimits("RLIMIT_NOFILE", nofile, nofile)
+	g.Config.Process.OOMScoreAdj = nil
+	caps := slices.Clone(dockerCaps)
+	g.Config.Process.Capabilities = &rspec.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps}
+	for _, ns := range g.Config.Linux.Namespaces {
+		if ns.Type == rspec.UserNamespace {
+			return nil, errors.New("the generated spec has a user namespace")
+		}
+	}
+	if !slices.ContainsFunc(g.Config.Linux.Namespaces, func(ns rspec.LinuxNamespace) bool {
+		return ns.Type == rspec.NetworkNamespace && ns.Path == ""
+	}) {
+		return nil, errors.New("the generated spec has no network namespace of its own")
+	}
+	return json.Marshal(g.Config)
+}
+
+// exec runs one runtime call with stdio on /dev/null (stderr to a log)
+// and returns its wall time and exit code.
+func (b *bench) exec(rt string, args ...string) (time.Duration, int, error) {
+	argv := append([]string{b.bins[rt]}, args...)
+	b.errlog.Truncate(0)
+	t0 := time.Now()
+	p, err := os.StartProcess(argv[0], argv, &os.ProcAttr{
+		Dir:   b.bundle,
+		Env:   b.env,
+		Files: []*os.File{b.devnull, b.devnull, b.errlog},
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	st, err := p.Wait()
+	d := time.Since(t0)
+	if err != nil {
+		return 0, 0, err
+	}
+	return d, st.ExitCode(), nil
+}
+
+func (b *bench) stderr() string {
+	data, _ := os.ReadFile(b.errlog.Name())
+	return strings.TrimSpace(string(data))
+}
+
+// passThrough is `state` of a container that does not exist: the runtime
+// starts, finds nothing and exits 1. capshim passes it straight through.
+func (b *bench) passThrough(rt string, _ int) (time.Duration, error) {
+	d, code, err := b.exec(rt, "--root", b.root, "state", "capshim-bench-missing")
+	if err != nil {
+		return 0, err
+	}
+	if code != 1 || !strings.Contains(b.stderr(), "does not exist") {
+		return 0, fmt.Errorf("%s state: exit %d, want 1 with \"does not exist\": %s", rt, code, b.stderr())
+	}
+	return d, nil
+}
+
+// cycle creates, starts and deletes one busybox container running
+// /bin/true. The 14-capability config.json is restored first (untimed),
+// so capshim reduces it every time.
+func (b *bench) cycle(rt string, i int) (time.Duration, error) {
+	if err := os.WriteFile(filepath.Join(b.bundle, "config.json"), b.config, 0o644); err != nil {
+		return 0, err
+	}
+	id := fmt.Sprintf("capshim-bench-%d-%s-%d", os.Getpid(), rt, i)
+	var total time.Duration
+	for _, args := range [][]string{
+		{"--root", b.root, "create", "--bundle", b.bundle, id},
+		{"--root", b.root, "start", id},
+		{"--root", b.root, "delete", "--force", id},
+	} {
+		if args[2] == "create" {
+			b.created[id] = true
+		}
+		d, code, err := b.exec(rt, args...)
+		if err != nil {
+			return 0, err
+		}
+		if code != 0 {
+			return 0, fmt.Errorf("%s %s %s: exit %d: %s", rt, args[2], id, code, b.stderr())
+		}
+		total += d
+	}
+	delete(b.created, id)
+	return total, nil
+}
+
+// checkReduces makes sure capshim does real work in the cycle: one create
+// through capshim must rewrite the 14-capability spec.
+func (b *bench) checkReduces() error {
+	if _, err := b.cycle("capshim", -1); err != nil {
+		return err
+	}
+	data, err := os.ReadFile(filepath.Join(b.bundle, "config.json"))
+	if err != nil {
+		return err
+	}
+	if bytes.Equal(data, b.config) {
+		return errors.New("capshim left the 14-capability spec as it was: the benchmark would not measure a rewrite")
+	}
+	if bytes.Contains(data, []byte("CAP_MKNOD")) {
+		return errors.New("capshim kept CAP_MKNOD: the policy was not applied")
+	}
+	return nil
+}
+
+func (b *bench) cleanup() {
+	for id := range b.created {
+		exec.Command(b.bins["runc"], "--root", b.root, "delete", "--force", id).Run()
+		delete(b.created, id)
+	}
+	if b.devnull != nil {
+		b.devnull.Close()
+	}
+	if b.errlog != nil {
+		b.errlog.Close()
+	}
+	if b.dir != "" {
+		if b.mounted {
+			syscall.Unmount(b.dir, syscall.MNT_DETACH)
+		}
+		os.RemoveAll(b.dir)
+		b.dir = ""
+	}
+}
+
+func summarize(name string, d map[string][]float64, target float64) measure {
+	m := measure{Name: name, N: len(d["runc"]), Runtimes: map[string]stats{}, Target: target}
+	for _, rt := range runtimes {
+		s := slices.Clone(d[rt])
+		slices.Sort(s)
+		m.Runtimes[rt] = stats{
+			Median:       quantile(s, 0.5),
+			P25:          quantile(s, 0.25),
+			P75:          quantile(s, 0.75),
+			Min:          s[0],
+			PairedVsBare: pairedRatio(d[rt], d["barewrap"]),
+			PairedVsRunc: pairedRatio(d[rt], d["runc"]),
+		}
+	}
+	return m
+}
+
+func pairedRatio(a, b []float64) float64 {
+	r := make([]float64, len(a))
+	for i := range a {
+		r[i] = a[i] / b[i]
+	}
+	slices.Sort(r)
+	return quantile(r, 0.5)
+}
+
+func quantile(sorted []float64, q float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	pos := q * float64(len(sorted)-1)
+	i := int(pos)
+	if i+1 >= len(sorted) {
+		return sorted[i]
+	}
+	return sorted[i] + (sorted[i+1]-sorted[i])*(pos-float64(i))
+}
+
+// readGoBench reads the result lines of `go test -bench -benchmem`.
+func readGoBench(path string) ([]goBench, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []goBench
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 4 || !strings.HasPrefix(fields[0], "Benchmark") {
+			continue
+		}
+		g := goBench{Name: strings.TrimPrefix(fields[0], "Benchmark")}
+		if i := strings.LastIndexByte(g.Name, '-'); i > 0 {
+			g.Name = g.Name[:i]
+		}
+		for i := 2; i+1 < len(fields); i += 2 {
+			v, _ := strconv.ParseFloat(fields[i], 64)
+			switch fields[i+1] {
+			case "ns/op":
+				g.NsOp = v
+			case "B/op":
+				g.BOp = int64(v)
+			case "allocs/op":
+				g.AllocsOp = int64(v)
+			case "MB/s":
+				g.MBs = v
+			}
+		}
+		out = append(out, g)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no benchmark results", path)
+	}
+	return out, sc.Err()
+}
+
+func printTable(w io.Writer, r *results) {
+	fmt.Fprintf(w, "capshim benchmarks, %s\n%s\n\n", r.Date, r.Machine)
+	fmt.Fprintln(w, "| measure | runtime | median (go: ns/op) | p25 – p75 (go: throughput) | vs bare wrapper | vs runc | target | B/op | allocs/op |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---|---:|---:|")
+	for _, g := range r.Go {
+		target := ""
+		if g.Name == "RewriteDockerDefault" {
+			target = verdict(g.NsOp/1000 <= 30, "≤ 30 µs")
+		}
+		fmt.Fprintf(w, "| go bench: %s | in process | %s | %.0f MB/s | | | %s | %d | %d |\n",
+			g.Name, dur(g.NsOp/1e6), g.MBs, target, g.BOp, g.AllocsOp)
+	}
+	for _, m := range []measure{r.Pass, r.Cycle} {
+		for _, rt := range runtimes {
+			s := m.Runtimes[rt]
+			bare, runc := m.Runtimes["barewrap"].Median, m.Runtimes["runc"].Median
+			target := ""
+			if rt == "capshim" {
+				target = verdict(s.Median/bare <= m.Target, fmt.Sprintf("≤ %.2fx bare", m.Target))
+			}
+			fmt.Fprintf(w, "| e2e: %s, n=%d | %s | %s | %s – %s | %.3fx (paired %.3fx) | %.3fx (paired %.3fx) | %s | | |\n",
+				m.Name, m.N, rt, dur(s.Median), dur(s.P25), dur(s.P75),
+				s.Median/bare, s.PairedVsBare, s.Median/runc, s.PairedVsRunc, target)
+		}
+	}
+}
+
+func verdict(ok bool, target string) string {
+	if ok {
+		return target + ": met"
+	}
+	return target + ": MISSED"
+}
+
+// dur formats milliseconds.
+func dur(ms float64) string {
+	switch {
+	case ms >= 1000:
+		return fmt.Sprintf("%.2f s", ms/1000)
+	case ms >= 1:
+		return fmt.Sprintf("%.3f ms", ms)
+	default:
+		return fmt.Sprintf("%.1f µs", ms*1000)
+	}
+}
+
+// machine describes where the numbers come from.
+func machine(runc string) string {
+	var parts []string
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(data), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				parts = append(parts, strings.TrimSpace(v))
+				break
+			}
+		}
+	}
+	parts = append(parts, fmt.Sprintf("%d CPUs", runtime.NumCPU()))
+	var u syscall.Utsname
+	if syscall.Uname(&u) == nil {
+		var b strings.Builder
+		for _, c := range u.Release {
+			if c == 0 {
+				break
+			}
+			b.WriteByte(byte(c))
+		}
+		parts = append(parts, "Linux "+b.String())
+	}
+	parts = append(parts, runtime.Version())
+	if out, err := exec.Command(runc, "--version").Output(); err == nil {
+		parts = append(parts, strings.SplitN(strings.TrimSpace(string(out)), "\n", 2)[0])
+	}
+	return strings.Join(parts, ", ")
+}
