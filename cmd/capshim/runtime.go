@@ -16,6 +16,9 @@ import (
 // policyDir holds the policies capshim finds by the name it is called as.
 const policyDir = "/etc/capshim"
 
+// defaultPath is searched for runc when the caller passes no PATH.
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 // runtimeMain is runtime mode: reduce what the command carries, then
 // become the real runtime. It returns only on failure, with the exit code.
 func runtimeMain(args []string, stderr io.Writer) int {
@@ -122,7 +125,13 @@ func findRuntime(pol *policy.Policy) (string, error) {
 		}
 		return pol.Runtime, nil
 	}
-	for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
+	path := os.Getenv("PATH")
+	if path == "" {
+		// Some callers (Podman's cleanup through conmon) give the runtime
+		// no PATH at all: use the usual system directories.
+		path = defaultPath
+	}
+	for _, dir := range filepath.SplitList(path) {
 		if dir == "" || !filepath.IsAbs(dir) {
 			continue // a relative PATH entry would depend on the bundle
 		}

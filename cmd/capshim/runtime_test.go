@@ -47,3 +47,16 @@ func TestRuntimeFromPath(t *testing.T) {
 		t.Fatalf("findRuntime = %q, %v; want %q", got, err, runc)
 	}
 }
+
+// TestRuntimeWithoutPATH: with no PATH at all (Podman's cleanup calls the
+// runtime so), runc is found in the usual system directories.
+func TestRuntimeWithoutPATH(t *testing.T) {
+	if _, err := os.Stat("/usr/bin/runc"); err != nil {
+		t.Skip("no /usr/bin/runc")
+	}
+	t.Setenv("PATH", "")
+	got, err := findRuntime(&policy.Policy{Source: "test.toml"})
+	if err != nil || filepath.Base(got) != "runc" {
+		t.Fatalf("findRuntime = %q, %v", got, err)
+	}
+}
