@@ -9,7 +9,8 @@ BIN      := bin/capshim
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 TAGS     := urfave_cli_no_docs
-VALIDATE_BIN := bin/capshim-validate
+TOOLS_BIN := bin/capshim-tools
+PREFIX   ?= /usr/local
 # Debian packages the integration tests drive: real runc, crun, containerd,
 # dockerd and podman, and the static busybox the test images are built from.
 DEPS_PKGS := runc crun containerd docker.io podman busybox-static
@@ -19,17 +20,22 @@ FUZZTIME ?= 60s
 # package:target pairs for `make fuzz`.
 FUZZ_TARGETS := spec:FuzzReduce policy:FuzzParse cmd/capshim:FuzzParseRuntimeArgs
 
-.PHONY: all build run test unit integration deps vet fuzz fuzz-short clean bench
+.PHONY: all build install run test unit integration deps vet fuzz fuzz-short clean bench
 
 all: build
 
-# capshim is on the path of every runtime call: urfave_cli_no_docs leaves
-# out urfave/cli's man/markdown generator (blackfriday, 0.3 ms of package
-# init per call). runtime-tools' validation for `capshim check` lives in
-# the companion bin/capshim-validate, so capshim does not link it.
+# capshim is on the path of every runtime call, so bin/capshim holds only
+# the runtime path; its commands (rewrite, check, caps, inspect, install)
+# are in bin/capshim-tools, which capshim runs from its own directory.
+# urfave_cli_no_docs leaves out urfave/cli's man/markdown generator.
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/capshim
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(VALIDATE_BIN) ./cmd/capshim-validate
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/capshim
+	CGO_ENABLED=0 $(GO) build -trimpath -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $(TOOLS_BIN) ./cmd/capshim-tools
+
+# Installs both binaries (root-owned, 0755: capshim refuses to trust less).
+install: build
+	install -d -m 0755 $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BIN) $(TOOLS_BIN) $(DESTDIR)$(PREFIX)/bin/
 
 # The main job, on the built-in default policy: Docker 20.10's real default
 # config.json before and after.

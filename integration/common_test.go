@@ -41,12 +41,16 @@ func testMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	// capshim runs its own commands (rewrite, ...) from capshim-tools next
+	// to it, as `make install` lays them out.
 	capshimBin = filepath.Join(dir, "capshim")
-	build := exec.Command("go", "build", "-o", capshimBin, "../cmd/capshim")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building capshim:", err)
-		return 1
+	for _, b := range []string{"capshim", "capshim-tools"} {
+		build := exec.Command("go", "build", "-o", filepath.Join(dir, b), "../cmd/"+b)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "building", b+":", err)
+			return 1
+		}
 	}
 	return m.Run()
 }

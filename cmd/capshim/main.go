@@ -1,43 +1,42 @@
 // Command capshim is an OCI runtime wrapper that reduces a container's
 // Linux capabilities to a policy before it hands over to the real runtime
-// (runc, crun). Called with runc's command line it works as a runtime;
-// called with one of its own commands (rewrite, check, caps, ...) it is a
-// command-line tool.
+// (runc, crun). Engines call it with runc's command line.
+//
+// capshim is on the path of every runtime call, so this binary holds only
+// the runtime path. Its own commands (rewrite, check, caps, inspect,
+// install) live in the companion binary capshim-tools next to it: capshim
+// hands such a command line over to it unchanged.
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"slices"
+	"path/filepath"
+	"syscall"
 
-	"github.com/urfave/cli/v2"
+	"github.com/capshim/capshim/internal/clinames"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "0.1.0-dev"
 
 func main() {
-	os.Exit(run(os.Args, os.Stdout, os.Stderr))
+	os.Exit(run(os.Args, os.Stderr))
 }
 
-// run dispatches on the command word: capshim's own commands go to the CLI,
-// everything else is a runtime call. It returns the exit code.
-func run(args []string, stdout, stderr io.Writer) int {
+// run dispatches on the command word: capshim's own commands go to
+// capshim-tools, everything else is a runtime call. It returns the exit
+// code when it does not exec.
+func run(args []string, stderr io.Writer) int {
 	if isCLI(args) {
-		return runCLI(args, stdout, stderr)
+		return execTools(args, stderr)
 	}
 	return runtimeMain(args, stderr)
 }
 
-// cliCommands lists capshim's own commands; they shadow nothing of runc's.
-func cliCommands() []*cli.Command {
-	return []*cli.Command{rewriteCommand, checkCommand, capsCommand, inspectCommand, installCommand}
-}
-
-// isCLI reports whether args name one of capshim's own commands (or ask for
-// help). The command word is found with runc's global-flag rules, so
+// isCLI reports whether args name one of capshim's own commands (or ask
+// for help). The command word is found with runc's global-flag rules, so
 // "capshim --root r create rewrite" is still a runtime call.
 func isCLI(args []string) bool {
 	if len(args) < 2 {
@@ -50,50 +49,28 @@ func isCLI(args []string) bool {
 		return false
 	case version:
 		return false
-	case word == "" || word == "help" || word == "h":
-		// No command: runc would print its usage; show ours.
+	case word == "":
+		// No command (--help, or nothing): runc would print its usage.
 		return true
 	}
-	for _, c := range cliCommands() {
-		if c.Name == word || slices.Contains(c.Aliases, word) {
-			return true
-		}
-	}
-	return false
+	return clinames.Is(word)
 }
 
-func newApp(stdout, stderr io.Writer) *cli.App {
-	return &cli.App{
-		Name:  "capshim",
-		Usage: "least-privilege capabilities for every container, as an OCI runtime wrapper",
-		Description: `Registered as the OCI runtime of Docker, containerd or Podman, capshim reduces
-the capability sets of every container to a policy, then runs the real runtime
-(runc, crun) with the same command line. Called with runc's command line it
-works as that runtime; the commands below work on spec files by hand.`,
-		Version:         version,
-		HideVersion:     true,
-		Commands:        cliCommands(),
-		Writer:          stdout,
-		ErrWriter:       stderr,
-		ExitErrHandler:  func(*cli.Context, error) {},
-		HideHelpCommand: false,
-	}
-}
-
-// runCLI runs a capshim command and maps its error to an exit code: an
-// error carrying an exit code (cli.Exit) keeps it, any other error is 2.
-func runCLI(args []string, stdout, stderr io.Writer) int {
-	err := newApp(stdout, stderr).Run(args)
+// execTools becomes capshim-tools, found next to capshim's own executable,
+// with the same arguments.
+func execTools(args []string, stderr io.Writer) int {
+	exe, err := os.Executable()
 	if err == nil {
-		return 0
+		exe, err = filepath.EvalSymlinks(exe)
 	}
-	var ec cli.ExitCoder
-	if errors.As(err, &ec) {
-		if msg := ec.Error(); msg != "" {
-			fmt.Fprintln(stderr, "capshim:", msg)
-		}
-		return ec.ExitCode()
+	if err != nil {
+		fmt.Fprintf(stderr, "capshim: cannot find my own path to run %s: %v\n", clinames.Tools, err)
+		return 2
 	}
-	fmt.Fprintln(stderr, "capshim:", err)
+	tools := filepath.Join(filepath.Dir(exe), clinames.Tools)
+	argv := append([]string{"capshim"}, args[1:]...)
+	err = syscall.Exec(tools, argv, os.Environ())
+	fmt.Fprintf(stderr, "capshim: cannot run %s: %v\ncapshim: the commands %v live in that companion binary; install it next to %s (make build builds both)\n",
+		tools, err, clinames.Names[:5], exe)
 	return 2
 }

@@ -1,19 +1,12 @@
 // Package rtvalidate runs runtime-tools' validation of a config.json for
-// `capshim check`. It is linked into the companion binary capshim-validate,
-// never into capshim itself: runtime-tools brings the JSON-schema, HTTP and
-// crypto packages, whose package init alone cost more than half a
-// millisecond on every runtime call capshim makes (see BENCHMARKS.md).
-//
-// The protocol between the two binaries: capshim runs
-// `capshim-validate --bundle DIR` with the spec on stdin; the validator
-// writes a JSON array of findings (strings, possibly empty) on stdout and
-// exits 0, or writes a message on stderr and exits 2.
+// `capshim check`. It is linked into capshim-tools, never into the capshim
+// runtime binary: runtime-tools brings the JSON-schema, HTTP and crypto
+// packages, whose package init alone costs more than half a millisecond on
+// every runtime call (see BENCHMARKS.md).
 package rtvalidate
 
 import (
 	"encoding/json"
-	"flag"
-	"fmt"
 	"io"
 	"strings"
 
@@ -21,9 +14,6 @@ import (
 	"github.com/opencontainers/runtime-tools/validate"
 	"github.com/sirupsen/logrus"
 )
-
-// MaxSize is the largest spec the validator reads, like capshim's limit.
-const MaxSize = 64 << 20
 
 // Spec runs runtime-tools' validation on a config.json of the bundle in
 // bundle, leaving out the JSON-schema check (it fetches the schema over the
@@ -54,37 +44,4 @@ func Spec(data []byte, bundle string) []string {
 		}
 	}
 	return out
-}
-
-// Main is the validator's command line (args without the program name).
-// It returns the exit code.
-func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("capshim-validate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	bundle := fs.String("bundle", ".", "the bundle `DIR` the spec belongs to (its root path is relative to it)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: capshim-validate [--bundle DIR] < config.json\n\nRuns runtime-tools' validation (without the JSON-schema check) on the spec\non stdin and writes the findings as a JSON array of strings. capshim check\nruns it; it is not meant to be run by hand.")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if fs.NArg() != 0 {
-		fs.Usage()
-		return 2
-	}
-	data, err := io.ReadAll(io.LimitReader(stdin, MaxSize+1))
-	if err != nil {
-		fmt.Fprintf(stderr, "capshim-validate: reading stdin: %v\n", err)
-		return 2
-	}
-	if len(data) > MaxSize {
-		fmt.Fprintf(stderr, "capshim-validate: the spec is more than %d bytes\n", MaxSize)
-		return 2
-	}
-	out, _ := json.Marshal(Spec(data, *bundle))
-	if _, err := fmt.Fprintf(stdout, "%s\n", out); err != nil {
-		return 2
-	}
-	return 0
 }

@@ -1,18 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/capshim/capshim/internal/rtvalidate"
 	"github.com/capshim/capshim/policy"
 	"github.com/capshim/capshim/spec"
 )
@@ -106,64 +103,15 @@ func checkFile(name string, stdin io.Reader, pol *policy.Policy, validate bool) 
 		}
 	}
 	if validate && si.kind == spec.Config {
-		invalid, err := validateSpec(si.data, name)
-		if err != nil {
-			r.Error = err.Error()
-			return r
-		}
-		r.Invalid = invalid
+		r.Invalid = validateSpec(si.data, name)
 	}
 	return r
 }
 
-// validatorName is the companion binary that runs runtime-tools'
-// validation. capshim does not link runtime-tools itself: it is on the path
-// of every container start, and runtime-tools' dependencies cost more than
-// half a millisecond of package init on every call (BENCHMARKS.md).
-const validatorName = "capshim-validate"
-
-// newValidator returns the command that validates a spec of the bundle
-// dir: capshim-validate from the directory capshim is in. Tests replace it.
-var newValidator = func(bundle string) (*exec.Cmd, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("cannot validate: finding capshim's own path to run %s: %v; pass --no-validate to skip validation", validatorName, err)
-	}
-	if real, err := filepath.EvalSymlinks(exe); err == nil {
-		exe = real
-	}
-	bin := filepath.Join(filepath.Dir(exe), validatorName)
-	if st, err := os.Stat(bin); err != nil || st.IsDir() {
-		return nil, fmt.Errorf("cannot validate: %s is missing (capshim runs runtime-tools' validation in that companion binary, which make build puts next to capshim); install it next to capshim, or pass --no-validate to skip validation", bin)
-	}
-	return exec.Command(bin, "--bundle", bundle), nil
-}
-
-// validateSpec runs runtime-tools' validation on a config.json in
-// capshim-validate (internal/rtvalidate), leaving out the JSON-schema
-// check (it fetches the schema over the network). An error means the
-// validation could not run.
-func validateSpec(data []byte, name string) ([]string, error) {
-	cmd, err := newValidator(filepath.Dir(name))
-	if err != nil {
-		return nil, err
-	}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdin = bytes.NewReader(data)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		msg := strings.TrimSpace(stderr.String())
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) || msg == "" {
-			msg = err.Error()
-		}
-		return nil, fmt.Errorf("cannot validate: %s failed: %s", cmd.Path, msg)
-	}
-	var out []string
-	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
-		return nil, fmt.Errorf("cannot validate: %s wrote something other than a JSON list of findings: %v", cmd.Path, err)
-	}
-	return out, nil
+// validateSpec runs runtime-tools' validation on a config.json, leaving out
+// the JSON-schema check (it fetches the schema over the network).
+func validateSpec(data []byte, name string) []string {
+	return rtvalidate.Spec(data, filepath.Dir(name))
 }
 
 func (r *checkResult) writeText(w io.Writer) {

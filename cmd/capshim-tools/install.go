@@ -39,7 +39,7 @@ Also writes capshim's default policy to --policy (default --config, else
 		&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "show the change as a diff; write nothing"},
 		&cli.BoolFlag{Name: "set-default", Usage: "make capshim the engine's default runtime"},
 		&cli.StringFlag{Name: "file", Usage: "the engine's config `PATH` (default: the engine's standard path)"},
-		&cli.StringFlag{Name: "binary", Usage: "capshim's absolute `PATH` (default: this executable, links resolved)"},
+		&cli.StringFlag{Name: "binary", Usage: "capshim's absolute `PATH` (default: the capshim next to this program, links resolved)"},
 		&cli.StringFlag{Name: "policy", Usage: "where to write the default policy when none is there (`PATH`; default --config, else " + install.DefaultPolicyPath + ")"},
 	},
 	Action: func(c *cli.Context) error {
@@ -157,7 +157,8 @@ func installOptions(f *installFlags, engine install.Engine) (install.Options, er
 		if err != nil {
 			return opts, fmt.Errorf("finding capshim's own path (give it with --binary): %w", err)
 		}
-		opts.Binary = exe
+		// This is capshim-tools; the runtime is the capshim binary next to it.
+		opts.Binary = filepath.Join(filepath.Dir(exe), "capshim")
 	}
 	if !filepath.IsAbs(opts.Binary) {
 		return opts, fmt.Errorf("--binary %q: the engine needs an absolute path", opts.Binary)
