@@ -98,7 +98,20 @@ func loadRuntimePolicy(flag, argv0 string) (*policy.Policy, error) {
 	if err := policy.CheckTrusted(path, false); err != nil {
 		return nil, fmt.Errorf("untrusted policy: %w", err)
 	}
-	return policy.LoadFile(path)
+	return policy.LoadFileCached(path, policy.CacheDir, buildID())
+}
+
+// buildID names this capshim build for the policy cache: its version and
+// the identity of its executable, so a new binary never reads what an old
+// one compiled.
+func buildID() string {
+	id := version
+	if st, err := os.Stat("/proc/self/exe"); err == nil {
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+			id += fmt.Sprintf(" %d:%d:%d:%d", sys.Dev, sys.Ino, sys.Size, sys.Mtim.Nano())
+		}
+	}
+	return id
 }
 
 // findRuntime returns the real runtime: the policy's, or the first runc on

@@ -1,0 +1,131 @@
+package policy
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+const cachePolicy = `runtime = "/usr/bin/runc"
+mode = "audit"
+default = ["CAP_KILL"]
+never = ["CAP_SYS_ADMIN"]
+on_denied_request = "fail"
+log = "/var/log/capshim \"decisions\".jsonl"
+
+[[rule]]
+name = "web rule \"one\""
+capabilities = ["CAP_CHOWN", "CAP_SETUID"]
+[rule.match.annotations]
+"io.kubernetes.cri.sandbox-namespace" = "web-*"
+"a key with spaces" = "v[a-c]\\*"
+
+[[rule]]
+name = "all"
+capabilities = ["CAP_NET_RAW"]
+`
+
+func TestCacheRoundTrip(t *testing.T) {
+	for _, src := range []string{cachePolicy, "", "default = []\nnever = []\n"} {
+		p, err := Parse([]byte(src), "/etc/capshim/x.toml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		q, err := decodeCache(encodeCache(p, "k 1 2"), "k 1 2")
+		if err != nil {
+			t.Fatalf("decode: %v\n%s", err, encodeCache(p, "k 1 2"))
+		}
+		if !reflect.DeepEqual(p, q) {
+			t.Fatalf("round trip:\n%+v\n%+v", p, q)
+		}
+	}
+}
+
+func TestCacheDecodeRefuses(t *testing.T) {
+	p, _ := Parse([]byte(cachePolicy), "x")
+	good := string(encodeCache(p, "k"))
+	tests := []struct{ name, data, key string }{
+		{"other key", good, "k2"},
+		{"bad magic", strings.Replace(good, "v1", "v0", 1), "k"},
+		{"truncated", good[:len(good)/2], "k"},
+		{"no end", strings.TrimSuffix(good, "end\n"), "k"},
+		{"data after end", good + "x\n", "k"},
+		{"set beyond the known capabilities", strings.Replace(good, "default 20", "default 1ffffffffff20", 1), "k"},
+		{"bad mode", strings.Replace(good, `mode "audit"`, `mode "off"`, 1), "k"},
+		{"match before any rule", strings.Replace(good, "rule ", "match ", 1), "k"},
+		{"empty", "", "k"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := decodeCache([]byte(tt.data), tt.key); err == nil {
+				t.Fatal("accepted")
+			}
+		})
+	}
+}
+
+func TestLoadFileCached(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the cache is used by root only")
+	}
+	dir := t.TempDir()
+	cache := filepath.Join(dir, "cache")
+	path := filepath.Join(dir, "shim.toml")
+	if err := os.WriteFile(path, []byte(cachePolicy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := Parse([]byte(cachePolicy), path)
+
+	p, err := LoadFileCached(path, cache, "build1")
+	if err != nil || !reflect.DeepEqual(p, want) {
+		t.Fatalf("first load: %v\n%+v", err, p)
+	}
+	cf := filepath.Join(cache, cacheName(path))
+	st, err := os.Stat(cf)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("cache file: %v %v", err, st)
+	}
+	if st, _ := os.Stat(cache); st.Mode().Perm() != 0o700 {
+		t.Fatalf("cache dir mode %v", st.Mode().Perm())
+	}
+
+	// A hit uses the cache: make it say something else, with the same key.
+	data, _ := os.ReadFile(cf)
+	tampered := strings.Replace(string(data), `runtime "/usr/bin/runc"`, `runtime "/usr/bin/crun"`, 1)
+	os.WriteFile(cf, []byte(tampered), 0o600)
+	if p, _ := LoadFileCached(path, cache, "build1"); p.Runtime != "/usr/bin/crun" {
+		t.Fatalf("cache not used: runtime %q", p.Runtime)
+	}
+	// Another build does not use it.
+	if p, _ := LoadFileCached(path, cache, "build2"); p.Runtime != "/usr/bin/runc" {
+		t.Fatalf("another build used the cache: runtime %q", p.Runtime)
+	}
+	// A changed policy file (same size, same mtime) is parsed again.
+	os.WriteFile(cf, []byte(tampered), 0o600)
+	changed := strings.Replace(cachePolicy, `mode = "audit"`, `mode = "enfor"`, 1) // same length
+	info, _ := os.Stat(path)
+	os.WriteFile(path, []byte(changed), 0o644)
+	os.Chtimes(path, time.Now(), info.ModTime())
+	if _, err := LoadFileCached(path, cache, "build1"); err == nil || !strings.Contains(err.Error(), "mode") {
+		t.Fatalf("changed file: err = %v, want the new parse error", err)
+	}
+	// A cache file others could read or write is ignored.
+	os.WriteFile(path, []byte(cachePolicy), 0o644)
+	LoadFileCached(path, cache, "build1")
+	data, _ = os.ReadFile(cf)
+	os.WriteFile(cf, []byte(strings.Replace(string(data), `runtime "/usr/bin/runc"`, `runtime "/usr/bin/crun"`, 1)), 0o600)
+	os.Chmod(cf, 0o644)
+	if p, _ := LoadFileCached(path, cache, "build1"); p.Runtime != "/usr/bin/runc" {
+		t.Fatalf("a 0644 cache file was used")
+	}
+	// A cache directory others can enter is neither used nor written.
+	os.RemoveAll(cache)
+	os.Mkdir(cache, 0o755)
+	LoadFileCached(path, cache, "build1")
+	if _, err := os.Stat(cf); err == nil {
+		t.Fatal("cache written into a 0755 directory")
+	}
+}
