@@ -339,6 +339,7 @@ func TestInstallerDaemonSet(t *testing.T) {
 	}
 	for _, want := range []string{
 		"/host/usr/local/bin/capshim",
+		"/host/usr/local/bin/capshim-tools",
 		"/host/etc/capshim/shim.toml",
 		"nsenter -t 1 -m -u -i -n -p -- /usr/local/bin/capshim install containerd --set-default=false",
 		"nsenter -t 1 -m -u -i -n -p -- systemctl restart containerd",
