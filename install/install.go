@@ -80,26 +80,33 @@ func (e Engine) Verify(setDefault bool) []string {
 		if setDefault {
 			return []string{
 				"docker info --format '{{.DefaultRuntime}}'   # capshim",
-				"docker run --rm alpine grep Cap /proc/self/status",
+				"docker run --rm busybox grep Cap /proc/self/status",
+				"capshim inspect   # the sets running containers really hold",
 			}
 		}
 		return []string{
 			"docker info --format '{{json .Runtimes}}'   # lists capshim",
-			"docker run --rm --runtime capshim alpine grep Cap /proc/self/status",
+			"docker run --rm --runtime capshim busybox grep Cap /proc/self/status",
+			"capshim inspect   # the sets running containers really hold",
 		}
 	case Containerd:
 		return []string{
-			"crictl info | grep -A4 '\"capshim\"'   # the CRI runtime handler",
+			"crictl info | grep -A4 '\"capshim\"'   # the CRI runtime handler (install warns above when the CRI plugin is disabled)",
 			"kubectl apply -f deploy/kubernetes/runtimeclass.yaml, then runtimeClassName: capshim in a pod",
+			"capshim inspect   # the sets running containers really hold",
 		}
 	case Podman:
 		if setDefault {
 			return []string{
 				"podman info --format '{{.Host.OCIRuntime.Name}}'   # capshim",
-				"podman run --rm alpine grep Cap /proc/self/status",
+				"podman run --rm busybox grep Cap /proc/self/status",
+				"capshim inspect   # the sets running containers really hold",
 			}
 		}
-		return []string{"podman run --rm --runtime capshim alpine grep Cap /proc/self/status"}
+		return []string{
+			"podman run --rm --runtime capshim busybox grep Cap /proc/self/status",
+			"capshim inspect   # the sets running containers really hold",
+		}
 	}
 	return nil
 }
