@@ -91,7 +91,7 @@ func (e Engine) Verify(setDefault bool) []string {
 		}
 	case Containerd:
 		return []string{
-			"crictl info | grep -A4 '\"capshim\"'   # the CRI runtime handler (install warns above when the CRI plugin is disabled)",
+			"crictl info | grep -A4 '\"capshim\"'   # the CRI runtime handler (a WARNING above says when CRI is off)",
 			"kubectl apply -f deploy/kubernetes/runtimeclass.yaml, then runtimeClassName: capshim in a pod",
 			"capshim inspect   # the sets running containers really hold",
 		}
