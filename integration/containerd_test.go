@@ -184,6 +184,17 @@ disabled_plugins = [
 // Everything is torn down by t.Cleanup, also when the test fails.
 func ctdStart(t *testing.T, handlers []ctdHandler, env []string) *ctdDaemon {
 	t.Helper()
+	d := ctdNew(t)
+	writeFile(t, d.cfgPath, ctdConfig(d.dir, d.sock, handlers), 0o644)
+	d.launch(t, env)
+	return d
+}
+
+// ctdNew makes the directories of a private containerd (no config yet)
+// and registers its teardown, which also copes with a daemon never
+// started.
+func ctdNew(t *testing.T) *ctdDaemon {
+	t.Helper()
 	// Short base path: the unix socket path must stay below 108 bytes.
 	ctdCleanStale(t)
 	dir, err := os.MkdirTemp("", ctdDirPrefix)
@@ -201,13 +212,20 @@ func ctdStart(t *testing.T, handlers []ctdHandler, env []string) *ctdDaemon {
 		cgParent: fmt.Sprintf("%s%d-%d", ctdCgroupPrefix, os.Getpid(), ctdSeq.Add(1)),
 		exited:   make(chan struct{}),
 	}
+	t.Cleanup(func() { d.teardown(t) })
 	for _, sub := range []string{"root", "state", "opt", "logs", "cni/bin", "cni/net.d", "runc-root", "fifo"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	writeFile(t, d.cfgPath, ctdConfig(dir, d.sock, handlers), 0o644)
 	writeFile(t, filepath.Join(dir, "cgroup-parent"), d.cgParent, 0o644)
+	return d
+}
+
+// launch starts containerd on d.cfgPath as it is, with env added to the
+// environment, and waits until it answers.
+func (d *ctdDaemon) launch(t *testing.T, env []string) {
+	t.Helper()
 	logf, err := os.Create(d.logPath)
 	if err != nil {
 		t.Fatal(err)
@@ -226,12 +244,10 @@ func ctdStart(t *testing.T, handlers []ctdHandler, env []string) *ctdDaemon {
 	err = d.cmd.Start()
 	runtime.UnlockOSThread()
 	if err != nil {
-		os.RemoveAll(dir)
 		t.Fatalf("starting containerd: %v", err)
 	}
 	go func() { _ = d.cmd.Wait(); close(d.exited) }()
-	t.Cleanup(func() { d.teardown(t) })
-	t.Logf("containerd pid %d, socket %s, cgroup parent %s", d.cmd.Process.Pid, d.sock, d.cgParent)
+	t.Logf("containerd pid %d on %s, socket %s, cgroup parent %s", d.cmd.Process.Pid, d.cfgPath, d.sock, d.cgParent)
 
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -242,7 +258,7 @@ func ctdStart(t *testing.T, handlers []ctdHandler, env []string) *ctdDaemon {
 		}
 		if _, err := os.Stat(d.sock); err == nil {
 			if _, err := d.ctr(context.Background(), "default", "version"); err == nil {
-				break
+				return
 			}
 		}
 		if time.Now().After(deadline) {
@@ -250,7 +266,6 @@ func ctdStart(t *testing.T, handlers []ctdHandler, env []string) *ctdDaemon {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return d
 }
 
 // ctr runs ctr against the private daemon in namespace ns.

@@ -36,8 +36,6 @@ type dockerEngine struct {
 func dockerStart(t *testing.T, daemonJSON map[string]any, extraEnv []string, extraFlags ...string) *dockerEngine {
 	t.Helper()
 	requireRoot(t)
-	dockerd := requireBinary(t, "dockerd")
-	docker := requireBinary(t, "docker")
 	requireBinary(t, "containerd")
 	requireBinary(t, "containerd-shim-runc-v2")
 
@@ -59,6 +57,17 @@ func dockerStart(t *testing.T, daemonJSON map[string]any, extraEnv []string, ext
 	t.Logf("daemon.json:\n%s", js)
 	cfg := filepath.Join(dir, "daemon.json")
 	writeFile(t, cfg, string(js)+"\n", 0o644)
+	return dockerLaunch(t, dir, cfg, extraEnv, extraFlags...)
+}
+
+// dockerLaunch starts dockerd on the daemon.json at cfg with every state
+// directory under dir and no bridge or iptables, waits for its API and
+// loads the test images. Cleanups remove all containers and stop dockerd
+// by its PID.
+func dockerLaunch(t *testing.T, dir, cfg string, extraEnv []string, extraFlags ...string) *dockerEngine {
+	t.Helper()
+	dockerd := requireBinary(t, "dockerd")
+	docker := requireBinary(t, "docker")
 	e := &dockerEngine{dir: dir, sock: filepath.Join(dir, "docker.sock")}
 	e.env = engEnv([]string{"DOCKER_"},
 		"DOCKER_HOST=unix://"+e.sock,
@@ -86,7 +95,7 @@ func dockerStart(t *testing.T, daemonJSON map[string]any, extraEnv []string, ext
 
 	for {
 		if e.daemon.exited() {
-			t.Fatalf("dockerd exited during start-up: %v\n%s", e.daemon.err, e.daemon.tail(40))
+			t.Fatalf("dockerd exited during start-up on %s: %v\n%s", cfg, e.daemon.err, e.daemon.tail(40))
 		}
 		if _, err := os.Stat(e.sock); err == nil {
 			if r := engRun(10*time.Second, e.env, docker, "version", "--format", "{{.Server.Version}}"); r.err == nil {

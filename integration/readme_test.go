@@ -16,10 +16,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"sort"
 	"strings"
 	"syscall"
@@ -105,59 +103,6 @@ func rdmInstallAgain(t *testing.T, file string, args ...string) {
 
 // ---------------------------------------------------------------------------
 // Docker
-
-// rdmDockerStart starts dockerd on the daemon.json at cfg (written and
-// edited by the test) with the isolation flags of dockerStart, all state
-// under dir (made by engTempDir), and loads the test images. Like
-// dockerStart, it removes every container and stops dockerd by its PID at
-// cleanup.
-func rdmDockerStart(t *testing.T, dir, cfg string, extraEnv []string) *dockerEngine {
-	t.Helper()
-	docker := requireBinary(t, "docker")
-	dockerd := requireBinary(t, "dockerd")
-	e := &dockerEngine{dir: dir, sock: filepath.Join(dir, "docker.sock")}
-	e.env = engEnv([]string{"DOCKER_"},
-		"DOCKER_HOST=unix://"+e.sock,
-		"DOCKER_CONFIG="+filepath.Join(dir, "cli"),
-	)
-	args := []string{dockerd,
-		"--config-file", cfg,
-		"--data-root", filepath.Join(dir, "data"),
-		"--exec-root", filepath.Join(dir, "exec"),
-		"--pidfile", filepath.Join(dir, "docker.pid"),
-		"-H", "unix://" + e.sock,
-		"--bridge=none",
-		"--iptables=false",
-		"--ip6tables=false",
-		"--ip-forward=false",
-		"--ip-masq=false",
-		"--userland-proxy=false",
-	}
-	start := time.Now()
-	e.daemon = engStartDaemon(t, filepath.Join(dir, "dockerd.log"), engEnv([]string{"DOCKER_", "CAPSHIM_"}, extraEnv...), args...)
-	t.Cleanup(func() { e.removeAll(t) })
-	for {
-		if e.daemon.exited() {
-			t.Fatalf("dockerd exited during start-up on %s: %v\n%s", cfg, e.daemon.err, e.daemon.tail(40))
-		}
-		if _, err := os.Stat(e.sock); err == nil {
-			if r := engRun(10*time.Second, e.env, docker, "version", "--format", "{{.Server.Version}}"); r.err == nil {
-				t.Logf("dockerd %s up in %v", strings.TrimSpace(r.stdout), time.Since(start).Round(time.Millisecond))
-				break
-			}
-		}
-		if time.Since(start) > 60*time.Second {
-			t.Fatalf("dockerd did not answer on %s within 60s\n%s", e.sock, e.daemon.tail(40))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	archive := filepath.Join(t.TempDir(), "images.tar")
-	engDockerArchive(t, archive)
-	if r := e.docker("load", "-i", archive); r.err != nil {
-		t.Fatalf("docker load: %v", r)
-	}
-	return e
-}
 
 // rdmDockerReload does what `systemctl reload docker` does (SIGHUP to
 // dockerd) and waits until `docker info --format FORMAT` prints want.
@@ -310,7 +255,7 @@ func TestReadmeDocker(t *testing.T) {
 			// by the test itself so that it lives through every step. The
 			// policy install wrote reaches capshim as /etc/capshim/shim.toml
 			// would: CAPSHIM_CONFIG.
-			e = rdmDockerStart(t, dir, cfg, []string{"CAPSHIM_CONFIG=" + policy})
+			e = dockerLaunch(t, dir, cfg, []string{"CAPSHIM_CONFIG=" + policy})
 			// install's own "verify" hint.
 			if r := e.docker("info", "--format", "{{json .Runtimes}}"); r.err != nil || !strings.Contains(r.stdout, `"capshim"`) {
 				t.Fatalf("docker info does not list the runtime capshim:\n%v", r)
@@ -515,80 +460,6 @@ func TestReadmeInspect(t *testing.T) {
 // ---------------------------------------------------------------------------
 // containerd
 
-// rdmCtdNew makes the directory layout of ctdStart (same prefix, so
-// ctdCleanStale finds it after a crash) without writing a config or
-// starting the daemon, and registers the teardown.
-func rdmCtdNew(t *testing.T) *ctdDaemon {
-	t.Helper()
-	ctdCleanStale(t)
-	dir, err := os.MkdirTemp("", ctdDirPrefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	d := &ctdDaemon{
-		dir:      dir,
-		sock:     filepath.Join(dir, "containerd.sock"),
-		cfgPath:  filepath.Join(dir, "config.toml"),
-		logPath:  filepath.Join(dir, "containerd.log"),
-		cgParent: fmt.Sprintf("%s%d-%d", ctdCgroupPrefix, os.Getpid(), ctdSeq.Add(1)),
-		exited:   make(chan struct{}),
-	}
-	t.Cleanup(func() { d.teardown(t) })
-	for _, sub := range []string{"root", "state", "opt", "logs", "cni/bin", "cni/net.d", "runc-root", "fifo"} {
-		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	writeFile(t, filepath.Join(dir, "cgroup-parent"), d.cgParent, 0o644)
-	return d
-}
-
-// rdmCtdLaunch starts containerd on d.cfgPath as it is (`systemctl restart
-// containerd`), as ctdStart does, and waits for it to answer.
-func rdmCtdLaunch(t *testing.T, d *ctdDaemon, env []string) {
-	t.Helper()
-	logf, err := os.Create(d.logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	cmd := exec.Command("containerd", "--config", d.cfgPath)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	// As ctdStart: own session, SIGTERM when the test binary dies, from a
-	// locked thread.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGTERM}
-	d.cmd = cmd
-	runtime.LockOSThread()
-	err = cmd.Start()
-	runtime.UnlockOSThread()
-	if err != nil {
-		t.Fatalf("starting containerd: %v", err)
-	}
-	go func() { _ = cmd.Wait(); close(d.exited) }()
-	t.Logf("containerd pid %d on %s", cmd.Process.Pid, d.cfgPath)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		select {
-		case <-d.exited:
-			t.Fatalf("containerd exited during start-up:\n%s", d.logTail(40))
-		default:
-		}
-		if _, err := os.Stat(d.sock); err == nil {
-			if _, err := d.ctr(t.Context(), "default", "version"); err == nil {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("containerd did not come up within 30s:\n%s", d.logTail(40))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // rdmCtdRuncDirs watches runc's default state root of the runc v2 shim,
 // /run/containerd/runc/NAMESPACE: the handler install writes sets no Root,
 // so CRI containers keep their runc state there. At cleanup (after the
@@ -650,7 +521,7 @@ func TestReadmeContainerd(t *testing.T) {
 	ctdRequire(t)
 	began := time.Now()
 	rdmCtdRuncDirs(t, "k8s.io") // before the daemon: its cleanup runs last
-	d := rdmCtdNew(t)
+	d := ctdNew(t)
 	// The private daemon's settings (root, state, sockets, CRI with
 	// restrict_oom_score_adj, disable_apparmor, sandbox_image, CNI dirs,
 	// disabled plugins) and its runc handler: exactly what the ctd tests
@@ -713,7 +584,7 @@ func TestReadmeContainerd(t *testing.T) {
 	// replaces it with one that lets any pod ask for CAP_CHOWN.
 	pol := &ctdPolicy{path: policy, logPath: filepath.Join(d.dir, "decisions.log")}
 	pol.set(t, ctdPolicyTOML(ctdRuleChown))
-	rdmCtdLaunch(t, d, []string{"CAPSHIM_CONFIG=" + policy})
+	d.launch(t, []string{"CAPSHIM_CONFIG=" + policy})
 	d.importImages(t, "k8s.io")
 	c := ctdDialCRI(t, d)
 
