@@ -29,8 +29,19 @@ const cacheMagic = "capshim-policy-cache v1"
 // chown or replacement changes the inode, size, mtime or ctime (and ctime
 // cannot be set back from user space).
 func fileKey(st *syscall.Stat_t, build string) string {
-	return fmt.Sprintf("%s %d %d %d %d.%d %d.%d", strconv.Quote(build), st.Dev, st.Ino, st.Size,
-		st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec)
+	b := make([]byte, 0, 128)
+	b = strconv.AppendQuote(b, build)
+	for _, n := range []int64{int64(st.Dev), int64(st.Ino), st.Size} {
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, n, 10)
+	}
+	for _, ts := range []syscall.Timespec{st.Mtim, st.Ctim} {
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, ts.Sec, 10)
+		b = append(b, '.')
+		b = strconv.AppendInt(b, ts.Nsec, 10)
+	}
+	return string(b)
 }
 
 // LoadFileCached loads a policy file like LoadFile, through a compiled copy

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -105,13 +106,16 @@ func loadRuntimePolicy(flag, argv0 string) (*policy.Policy, error) {
 // the identity of its executable, so a new binary never reads what an old
 // one compiled.
 func buildID() string {
-	id := version
+	b := []byte(version)
 	if st, err := os.Stat("/proc/self/exe"); err == nil {
 		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-			id += fmt.Sprintf(" %d:%d:%d:%d", sys.Dev, sys.Ino, sys.Size, sys.Mtim.Nano())
+			for _, n := range []int64{int64(sys.Dev), int64(sys.Ino), sys.Size, sys.Mtim.Nano()} {
+				b = append(b, ':')
+				b = strconv.AppendInt(b, n, 10)
+			}
 		}
 	}
-	return id
+	return string(b)
 }
 
 // findRuntime returns the real runtime: the policy's, or the first runc on
