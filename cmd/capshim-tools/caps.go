@@ -36,7 +36,7 @@ whether the OCI (runc spec), Docker/containerd and Podman default sets
 grant it, its risk (root-equivalent, high or low, after grsecurity's
 analysis) and what it allows. It also tells how many capabilities the
 running kernel knows. With NAME (any case, with or without CAP_), describes
-that capability in detail. Flags go before NAME.`,
+that capability in detail.`,
 	Flags: []cli.Flag{
 		&cli.StringFlag{
 			Name:  "format",
@@ -52,7 +52,7 @@ that capability in detail. Flags go before NAME.`,
 // writer. Usage errors exit with code 2.
 func capsAction(c *cli.Context) error {
 	if c.NArg() > 1 {
-		return cli.Exit(fmt.Sprintf("caps takes at most one capability name, got %d arguments %q (flags go before NAME)",
+		return cli.Exit(fmt.Sprintf("caps takes at most one capability name, got %d arguments %q",
 			c.NArg(), c.Args().Slice()), 2)
 	}
 	out, err := renderCaps(c.String("format"), c.Args().First(), capsKernelLastCap())

@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -116,33 +115,21 @@ type installFlags struct {
 	dryRun, setDefault           bool
 }
 
-// parseInstallFlags reads the flags given before the engine (parsed by
-// cli) and after it: cli stops at the first operand, and "capshim install
-// docker --set-default" is the natural order.
+// parseInstallFlags reads install's engine operand and flags (flags after
+// the engine are moved in front of it by flagsFirst).
 func parseInstallFlags(c *cli.Context) (*installFlags, error) {
 	f := &installFlags{
 		config: c.String("config"), file: c.String("file"), binary: c.String("binary"), policy: c.String("policy"),
 		dryRun: c.Bool("dry-run"), setDefault: c.Bool("set-default"),
 	}
-	if c.NArg() == 0 {
+	switch c.NArg() {
+	case 0:
 		return nil, errors.New("install takes one engine: docker, containerd or podman; see capshim install --help")
+	case 1:
+	default:
+		return nil, fmt.Errorf("install takes one engine, not also %q; see capshim install --help", c.Args().Tail())
 	}
 	f.engine = c.Args().First()
-	fs := flag.NewFlagSet("install", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.StringVar(&f.config, "config", f.config, "")
-	fs.StringVar(&f.file, "file", f.file, "")
-	fs.StringVar(&f.binary, "binary", f.binary, "")
-	fs.StringVar(&f.policy, "policy", f.policy, "")
-	fs.BoolVar(&f.dryRun, "dry-run", f.dryRun, "")
-	fs.BoolVar(&f.dryRun, "n", f.dryRun, "")
-	fs.BoolVar(&f.setDefault, "set-default", f.setDefault, "")
-	if err := fs.Parse(c.Args().Tail()); err != nil {
-		return nil, fmt.Errorf("%w; see capshim install --help", err)
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("install takes one engine, not also %q; see capshim install --help", fs.Args())
-	}
 	return f, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 )
@@ -44,10 +45,59 @@ works as that runtime; the commands below work on spec files by hand.`,
 	}
 }
 
+// flagsFirst moves the flags that follow a command's operands in front of
+// them (up to "--"), so that "capshim rewrite config.json --diff" works
+// like "capshim rewrite --diff config.json": urfave/cli v2 stops reading
+// flags at the first operand. Which flags take a value comes from the
+// command's own flag definitions.
+func flagsFirst(args []string, cmds []*cli.Command) []string {
+	if len(args) < 3 {
+		return args
+	}
+	var cmd *cli.Command
+	for _, c := range cmds {
+		if c.HasName(args[1]) {
+			cmd = c
+		}
+	}
+	if cmd == nil {
+		return args
+	}
+	takesValue := map[string]bool{}
+	for _, f := range cmd.Flags {
+		v, ok := f.(cli.DocGenerationFlag)
+		for _, n := range f.Names() {
+			takesValue[n] = ok && v.TakesValue()
+		}
+	}
+	var flags, operands []string
+	rest := args[2:]
+	for i := 0; i < len(rest); i++ {
+		a := rest[i]
+		if a == "--" {
+			operands = append(operands, rest[i:]...)
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			operands = append(operands, a)
+			continue
+		}
+		flags = append(flags, a)
+		name := strings.TrimLeft(a, "-")
+		if !strings.Contains(name, "=") && takesValue[name] && i+1 < len(rest) {
+			i++
+			flags = append(flags, rest[i])
+		}
+	}
+	out := append([]string{args[0], args[1]}, flags...)
+	return append(out, operands...)
+}
+
 // run runs a capshim command and maps its error to an exit code: an error
 // carrying an exit code (cli.Exit) keeps it, any other error is 2.
 func run(args []string, stdout, stderr io.Writer) int {
-	err := newApp(stdout, stderr).Run(args)
+	app := newApp(stdout, stderr)
+	err := app.Run(flagsFirst(args, app.Commands))
 	if err == nil {
 		return 0
 	}
