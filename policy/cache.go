@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -51,32 +50,27 @@ func fileKey(st *syscall.Stat_t, build string) string {
 // root, no links); otherwise the file is parsed and the copy is rewritten.
 // Without root, the cache is not used. Cache failures never fail a load.
 func LoadFileCached(path, dir, build string) (*Policy, error) {
-	f, err := os.Open(path)
+	// Plain system calls, not os.File: on the hot path this keeps Go's
+	// poller (epoll set-up) out of the call.
+	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return LoadFile(path) // the same error, worded as LoadFile does
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, &LoadError{Path: path, Msg: fmt.Sprintf("cannot read the policy: %v", err)}
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok || os.Geteuid() != 0 || !fi.Mode().IsRegular() {
+	defer syscall.Close(fd)
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil || os.Geteuid() != 0 || st.Mode&syscall.S_IFMT != syscall.S_IFREG {
 		return LoadFile(path)
 	}
-	key := fileKey(st, build)
+	key := fileKey(&st, build)
 	cache := filepath.Join(dir, cacheName(path))
 	if trustedCacheDir(dir) {
 		if p, ok := readCache(cache, key, path); ok {
 			return p, nil
 		}
 	}
-	data, err := io.ReadAll(io.LimitReader(f, 1<<20+1))
+	data, err := readFD(fd, 1<<20)
 	if err != nil {
 		return nil, &LoadError{Path: path, Msg: fmt.Sprintf("cannot read the policy: %v", err)}
-	}
-	if len(data) > 1<<20 {
-		return nil, &LoadError{Path: path, Msg: "the policy is larger than 1 MiB; that is not a policy file"}
 	}
 	p, err := Parse(data, path)
 	if err != nil {
@@ -84,6 +78,28 @@ func LoadFileCached(path, dir, build string) (*Policy, error) {
 	}
 	writeCache(dir, cache, encodeCache(p, key))
 	return p, nil
+}
+
+// readFD reads an open file to its end, refusing more than max bytes.
+func readFD(fd, max int) ([]byte, error) {
+	var data []byte
+	buf := make([]byte, 16<<10)
+	for {
+		n, err := syscall.Read(fd, buf)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			return data, nil
+		}
+		data = append(data, buf[:n]...)
+		if len(data) > max {
+			return nil, fmt.Errorf("larger than %d bytes; that is not a policy file", max)
+		}
+	}
 }
 
 // cacheName is the cache file of one policy path.
@@ -106,20 +122,17 @@ func trustedCacheDir(dir string) bool {
 
 // readCache reads a compiled policy; ok is false on any doubt.
 func readCache(cache, key, source string) (*Policy, bool) {
-	f, err := os.OpenFile(cache, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	fd, err := syscall.Open(cache, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, false
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o600 || fi.Size() > 1<<20 {
+	defer syscall.Close(fd)
+	var st syscall.Stat_t
+	if syscall.Fstat(fd, &st) != nil || st.Mode&syscall.S_IFMT != syscall.S_IFREG || st.Mode&0o777 != 0o600 || st.Uid != 0 {
 		return nil, false
 	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); !ok || st.Uid != 0 {
-		return nil, false
-	}
-	data := make([]byte, fi.Size())
-	if _, err := io.ReadFull(f, data); err != nil {
+	data, err := readFD(fd, 1<<20)
+	if err != nil {
 		return nil, false
 	}
 	p, err := decodeCache(data, key)

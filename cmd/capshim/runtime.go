@@ -102,17 +102,38 @@ func loadRuntimePolicy(flag, argv0 string) (*policy.Policy, error) {
 	return policy.LoadFileCached(path, policy.CacheDir, buildID())
 }
 
+// self is the identity of capshim's own executable, read once.
+var self struct {
+	done bool
+	ok   bool
+	st   syscall.Stat_t
+}
+
+// selfStat returns the identity of capshim's own executable.
+func selfStat() (*syscall.Stat_t, bool) {
+	if !self.done {
+		self.done = true
+		self.ok = syscall.Stat("/proc/self/exe", &self.st) == nil
+	}
+	return &self.st, self.ok
+}
+
+// isSelf reports whether path is capshim's own executable.
+func isSelf(path string) bool {
+	me, ok := selfStat()
+	var st syscall.Stat_t
+	return ok && syscall.Stat(path, &st) == nil && st.Dev == me.Dev && st.Ino == me.Ino
+}
+
 // buildID names this capshim build for the policy cache: its version and
 // the identity of its executable, so a new binary never reads what an old
 // one compiled.
 func buildID() string {
 	b := []byte(version)
-	if st, err := os.Stat("/proc/self/exe"); err == nil {
-		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-			for _, n := range []int64{int64(sys.Dev), int64(sys.Ino), sys.Size, sys.Mtim.Nano()} {
-				b = append(b, ':')
-				b = strconv.AppendInt(b, n, 10)
-			}
+	if st, ok := selfStat(); ok {
+		for _, n := range []int64{int64(st.Dev), int64(st.Ino), st.Size, st.Mtim.Nano()} {
+			b = append(b, ':')
+			b = strconv.AppendInt(b, n, 10)
 		}
 	}
 	return string(b)
@@ -121,11 +142,6 @@ func buildID() string {
 // findRuntime returns the real runtime: the policy's, or the first runc on
 // PATH that is not capshim itself. capshim never runs itself.
 func findRuntime(pol *policy.Policy) (string, error) {
-	self, selfErr := os.Stat("/proc/self/exe")
-	isSelf := func(p string) bool {
-		st, err := os.Stat(p)
-		return err == nil && selfErr == nil && os.SameFile(st, self)
-	}
 	if pol.Runtime != "" {
 		st, err := os.Stat(pol.Runtime)
 		if err != nil {
