@@ -13,7 +13,6 @@ package integration
 // name and the host's /run/containerd/containerd.sock is never touched.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -22,7 +21,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -337,7 +335,7 @@ func (d *ctdDaemon) release(t *testing.T) {
 	d.killCgroupProcs(t)
 	d.unmountAll(t)
 	d.removeCgroups(t)
-	if left := d.mountsUnder(); len(left) > 0 {
+	if left := mountsUnder(d.dir); len(left) > 0 {
 		t.Errorf("mounts left under %s, not removing it: %v", d.dir, left)
 		return
 	}
@@ -437,51 +435,10 @@ func (d *ctdDaemon) killCgroupProcs(t *testing.T) {
 	}
 }
 
-// mountsUnder lists the mount points below d.dir, deepest first.
-func (d *ctdDaemon) mountsUnder() []string {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var ms []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		mp := unescapeMountinfo(fields[4])
-		if strings.HasPrefix(mp, d.dir+"/") {
-			ms = append(ms, mp)
-		}
-	}
-	sort.Sort(sort.Reverse(sort.StringSlice(ms)))
-	return ms
-}
-
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
 // unmountAll unmounts everything below d.dir (lazily if it is busy).
 func (d *ctdDaemon) unmountAll(t *testing.T) {
 	for i := 0; i < 3; i++ {
-		ms := d.mountsUnder()
+		ms := mountsUnder(d.dir)
 		if len(ms) == 0 {
 			return
 		}

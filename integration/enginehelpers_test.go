@@ -17,7 +17,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -74,52 +73,12 @@ func engTempDir(t *testing.T, prefix string) string {
 	return dir
 }
 
-// engMountsUnder lists the mount points at or below dir, deepest first.
-func engMountsUnder(dir string) []string {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	var out []string
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 5 {
-			continue
-		}
-		mp := engUnescapeMount(f[4])
-		if mp == dir || strings.HasPrefix(mp, dir+"/") {
-			out = append(out, mp)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
-	return out
-}
-
-// engUnescapeMount undoes the octal escapes (\040 etc.) of mountinfo.
-func engUnescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
 // engUnmountUnder unmounts everything mounted at or below dir (lazily when
 // a plain unmount fails) and returns what it found.
 func engUnmountUnder(dir string) []string {
 	var found []string
 	for pass := 0; pass < 5; pass++ {
-		mps := engMountsUnder(dir)
+		mps := mountsUnder(dir)
 		if len(mps) == 0 {
 			break
 		}

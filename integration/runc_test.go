@@ -164,16 +164,8 @@ func runcBundle(t *testing.T, bs runcBundleSpec) string {
 // runcCheckNoMounts fails the test when a mount point lies under dir.
 func runcCheckNoMounts(t *testing.T, dir string) {
 	t.Helper()
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		t.Errorf("reading mountinfo: %v", err)
-		return
-	}
-	for _, l := range strings.Split(string(data), "\n") {
-		f := strings.Fields(l)
-		if len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
-			t.Errorf("leftover mount under the bundle: %s", l)
-		}
+	for _, mp := range mountsUnder(dir) {
+		t.Errorf("leftover mount under the bundle: %s", mp)
 	}
 }
 
