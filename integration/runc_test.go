@@ -339,6 +339,20 @@ func runcShimEnv(policy string) []string {
 	return env
 }
 
+// runcCapshimRun runs bundle b in the foreground through capshim with
+// policy (env CAPSHIM_CONFIG) in a fresh runc root, with a JSON --log in the
+// bundle, and removes the container at cleanup. It returns the result, the
+// log path and the container id.
+func runcCapshimRun(t *testing.T, b, policy string) (res runcResult, log, id string) {
+	t.Helper()
+	root := runcRoot(t)
+	id = runcContainerID(t)
+	runcCleanup(t, root, id)
+	log = filepath.Join(b, "log.json")
+	res = runcRunBin(t, "", runcShimEnv(policy), capshimBin, append(runcGlobalArgs(root, log), "run", "--bundle", b, id)...)
+	return res, log, id
+}
+
 // runcGlobalArgs is the global part of the runtime command line engines use.
 func runcGlobalArgs(root, log string) []string {
 	return []string{"--root", root, "--log", log, "--log-format", "json"}
@@ -591,10 +605,7 @@ capabilities = ["CAP_NET_RAW"]
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			b := runcBundle(t, tc.bs)
-			root, id := runcRoot(t), runcContainerID(t)
-			runcCleanup(t, root, id)
-			log := filepath.Join(b, "log.json")
-			res := runcRunBin(t, "", runcShimEnv(policy), capshimBin, append(runcGlobalArgs(root, log), "run", "--bundle", b, id)...)
+			res, _, _ := runcCapshimRun(t, b, policy)
 			if res.code != 0 {
 				t.Fatalf("container failed:\n%s", res)
 			}
@@ -607,10 +618,8 @@ capabilities = ["CAP_NET_RAW"]
 }
 
 // TestRuncRuleListsNeverCap: a rule that lists a capability of never
-// (SYS_ADMIN) must not get it into the container. The contract subtracts
-// never from what rules grant; capshim may instead refuse such a policy at
-// load time. Either is safe: the container runs without SYS_ADMIN, or
-// capshim fails closed with an error line and starts nothing.
+// (SYS_ADMIN) is a load error, so capshim fails closed: nothing starts,
+// config.json is unchanged, and the --log line names the rule and never.
 func TestRuncRuleListsNeverCap(t *testing.T) {
 	requireRunc(t)
 	policy := writePolicy(t, runcPolicy+`
@@ -619,25 +628,22 @@ name = "admin"
 capabilities = ["CAP_CHOWN", "CAP_SYS_ADMIN"]
 `)
 	b := runcBundle(t, runcBundleSpec{extraCaps: []string{"CAP_SYS_ADMIN"}, env: []string{"CAPSHIM_CAPABILITIES=CAP_SYS_ADMIN,CAP_CHOWN"}})
-	root, id := runcRoot(t), runcContainerID(t)
-	runcCleanup(t, root, id)
 	before := runcReadFile(t, filepath.Join(b, "config.json"))
-	log := filepath.Join(b, "log.json")
-	res := runcRunBin(t, "", runcShimEnv(policy), capshimBin, append(runcGlobalArgs(root, log), "run", "--bundle", b, id)...)
+	res, log, _ := runcCapshimRun(t, b, policy)
 	if res.code == 0 {
-		assertCaps(t, res.stdout, maskMinimal|maskChown)
-	} else {
-		t.Logf("capshim refused the policy (fails closed)")
-		if strings.Contains(res.stdout, "CapBnd") {
-			t.Errorf("the container ran although capshim failed")
-		}
-		if !bytes.Equal(before, runcReadFile(t, filepath.Join(b, "config.json"))) {
-			t.Errorf("config.json changed")
-		}
-		runcCheckErrorLog(t, log, "json")
+		t.Fatalf("capshim started a container under a policy whose rule lists a never capability:\n%s", res)
 	}
-	if t.Failed() {
-		t.Logf("details:\n%s", res)
+	if strings.Contains(res.stdout, "CapBnd") {
+		t.Errorf("the container ran although capshim failed")
+	}
+	if !bytes.Equal(before, runcReadFile(t, filepath.Join(b, "config.json"))) {
+		t.Errorf("config.json changed")
+	}
+	msg := runcCheckErrorLog(t, log, "json")
+	for _, want := range []string{`"admin"`, "CAP_SYS_ADMIN", "never"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error line %q does not name %s", msg, want)
+		}
 	}
 }
 
@@ -954,11 +960,8 @@ func TestRuncDeniedRequestFail(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := runcBundle(t, tc.bs)
-			root, id := runcRoot(t), runcContainerID(t)
-			runcCleanup(t, root, id)
 			before := runcReadFile(t, filepath.Join(b, "config.json"))
-			log := filepath.Join(b, "log.json")
-			res := runcRunBin(t, "", runcShimEnv(policy), capshimBin, append(runcGlobalArgs(root, log), "run", "--bundle", b, id)...)
+			res, log, _ := runcCapshimRun(t, b, policy)
 			if tc.ok {
 				if res.code != 0 {
 					t.Fatalf("container failed:\n%s", res)
@@ -1066,11 +1069,8 @@ func TestRuncAuditMode(t *testing.T) {
 	for _, inhAmb := range []bool{false, true} {
 		t.Run(fmt.Sprintf("inheritable-ambient=%v", inhAmb), func(t *testing.T) {
 			b := runcBundle(t, runcBundleSpec{inhAmb: inhAmb})
-			root, id := runcRoot(t), runcContainerID(t)
-			runcCleanup(t, root, id)
 			before := runcReadFile(t, filepath.Join(b, "config.json"))
-			log := filepath.Join(b, "log.json")
-			res := runcRunBin(t, "", runcShimEnv(policy), capshimBin, append(runcGlobalArgs(root, log), "run", "--bundle", b, id)...)
+			res, _, id := runcCapshimRun(t, b, policy)
 			if res.code != 0 {
 				t.Fatalf("container failed:\n%s", res)
 			}
