@@ -85,6 +85,7 @@ type Doc struct {
 	raw  []byte
 	kind Kind
 	sets [NumSets]capField
+	in   Sets // the sets as the runtime reads them
 
 	// Annotations are the spec's annotations (config.json only).
 	Annotations map[string]string
@@ -124,6 +125,7 @@ func Parse(data []byte, kind Kind) (*Doc, error) {
 	if p.pos != len(data) {
 		return nil, p.errf("data after the end of the document (runc would ignore it, capshim refuses it)")
 	}
+	d.in = d.exactSets()
 	return d, nil
 }
 
@@ -246,7 +248,10 @@ func (d *Doc) annotations(p *parser, depth int) error {
 
 // Sets returns the five sets as the runtime will grant them: only exactly
 // spelled, known names count.
-func (d *Doc) Sets() Sets {
+func (d *Doc) Sets() Sets { return d.in }
+
+// exactSets computes Sets once, at the end of Parse.
+func (d *Doc) exactSets() Sets {
 	var in Sets
 	for s := range d.sets {
 		for _, n := range d.sets[s].names {
