@@ -283,6 +283,17 @@ func (d *Doc) Unknown() [NumSets][]string {
 	return out
 }
 
+// Dropped lists, per set, what reducing the document to out (as returned
+// by Reduce) removes: the capabilities, then the names that are not
+// capabilities.
+func (d *Doc) Dropped(out Sets) [NumSets][]string {
+	dropped := d.Unknown()
+	for s := range dropped {
+		dropped[s] = append((d.in[s] &^ out[s]).Names(), dropped[s]...)
+	}
+	return dropped
+}
+
 // Tidy reduces in to target and makes the result consistent, the way the
 // kernel and runc need it: effective ⊆ permitted ⊆ bounding and
 // ambient ⊆ permitted ∩ inheritable. Every result set is a subset of the

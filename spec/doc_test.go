@@ -400,3 +400,15 @@ func TestReduceProperties(t *testing.T) {
 		}
 	}
 }
+
+func TestDropped(t *testing.T) {
+	doc, err := Parse([]byte(`{"process":{"capabilities":{"bounding":["CAP_CHOWN","kill","CAP_KILL"],"ambient":["CAP_KILL"]}}}`), Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, out := doc.Reduce(OCIDefault)
+	got := doc.Dropped(out)
+	if fmt.Sprint(got[Bounding]) != "[CAP_CHOWN kill]" || fmt.Sprint(got[Ambient]) != "[CAP_KILL]" || len(got[Effective]) != 0 {
+		t.Fatalf("Dropped = %q", got)
+	}
+}

@@ -94,12 +94,12 @@ func checkFile(name string, stdin io.Reader, pol *policy.Policy, validate bool) 
 		r.Kind = "process"
 	}
 	r.Target = si.decision.Target.Names()
-	for s := spec.Bounding; s < spec.NumSets; s++ {
-		if d := si.dropped(s); len(d) > 0 {
+	for s, d := range si.doc.Dropped(si.out) {
+		if len(d) > 0 {
 			if r.Drop == nil {
 				r.Drop = map[string][]string{}
 			}
-			r.Drop[s.String()] = d
+			r.Drop[spec.Set(s).String()] = d
 		}
 	}
 	if validate && si.kind == spec.Config {

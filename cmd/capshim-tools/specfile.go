@@ -50,7 +50,7 @@ type specInput struct {
 	doc      *spec.Doc
 	kind     spec.Kind
 	decision policy.Decision
-	in, out  spec.Sets
+	out      spec.Sets
 	reduced  []byte
 }
 
@@ -91,16 +91,8 @@ func readSpec(name string, stdin io.Reader, pol *policy.Policy) (*specInput, err
 	if err := pol.Check(&si.decision); err != nil {
 		return nil, fmt.Errorf("%s: %w", si.name, err)
 	}
-	si.in = doc.Sets()
 	si.reduced, si.out = doc.Reduce(si.decision.Target)
 	return si, nil
-}
-
-// dropped lists, per set, what the reduction removes: capabilities and
-// names that are not capabilities.
-func (si *specInput) dropped(s spec.Set) []string {
-	names := (si.in[s] &^ si.out[s]).Names()
-	return append(names, si.doc.Unknown()[s]...)
 }
 
 // writeOutput writes data to path: atomically over an existing file,

@@ -268,14 +268,10 @@ func apply(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, f *spec.File, doc
 		return err
 	}
 	out, sets := doc.Reduce(d.Target)
-	in := doc.Sets()
-	unknown := doc.Unknown()
 	dropped := map[string][]string{}
-	for s := spec.Bounding; s < spec.NumSets; s++ {
-		names := (in[s] &^ sets[s]).Names()
-		names = append(names, unknown[s]...)
+	for s, names := range doc.Dropped(sets) {
 		if len(names) > 0 {
-			dropped[s.String()] = names
+			dropped[spec.Set(s).String()] = names
 		}
 	}
 	l.decision(ra, pol, &d, f.Path, dropped, &sets)
