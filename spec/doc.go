@@ -10,10 +10,16 @@
 //
 // Parse reads the document the way runc does (Go's encoding/json decoding
 // into specs.Spec): object keys match case-insensitively, escapes are
-// decoded, capability names must be exact. Where that reading is ambiguous
-// (a key given twice, a key that only runc would match because it differs
-// in case, data after the document) Parse refuses the document, so no spec
-// can carry capabilities past capshim that the real runtime would honour.
+// decoded, capability names must be exact. crun reads the same bytes
+// differently: its JSON tree (yajl through libocispec) compares keys as C
+// strings, so a key stops at its first \u0000; the first of two equal keys
+// wins, where encoding/json keeps the last; and capability names go through
+// libcap, which also takes "cap_sys_admin", "21" or "CAP_SYS_ADMIN,x".
+// Where any supported runtime could read a key on the path to the
+// capability sets as a different key (a key given twice, a key that matches
+// only in case or only up to a NUL, data after the document) Parse refuses
+// the document, and Reduce writes back only exactly spelled names, so no
+// spec can carry capabilities past capshim that a real runtime would honour.
 package spec
 
 import (
@@ -134,13 +140,17 @@ func Parse(data []byte, kind Kind) (*Doc, error) {
 type member func(p *parser, key string, depth int) error
 
 // fieldTracker refuses keys that runc and crun would read differently:
-// duplicates (encoding/json merges them, others take one) and keys that
-// match a spec field only case-insensitively (runc matches them, crun does
-// not).
+// duplicates (encoding/json keeps the last, crun the first) and keys that
+// only one runtime would take for a spec field: a key that matches only
+// case-insensitively (runc reads it, crun does not) or only up to a NUL
+// character (crun reads it, runc does not).
 type fieldTracker struct{ seen uint8 }
 
 func (f *fieldTracker) claim(key, want string, bit uint8, where string) error {
 	if key != want {
+		if i := strings.IndexByte(key, 0); i >= 0 {
+			return fmt.Errorf("%s: key %q holds a NUL character (\\u0000): crun would read it as %q, runc would not; write it as %q", where, key, key[:i], want)
+		}
 		return fmt.Errorf("%s: key %q differs from %q only in case: runc would read it, other runtimes would not; write it as %q", where, key, want, want)
 	}
 	if f.seen&bit != 0 {
@@ -150,16 +160,27 @@ func (f *fieldTracker) claim(key, want string, bit uint8, where string) error {
 	return nil
 }
 
+// readAs reports whether some supported runtime could take key for the spec
+// field want: runc matches case-insensitively (encoding/json folding), crun
+// compares the key as a C string, which ends at its first NUL. Both are
+// checked together, folded, so a key either is exactly want or is refused.
+func readAs(key, want string) bool {
+	if i := strings.IndexByte(key, 0); i >= 0 {
+		key = key[:i]
+	}
+	return equalFold(key, want)
+}
+
 func (d *Doc) configMember() member {
 	var t fieldTracker
 	return func(p *parser, key string, depth int) error {
 		switch {
-		case equalFold(key, "process"):
+		case readAs(key, "process"):
 			if err := t.claim(key, "process", 1, "config.json"); err != nil {
 				return err
 			}
 			return p.objectOrNull(depth, "process", d.processMember)
-		case equalFold(key, "annotations"):
+		case readAs(key, "annotations"):
 			if err := t.claim(key, "annotations", 2, "config.json"); err != nil {
 				return err
 			}
@@ -177,7 +198,7 @@ func (d *Doc) processMember() member {
 	}
 	return func(p *parser, key string, depth int) error {
 		switch {
-		case equalFold(key, "capabilities"):
+		case readAs(key, "capabilities"):
 			if err := t.claim(key, "capabilities", 1, where); err != nil {
 				return err
 			}
@@ -186,7 +207,7 @@ func (d *Doc) processMember() member {
 			}
 			d.HasCapabilities = true
 			return p.objectOrNull(depth, "process.capabilities", d.capsMember)
-		case equalFold(key, "env"):
+		case readAs(key, "env"):
 			if err := t.claim(key, "env", 2, where); err != nil {
 				return err
 			}
@@ -202,7 +223,7 @@ func (d *Doc) capsMember() member {
 	var t fieldTracker
 	return func(p *parser, key string, depth int) error {
 		for s := Bounding; s < NumSets; s++ {
-			if !equalFold(key, setNames[s]) {
+			if !readAs(key, setNames[s]) {
 				continue
 			}
 			if err := t.claim(key, setNames[s], 1<<s, "process.capabilities"); err != nil {

@@ -127,6 +127,16 @@ func TestParseRefuses(t *testing.T) {
 		{"duplicate annotations", Config, `{"annotations":{},"annotations":{}}`, "appears twice"},
 		{"env not strings", Config, `{"process":{"env":[1]}}`, "not a string"},
 		{"process.json capabilities in other case", Process, `{"CAPABILITIES":{"bounding":["CAP_SYS_ADMIN"]}}`, "only in case"},
+		{"process with NUL, before the real one", Config, `{"process\u0000":{"capabilities":{"bounding":["CAP_SYS_ADMIN"]}},"process":{}}`, "NUL character"},
+		{"process with NUL, alone", Config, `{"process\u0000x":{"capabilities":{"bounding":["CAP_SYS_ADMIN"]}}}`, "NUL character"},
+		{"process with NUL in other case", Config, `{"PROCESS\u0000":{}}`, "NUL character"},
+		{"capabilities with NUL", Config, `{"process":{"capabilities\u0000":{"bounding":["CAP_SYS_ADMIN"]},"capabilities":{}}}`, "NUL character"},
+		{"bounding with NUL", Config, `{"process":{"capabilities":{"bounding\u0000":["CAP_SYS_ADMIN"],"bounding":[]}}}`, "NUL character"},
+		{"process.json capabilities with NUL", Process, `{"capabilities\u0000":{"bounding":["CAP_SYS_ADMIN"]}}`, "NUL character"},
+		{"process.json ambient with NUL", Process, `{"capabilities":{"ambient\u0000z":["CAP_SYS_ADMIN"]}}`, "NUL character"},
+		{"annotations with NUL", Config, `{"annotations\u0000":{}}`, "NUL character"},
+		{"NUL before a field name is harmless", Config, `{"\u0000process":{"capabilities":{"bounding":["CAP_SYS_ADMIN"]}}}`, ""},
+		{"comment (crun reads it, runc refuses)", Config, `{/* c */"process":{}}`, "expected a string"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -246,9 +256,42 @@ func TestAnnotationsAndEnv(t *testing.T) {
 
 // genDoc writes a random spec: random key order and layout, unknown
 // fields, big integers, escapes, and capability lists with known, unknown,
-// lower-case, escaped, duplicate and null names.
-func genDoc(r *rand.Rand, kind Kind) []byte {
+// lower-case, escaped, duplicate and null names, and names only crun
+// reads. With hostile set, some keys on the path to the capability sets
+// are written so that one runtime could read them as another key (a NUL,
+// another case, a second copy), sometimes as a decoy member that grants
+// CAP_SYS_ADMIN; it reports whether it wrote one.
+func genDoc(r *rand.Rand, kind Kind, hostile bool) ([]byte, bool) {
 	var b bytes.Buffer
+	wrote := false
+	// The keys on the path to the capability sets, and those a decision
+	// reads.
+	onPath := map[string]bool{"process": true, "capabilities": true, "env": true, "annotations": true}
+	for s := Bounding; s < NumSets; s++ {
+		onPath[s.String()] = true
+	}
+	// key returns k, or with hostile a spelling another runtime reads as k.
+	key := func(k string) string {
+		if !onPath[k] || r.Intn(8) != 0 {
+			return k
+		}
+		if !hostile {
+			// Harmless (in a document without hostile keys, so that no
+			// decoy hides below it): neither runtime reads this as any
+			// spec field.
+			return k[:1] + `\u0000` + k[1:]
+		}
+		wrote = true
+		switch r.Intn(4) {
+		case 0:
+			return k + `\u0000`
+		case 1:
+			return k + `\u0000x`
+		case 2:
+			return strings.ToUpper(k[:1]) + k[1:]
+		}
+		return strings.ToUpper(k)
+	}
 	indent := r.Intn(3) // 0 compact, 1 tabs, 2 spaces after commas
 	nl := func(depth int) {
 		switch indent {
@@ -270,6 +313,12 @@ func genDoc(r *rand.Rand, kind Kind) []byte {
 			return s[:4] + `\u00` + fmt.Sprintf("%x", s[4]) + s[5:]
 		case 3:
 			return `CAP_\u004bILL`
+		case 4:
+			return c.String() + `\u0000x` // crun reads c
+		case 5:
+			return c.String() + ",x" // crun reads c
+		case 6:
+			return fmt.Sprint(int(c)) // crun reads c
 		}
 		return c.String()
 	}
@@ -311,9 +360,9 @@ func genDoc(r *rand.Rand, kind Kind) []byte {
 		nl(depth)
 		b.WriteString("}")
 	}
-	field := func(key string, value func(int)) func(int) {
+	field := func(k string, value func(int)) func(int) {
 		return func(depth int) {
-			b.WriteString(`"` + key + `":`)
+			b.WriteString(`"` + key(k) + `":`)
 			if indent > 0 {
 				b.WriteString(" ")
 			}
@@ -331,6 +380,10 @@ func genDoc(r *rand.Rand, kind Kind) []byte {
 		if r.Intn(3) == 0 {
 			ms = append(ms, field("x-caps-future", lit(`[18446744073709551615]`)))
 		}
+		if hostile && r.Intn(6) == 0 {
+			wrote = true
+			ms = append(ms, lit(`"bounding\u0000":["CAP_SYS_ADMIN"]`))
+		}
 		object(depth, ms)
 	}
 	process := func(depth int) {
@@ -344,11 +397,15 @@ func genDoc(r *rand.Rand, kind Kind) []byte {
 		} else if r.Intn(2) == 0 {
 			ms = append(ms, field("capabilities", lit("null")))
 		}
+		if hostile && r.Intn(6) == 0 {
+			wrote = true
+			ms = append(ms, lit(`"capabilities\u0000":{"bounding":["CAP_SYS_ADMIN"],"effective":["CAP_SYS_ADMIN"],"permitted":["CAP_SYS_ADMIN"]}`))
+		}
 		object(depth, ms)
 	}
 	if kind == Process {
 		process(0)
-		return b.Bytes()
+		return b.Bytes(), wrote
 	}
 	ms := []func(int){
 		field("ociVersion", lit(`"1.0.2-dev"`)),
@@ -360,30 +417,46 @@ func genDoc(r *rand.Rand, kind Kind) []byte {
 	if r.Intn(10) > 0 {
 		ms = append(ms, field("process", process))
 	}
+	if hostile && r.Intn(6) == 0 {
+		wrote = true
+		ms = append(ms, lit(`"process\u0000":{"capabilities":{"bounding":["CAP_SYS_ADMIN"],"effective":["CAP_SYS_ADMIN"],"permitted":["CAP_SYS_ADMIN"]}}`))
+	}
 	object(0, ms)
-	return b.Bytes()
+	return b.Bytes(), wrote
 }
 
 // TestReduceProperties checks the invariants of design.md on generated
 // specs against random targets: never escalate, within target,
-// consistent sets, nothing else changes, idempotent, deterministic.
+// consistent sets, nothing else changes, idempotent, deterministic, for
+// runc's reading and crun's. Half the specs carry keys that runc and crun
+// could read differently: those must all be refused, and every other spec
+// accepted.
 func TestReduceProperties(t *testing.T) {
 	r := rand.New(rand.NewSource(1))
-	n := 3000
+	n := 4000
 	if testing.Short() {
-		n = 300
+		n = 400
 	}
+	var refused, accepted int
 	for i := 0; i < n; i++ {
 		kind := Kind(r.Intn(2))
-		data := genDoc(r, kind)
+		data, hostile := genDoc(r, kind, i%2 == 1)
 		target := CapSet(r.Uint64()) & AllCaps
 		if r.Intn(3) == 0 {
 			target = OCIDefault
 		}
 		doc, err := Parse(data, kind)
+		if hostile {
+			if err == nil {
+				t.Fatalf("case %d: spec with a key the runtimes read differently accepted:\n%s", i, data)
+			}
+			refused++
+			continue
+		}
 		if err != nil {
 			t.Fatalf("case %d: generated spec refused: %v\n%s", i, err, data)
 		}
+		accepted++
 		want, err := runcSets(data, kind)
 		if err != nil {
 			t.Fatalf("case %d: runc cannot decode the generated spec: %v", i, err)
@@ -398,6 +471,9 @@ func TestReduceProperties(t *testing.T) {
 		if want := Tidy(want, target); sets != want {
 			t.Fatalf("case %d: sets %v, want %v", i, sets, want)
 		}
+	}
+	if refused < n/10 || accepted < n/2 {
+		t.Fatalf("generator too one-sided: %d refused, %d accepted of %d", refused, accepted, n)
 	}
 }
 
