@@ -1,0 +1,267 @@
+package integration
+
+// Specs that runc and crun read differently, run on both real runtimes:
+// first each runtime alone (the control shows what that runtime really
+// grants from these bytes), then through capshim, which must refuse the
+// spec or reduce it so that neither runtime grants more than the policy.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// capSysAdmin is CAP_SYS_ADMIN's bit in /proc/PID/status masks.
+const capSysAdmin = 1 << 21
+
+// difAdminCaps is a capabilities object that grants CAP_SYS_ADMIN.
+const difAdminCaps = `{"bounding":["CAP_SYS_ADMIN"],"effective":["CAP_SYS_ADMIN"],"permitted":["CAP_SYS_ADMIN"]}`
+
+// difCase changes the text of a generated config.json.
+type difCase struct {
+	name string
+	edit func(t *testing.T, spec string) string
+	// crunAdmin and runcAdmin say whether that runtime alone grants
+	// CAP_SYS_ADMIN from the edited spec (checked by the control run).
+	crunAdmin, runcAdmin bool
+	// runcRefuses: runc alone does not start the container at all.
+	runcRefuses bool
+	// refused: capshim must refuse the spec, naming this reason. When
+	// empty, capshim accepts it and the container gets the minimal set.
+	refused string
+}
+
+// difReplaceOnce replaces the first old in s, failing the test when there
+// is none.
+func difReplaceOnce(t *testing.T, s, old, new string) string {
+	t.Helper()
+	if !strings.Contains(s, old) {
+		t.Fatalf("generated spec has no %q", old)
+	}
+	return strings.Replace(s, old, new, 1)
+}
+
+func difCases() []difCase {
+	return []difCase{
+		{
+			name: "process key with NUL before the real one",
+			edit: func(t *testing.T, s string) string {
+				return difReplaceOnce(t, s, `"process":`, `"process\u0000":{"user":{"uid":0,"gid":0},"args":["grep","Cap","/proc/self/status"],"env":["PATH=/bin"],"cwd":"/","capabilities":`+difAdminCaps+`},"process":`)
+			},
+			crunAdmin: true, refused: "NUL character",
+		},
+		{
+			name: "process key with NUL and no other process",
+			edit: func(t *testing.T, s string) string {
+				s = difReplaceOnce(t, s, `"process":`, `"process\u0000":`)
+				for _, set := range []string{"bounding", "effective", "permitted"} {
+					s = difReplaceOnce(t, s, `"`+set+`":[`, `"`+set+`":["CAP_SYS_ADMIN",`)
+				}
+				return s
+			},
+			crunAdmin: true, runcRefuses: true, refused: "NUL character",
+		},
+		{
+			name: "capabilities key with NUL before the real one",
+			edit: func(t *testing.T, s string) string {
+				return difReplaceOnce(t, s, `"capabilities":`, `"capabilities\u0000x":`+difAdminCaps+`,"capabilities":`)
+			},
+			crunAdmin: true, refused: "NUL character",
+		},
+		{
+			name: "bounding key with NUL before the real one",
+			edit: func(t *testing.T, s string) string {
+				s = difReplaceOnce(t, s, `"bounding":`, `"bounding\u0000":["CAP_SYS_ADMIN"],"bounding":`)
+				s = difReplaceOnce(t, s, `"effective":`, `"effective\u0000":["CAP_SYS_ADMIN"],"effective":`)
+				return difReplaceOnce(t, s, `"permitted":`, `"permitted\u0000":["CAP_SYS_ADMIN"],"permitted":`)
+			},
+			crunAdmin: true, refused: "NUL character",
+		},
+		{
+			name: "capabilities key in another case after the real one",
+			edit: func(t *testing.T, s string) string {
+				return difReplaceOnce(t, s, `"capabilities":`, `"Capabilities":`+difAdminCaps+`,"capabilities":`)
+			},
+			refused: "only in case",
+		},
+		{
+			name: "capability names only crun reads",
+			edit: func(t *testing.T, s string) string {
+				for _, set := range []string{"bounding", "effective", "permitted"} {
+					s = difReplaceOnce(t, s, `"`+set+`":[`, `"`+set+`":["cap_sys_admin","21","CAP_SYS_ADMIN,x","CAP_SYS_ADMIN\u0000junk",`)
+				}
+				return s
+			},
+			crunAdmin: true,
+		},
+	}
+}
+
+// difRuntime is one real runtime the cases run on.
+type difRuntime struct {
+	name string
+	path string
+	wrap func(t *testing.T, argv []string) []string
+}
+
+func difRuntimes(t *testing.T) []difRuntime {
+	return []difRuntime{
+		{name: "runc", path: requireBinary(t, "runc"), wrap: func(_ *testing.T, argv []string) []string { return argv }},
+		{name: "crun", path: "/usr/bin/crun", wrap: crunWrap},
+	}
+}
+
+func TestDifferentialSpecs(t *testing.T) {
+	rootfs, stateRoot, _ := crunSetup(t)
+	grep := []string{"grep", "Cap", "/proc/self/status"}
+	for _, rt := range difRuntimes(t) {
+		policy := writePolicy(t, engPolicy(rt.path))
+		for i, tc := range difCases() {
+			t.Run(rt.name+"/"+tc.name, func(t *testing.T) {
+				base := crunBundle(t, rootfs, grep, nil, nil)
+				orig, err := os.ReadFile(filepath.Join(base, "config.json"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				compact := difCompact(t, orig)
+				edited := tc.edit(t, compact)
+
+				// Control: the runtime alone on the edited spec.
+				ctl := t.TempDir()
+				writeFile(t, filepath.Join(ctl, "config.json"), edited, 0o644)
+				id := fmt.Sprintf("capshim-dif-%d-%s-%d", os.Getpid(), rt.name, i)
+				t.Cleanup(func() { difDelete(t, rt, stateRoot, id) })
+				r := engRun(time.Minute, os.Environ(), rt.wrap(t, []string{rt.path, "--root", stateRoot, "run", "-b", ctl, id})...)
+				switch {
+				case rt.name == "runc" && tc.runcRefuses:
+					if r.err == nil {
+						t.Fatalf("control: runc started a spec without a process it can read: %v", r)
+					}
+				case r.err != nil:
+					t.Fatalf("control run failed: %v", r)
+				}
+				got := uint64(0)
+				if r.err == nil {
+					got = capLines(t, r.stdout)["CapBnd"]
+				}
+				want := tc.runcAdmin
+				if rt.name == "crun" {
+					want = tc.crunAdmin
+				}
+				if (got&capSysAdmin != 0) != want {
+					t.Fatalf("control: %s alone gives CapBnd %016x; expected CAP_SYS_ADMIN %v", rt.name, got, want)
+				}
+				difDelete(t, rt, stateRoot, id)
+
+				// Through capshim.
+				b := t.TempDir()
+				writeFile(t, filepath.Join(b, "config.json"), edited, 0o644)
+				logFile := filepath.Join(b, "log.json")
+				argv := rt.wrap(t, []string{capshimBin, "--capshim-config=" + policy, "--root", stateRoot,
+					"--log", logFile, "--log-format", "json", "run", "-b", b, id})
+				r = engRun(time.Minute, engEnv([]string{"CAPSHIM_"}), argv...)
+				if tc.refused != "" {
+					if r.err == nil || strings.Contains(r.stdout, "CapBnd") {
+						t.Fatalf("capshim let the container start: %v", r)
+					}
+					log := engTail(logFile, 5)
+					if !strings.Contains(log, tc.refused) {
+						t.Fatalf("the log does not give the reason %q:\n%s", tc.refused, log)
+					}
+					after, _ := os.ReadFile(filepath.Join(b, "config.json"))
+					if string(after) != edited {
+						t.Fatalf("a refused spec was changed")
+					}
+					return
+				}
+				if r.err != nil {
+					t.Fatalf("%v\nlog:\n%s", r, engTail(logFile, 10))
+				}
+				assertCaps(t, r.stdout, maskMinimal)
+			})
+		}
+	}
+}
+
+// TestDifferentialExec gives `exec --process` the same treatment, on a
+// running container of each runtime.
+func TestDifferentialExec(t *testing.T) {
+	rootfs, stateRoot, _ := crunSetup(t)
+	for _, rt := range difRuntimes(t) {
+		t.Run(rt.name, func(t *testing.T) {
+			policy := writePolicy(t, engPolicy(rt.path))
+			b := crunBundle(t, rootfs, []string{"sleep", "60"}, nil, nil)
+			id := fmt.Sprintf("capshim-difx-%d-%s", os.Getpid(), rt.name)
+			t.Cleanup(func() { difDelete(t, rt, stateRoot, id) })
+			logFile := filepath.Join(b, "log.json")
+			// Detached, the container keeps the stdio it was given: none, so
+			// that nothing waits for it to close.
+			argv := rt.wrap(t, []string{capshimBin, "--capshim-config=" + policy,
+				"--root", stateRoot, "--log", logFile, "--log-format", "json", "run", "-d", "-b", b, id})
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+			cmd.Env = engEnv([]string{"CAPSHIM_"})
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("%s: %v\nlog:\n%s", strings.Join(argv, " "), err, engTail(logFile, 10))
+			}
+			cases := []struct {
+				name, process, refused string
+			}{
+				{"capabilities with NUL first", `{"capabilities\u0000":` + difAdminCaps + `,"capabilities":{"bounding":["CAP_KILL"]},"args":["grep","Cap","/proc/self/status"],"env":["PATH=/bin"],"cwd":"/","user":{"uid":0,"gid":0}}`, "NUL character"},
+				{"set with NUL first", `{"capabilities":{"bounding\u0000":["CAP_SYS_ADMIN"],"bounding":["CAP_KILL"],"effective":["CAP_KILL"],"permitted":["CAP_KILL"]},"args":["grep","Cap","/proc/self/status"],"env":["PATH=/bin"],"cwd":"/","user":{"uid":0,"gid":0}}`, "NUL character"},
+				{"names only crun reads", `{"capabilities":{"bounding":["CAP_KILL","cap_sys_admin","21"],"effective":["CAP_KILL","CAP_SYS_ADMIN,x"],"permitted":["CAP_KILL","CAP_SYS_ADMIN\u0000"]},"args":["grep","Cap","/proc/self/status"],"env":["PATH=/bin"],"cwd":"/","user":{"uid":0,"gid":0}}`, ""},
+			}
+			for _, tc := range cases {
+				t.Run(tc.name, func(t *testing.T) {
+					p := filepath.Join(t.TempDir(), "process.json")
+					writeFile(t, p, tc.process, 0o644)
+					r := engRun(time.Minute, engEnv([]string{"CAPSHIM_"}), rt.wrap(t, []string{capshimBin, "--capshim-config=" + policy,
+						"--root", stateRoot, "--log", logFile, "--log-format", "json", "exec", "--process", p, id})...)
+					if tc.refused != "" {
+						if r.err == nil || strings.Contains(r.stdout, "CapBnd") {
+							t.Fatalf("capshim let the exec run: %v", r)
+						}
+						if log := engTail(logFile, 3); !strings.Contains(log, tc.refused) {
+							t.Fatalf("the log does not give the reason %q:\n%s", tc.refused, log)
+						}
+						return
+					}
+					if r.err != nil {
+						t.Fatalf("%v\nlog:\n%s", r, engTail(logFile, 10))
+					}
+					if got := capLines(t, r.stdout)["CapBnd"]; got&capSysAdmin != 0 || got&^maskMinimal != 0 {
+						t.Fatalf("exec got CapBnd %016x, want within %016x", got, uint64(maskMinimal))
+					}
+				})
+			}
+		})
+	}
+}
+
+// difCompact removes the white space of a generated spec, keeping the key
+// order, so the edits can find their keys.
+func difCompact(t *testing.T, data []byte) string {
+	t.Helper()
+	var b bytes.Buffer
+	if err := json.Compact(&b, data); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// difDelete force-deletes a container of either runtime (cleanup).
+func difDelete(t *testing.T, rt difRuntime, stateRoot, id string) {
+	t.Helper()
+	r := engRun(30*time.Second, os.Environ(), rt.wrap(t, []string{rt.path, "--root", stateRoot, "delete", "--force", id})...)
+	if r.err != nil && !strings.Contains(r.stderr+r.stdout, "not exist") && !strings.Contains(r.stderr, "No such file") {
+		t.Logf("cleanup: %v", r)
+	}
+}
