@@ -231,3 +231,88 @@ func TestCrunCreateStart(t *testing.T) {
 	}
 	assertCaps(t, status, maskMinimal)
 }
+
+// TestCrunConfigFlag: with crun's --config, capshim reduces the file crun
+// really opens. crun reads "config.json" inside the bundle, and any other
+// name relative to the directory it was started in, so the working
+// directory and the bundle both hold a decoy of the same name with Docker's
+// 14 capabilities; only the file crun reads may be changed, and the
+// container must be reduced.
+func TestCrunConfigFlag(t *testing.T) {
+	rootfs, stateRoot, policy := crunSetup(t)
+	grep := []string{"grep", "Cap", "/proc/self/status"}
+	cases := []struct {
+		name   string
+		flag   func(cwd, bundle string) []string
+		reads  func(cwd, bundle string) string // the file crun opens
+		decoys func(cwd, bundle string) []string
+	}{
+		{
+			name:   "relative name",
+			flag:   func(_, _ string) []string { return []string{"--config", "alt.json"} },
+			reads:  func(cwd, _ string) string { return filepath.Join(cwd, "alt.json") },
+			decoys: func(_, b string) []string { return []string{filepath.Join(b, "alt.json")} },
+		},
+		{
+			name:   "short flag, relative name",
+			flag:   func(_, _ string) []string { return []string{"-f", "alt.json"} },
+			reads:  func(cwd, _ string) string { return filepath.Join(cwd, "alt.json") },
+			decoys: func(_, b string) []string { return []string{filepath.Join(b, "alt.json")} },
+		},
+		{
+			name:   "config.json named",
+			flag:   func(_, _ string) []string { return []string{"--config", "config.json"} },
+			reads:  func(_, b string) string { return filepath.Join(b, "config.json") },
+			decoys: func(cwd, _ string) []string { return []string{filepath.Join(cwd, "config.json")} },
+		},
+		{
+			name:   "dot config.json",
+			flag:   func(_, _ string) []string { return []string{"--config=./config.json"} },
+			reads:  func(cwd, _ string) string { return filepath.Join(cwd, "config.json") },
+			decoys: func(_, b string) []string { return []string{filepath.Join(b, "config.json")} },
+		},
+		{
+			name:   "absolute",
+			flag:   func(cwd, _ string) []string { return []string{"--config", filepath.Join(cwd, "alt.json")} },
+			reads:  func(cwd, _ string) string { return filepath.Join(cwd, "alt.json") },
+			decoys: func(_, b string) []string { return []string{filepath.Join(b, "alt.json")} },
+		},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			src := crunBundle(t, rootfs, grep, nil, nil)
+			spec, err := os.ReadFile(filepath.Join(src, "config.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cwd, bundle := t.TempDir(), t.TempDir()
+			for _, p := range append(tc.decoys(cwd, bundle), tc.reads(cwd, bundle)) {
+				writeFile(t, p, string(spec), 0o644)
+			}
+			id := fmt.Sprintf("capshim-crun-cfg-%d-%d", os.Getpid(), i)
+			t.Cleanup(func() { crunDelete(t, stateRoot, id) })
+			logFile := filepath.Join(t.TempDir(), "log.json")
+			argv := []string{capshimBin, "--capshim-config=" + policy, "--root", stateRoot, "--log", logFile, "--log-format", "json", "run", "-b", bundle}
+			argv = append(append(argv, tc.flag(cwd, bundle)...), id)
+			argv = crunWrap(t, argv)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+			cmd.Dir = cwd
+			cmd.Env = engEnv([]string{"CAPSHIM_"})
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("%s: %v\n%s\nlog:\n%s", strings.Join(argv, " "), err, out, engTail(logFile, 10))
+			}
+			assertCaps(t, string(out), maskMinimal)
+			for _, d := range tc.decoys(cwd, bundle) {
+				if b, _ := os.ReadFile(d); string(b) != string(spec) {
+					t.Errorf("capshim changed %s, which crun does not read", d)
+				}
+			}
+			if b, _ := os.ReadFile(tc.reads(cwd, bundle)); string(b) == string(spec) {
+				t.Errorf("capshim left %s, the file crun reads, as it was", tc.reads(cwd, bundle))
+			}
+		})
+	}
+}

@@ -187,17 +187,7 @@ func reduce(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog) ([]string, error
 	if ra.command == "exec" {
 		return reduceExec(ra, pol, l)
 	}
-	bundle := ra.bundle
-	if bundle == "" {
-		bundle = "."
-	}
-	path := filepath.Join(bundle, "config.json")
-	if ra.configFile != "" {
-		path = ra.configFile
-		if !filepath.IsAbs(path) {
-			path = filepath.Join(bundle, path)
-		}
-	}
+	path := specPath(ra.bundle, ra.configFile)
 	f, err := spec.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading the spec: %w", err)
@@ -210,6 +200,23 @@ func reduce(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog) ([]string, error
 		return nil, err
 	}
 	return ra.argv, nil
+}
+
+// specPath is the file the real runtime will read for create, run and
+// restore. runc and crun change into the bundle and open "config.json"
+// there; crun's --config names any other file relative to the directory
+// it was started in (it resolves it before changing into the bundle), which
+// is capshim's own, since capshim execs crun without moving. The paths are
+// joined without lexical cleaning: "a/../x" must go through a as the
+// kernel resolves it, exactly as the runtime's own open will.
+func specPath(bundle, configFile string) string {
+	if configFile != "" && configFile != "config.json" {
+		return configFile
+	}
+	if bundle == "" {
+		return "config.json"
+	}
+	return strings.TrimSuffix(bundle, "/") + "/config.json"
 }
 
 // reduceExec reduces `exec`: the process.json of --process, and --cap
