@@ -335,7 +335,26 @@ func Tidy(in Sets, target CapSet) Sets {
 // names in their original order, laid out like the original array. When
 // nothing changes, Reduce returns the input slice itself.
 func (d *Doc) Reduce(target CapSet) ([]byte, Sets) {
-	out := Tidy(d.Sets(), target)
+	return d.splice(Tidy(d.Sets(), target))
+}
+
+// ReduceWithin is Reduce with a ceiling per set: every result set is also a
+// subset of the same set of ceiling. It is how a process started in a
+// running container is held to what the container's own process got.
+func (d *Doc) ReduceWithin(target CapSet, ceiling Sets) ([]byte, Sets) {
+	return d.splice(Tidy(d.Sets().Within(ceiling), target))
+}
+
+// Within returns s with every set limited to the same set of ceiling.
+func (s Sets) Within(ceiling Sets) Sets {
+	for i := range s {
+		s[i] &= ceiling[i]
+	}
+	return s
+}
+
+// splice writes the sets out into the document.
+func (d *Doc) splice(out Sets) ([]byte, Sets) {
 	var buf []byte
 	last := 0
 	// The sets are spliced in document order.

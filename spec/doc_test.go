@@ -488,3 +488,49 @@ func TestDropped(t *testing.T) {
 		t.Fatalf("Dropped = %q", got)
 	}
 }
+
+// TestReduceWithinProperties: with a ceiling per set, every invariant of
+// Reduce still holds, and no set leaves its ceiling.
+func TestReduceWithinProperties(t *testing.T) {
+	r := rand.New(rand.NewSource(2))
+	for i := 0; i < 1000; i++ {
+		kind := Kind(r.Intn(2))
+		data, _ := genDoc(r, kind, false)
+		target := CapSet(r.Uint64()) & AllCaps
+		var ceiling Sets
+		for s := range ceiling {
+			ceiling[s] = CapSet(r.Uint64()) & AllCaps
+		}
+		doc, err := Parse(data, kind)
+		if err != nil {
+			t.Fatalf("case %d: %v", i, err)
+		}
+		out, sets := doc.ReduceWithin(target, ceiling)
+		after, err := runcSets(out, kind)
+		if err != nil {
+			t.Fatalf("case %d: %v", i, err)
+		}
+		if after != sets {
+			t.Fatalf("case %d: ReduceWithin reports %v, runc reads %v", i, sets, after)
+		}
+		crunAfter, err := checkCrun(doc, data, kind, target, out)
+		if err != nil {
+			t.Fatalf("case %d: %v", i, err)
+		}
+		for s := Bounding; s < NumSets; s++ {
+			if extra := (after[s] | crunAfter[s]) &^ ceiling[s]; extra != 0 {
+				t.Fatalf("case %d: %s keeps %s above the ceiling", i, s, extra)
+			}
+		}
+		if want := Tidy(doc.Sets().Within(ceiling), target); sets != want {
+			t.Fatalf("case %d: sets %v, want %v", i, sets, want)
+		}
+		doc2, err := Parse(out, kind)
+		if err != nil {
+			t.Fatalf("case %d: output does not parse: %v", i, err)
+		}
+		if out2, _ := doc2.ReduceWithin(target, ceiling); !bytes.Equal(out, out2) {
+			t.Fatalf("case %d: not idempotent", i)
+		}
+	}
+}

@@ -56,7 +56,7 @@ func runtimeMain(args []string, stderr io.Writer) int {
 		ra.argv = []string{"--version"}
 	}
 	if carries {
-		if ra.argv, err = reduce(ra, pol, l); err != nil {
+		if ra.argv, err = reduce(ra, pol, l, runtime); err != nil {
 			l.fail(err)
 			return 1
 		}
@@ -183,9 +183,9 @@ func findRuntime(pol *policy.Policy) (string, error) {
 
 // reduce applies the policy to what the command carries and returns the
 // argv to run.
-func reduce(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog) ([]string, error) {
+func reduce(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, runtime string) ([]string, error) {
 	if ra.command == "exec" {
-		return reduceExec(ra, pol, l)
+		return reduceExec(ra, pol, l, runtime)
 	}
 	path := specPath(ra.bundle, ra.configFile)
 	f, err := spec.ReadFile(path)
@@ -196,7 +196,7 @@ func reduce(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog) ([]string, error
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if err := apply(ra, pol, l, f, doc, doc.Annotations); err != nil {
+	if err := apply(ra, pol, l, f, doc, doc.Annotations, nil); err != nil {
 		return nil, err
 	}
 	return ra.argv, nil
@@ -220,9 +220,15 @@ func specPath(bundle, configFile string) string {
 }
 
 // reduceExec reduces `exec`: the process.json of --process, and --cap
-// flags. The container's annotations come from the runtime's state.
-func reduceExec(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog) ([]string, error) {
-	annotations := containerAnnotations(ra.root, ra.id)
+// flags. The process joins a running container, so it is decided with the
+// annotations the container was created with and held, set by set, to what
+// the container's own process got (as the runtime recorded it), whatever
+// the exec asks for. Without that record, exec does not run.
+func reduceExec(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, runtime string) ([]string, error) {
+	st, err := readContainerState(runtime, ra.root, ra.id)
+	if err != nil {
+		return nil, fmt.Errorf("exec: cannot read what container %s was created with: %w", ra.id, err)
+	}
 	var env []string
 	if ra.process != "" {
 		f, err := spec.ReadFile(ra.process)
@@ -233,7 +239,7 @@ func reduceExec(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog) ([]string, e
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", ra.process, err)
 		}
-		if err := apply(ra, pol, l, f, doc, annotations); err != nil {
+		if err := apply(ra, pol, l, f, doc, st.annotations, &st.sets); err != nil {
 			return nil, err
 		}
 		env = doc.Env
@@ -241,16 +247,22 @@ func reduceExec(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog) ([]string, e
 	if len(ra.caps) == 0 {
 		return ra.argv, nil
 	}
-	d := pol.Decide(annotations, env)
+	d := pol.Decide(st.annotations, env)
 	if err := pol.Check(&d); err != nil {
 		return nil, err
 	}
+	// runc adds a --cap to the bounding, effective, permitted and ambient
+	// sets (crun to all but inheritable): keep it only where the container
+	// holds it in each of them, so the exec gains nothing the container
+	// lacks.
+	c := st.sets
+	allowed := d.Target & c[spec.Bounding] & c[spec.Effective] & c[spec.Permitted] & (c[spec.Ambient] | ^c[spec.Inheritable])
 	argv := make([]string, 0, len(ra.argv))
 	next := 0
 	var dropped []string
 	for _, c := range ra.caps {
 		cp, ok := spec.Exact(c.value)
-		if ok && d.Target.Has(cp) {
+		if ok && allowed.Has(cp) {
 			continue
 		}
 		dropped = append(dropped, c.value)
@@ -269,12 +281,19 @@ func reduceExec(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog) ([]string, e
 
 // apply decides for one spec file, logs the decision and, in enforce
 // mode, writes the reduced spec.
-func apply(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, f *spec.File, doc *spec.Doc, annotations map[string]string) error {
+// A non-nil ceiling (exec) limits every set further.
+func apply(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, f *spec.File, doc *spec.Doc, annotations map[string]string, ceiling *spec.Sets) error {
 	d := pol.Decide(annotations, doc.Env)
 	if err := pol.Check(&d); err != nil {
 		return err
 	}
-	out, sets := doc.Reduce(d.Target)
+	var out []byte
+	var sets spec.Sets
+	if ceiling != nil {
+		out, sets = doc.ReduceWithin(d.Target, *ceiling)
+	} else {
+		out, sets = doc.Reduce(d.Target)
+	}
 	dropped := map[string][]string{}
 	for s, names := range doc.Dropped(sets) {
 		if len(names) > 0 {

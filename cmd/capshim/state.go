@@ -2,78 +2,174 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
+
+	"github.com/capshim/capshim/spec"
 )
 
-// containerAnnotations returns the annotations of a running container,
-// which `exec` needs to decide like `create` did. runc keeps them as
-// "key=value" labels in ROOT/ID/state.json; crun keeps the bundle path in
-// ROOT/ID/status, whose config.json has them. It returns nil when neither
-// is found: the decision then has no annotations, which can only grant
-// less.
-func containerAnnotations(root, id string) map[string]string {
-	if id == "" || strings.ContainsAny(id, "/\x00") || id == "." || id == ".." {
-		return nil
-	}
-	roots := []string{root}
-	if root == "" {
-		roots = []string{"/run/runc", "/run/crun"}
-	}
-	for _, r := range roots {
-		if a, ok := runcAnnotations(filepath.Join(r, id, "state.json")); ok {
-			return a
-		}
-		if a, ok := crunAnnotations(filepath.Join(r, id, "status")); ok {
-			return a
-		}
-	}
-	return nil
+// containerState is what the real runtime recorded when the container was
+// created: the capability sets its process got and the annotations its
+// spec carried. `exec` is held to the first and decided with the second,
+// so a process started later in the container never gets more than the
+// container itself, and the rules match as they matched at create.
+type containerState struct {
+	sets        spec.Sets
+	annotations map[string]string
+	source      string // the file the sets were read from
 }
 
-func runcAnnotations(path string) (map[string]string, bool) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, false
+// maxStateFile bounds what capshim reads of a runtime's state file.
+const maxStateFile = 16 << 20
+
+// readContainerState reads the state that the runtime keeps for container
+// id under root (the runtime's default root when root is empty). runc
+// keeps ROOT/ID/state.json, whose config holds the capabilities it applied
+// and the annotations as "key=value" labels; crun keeps a copy of the
+// container's config.json in ROOT/ID. Any failure is an error: exec then
+// does not run.
+func readContainerState(runtime, root, id string) (*containerState, error) {
+	if id == "" || strings.ContainsAny(id, "/\x00") || id == "." || id == ".." {
+		return nil, fmt.Errorf("container id %q is not a valid name", id)
 	}
+	if root == "" {
+		root = "/run/runc"
+		if strings.Contains(filepath.Base(runtime), "crun") {
+			root = "/run/crun"
+		}
+	}
+	dir := filepath.Join(root, id)
+	runcState := filepath.Join(dir, "state.json")
+	data, err := readStateFile(runcState)
+	if err == nil {
+		return runcContainerState(runcState, data)
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	crunConfig := filepath.Join(dir, "config.json")
+	data, err = readStateFile(crunConfig)
+	if err == nil {
+		doc, err := spec.Parse(data, spec.Config)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", crunConfig, err)
+		}
+		return &containerState{sets: doc.Sets(), annotations: doc.Annotations, source: crunConfig}, nil
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("no state of container %q under %s (neither state.json nor config.json): is it running?", id, root)
+	}
+	return nil, err
+}
+
+// readStateFile reads a small state file without following a link.
+func readStateFile(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() || st.Size() > maxStateFile {
+		return nil, fmt.Errorf("%s: not a regular file of at most %d bytes", path, maxStateFile)
+	}
+	buf := make([]byte, st.Size())
+	if _, err := f.ReadAt(buf, 0); err != nil && st.Size() > 0 {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return buf, nil
+}
+
+// runcContainerState reads runc's state.json.
+func runcContainerState(path string, data []byte) (*containerState, error) {
 	var st struct {
 		Config struct {
-			Labels []string `json:"labels"`
+			Labels       []string `json:"labels"`
+			Capabilities *struct {
+				Bounding, Effective, Inheritable, Permitted, Ambient []string
+			} `json:"capabilities"`
 		} `json:"config"`
 	}
-	if json.Unmarshal(data, &st) != nil {
-		return nil, false
+	if err := json.Unmarshal(data, &st); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	out := map[string]string{}
-	for _, l := range st.Config.Labels {
-		if k, v, ok := strings.Cut(l, "="); ok && k != "bundle" {
-			out[k] = v
+	cs := &containerState{source: path}
+	if c := st.Config.Capabilities; c != nil {
+		// runc applies only the names it knows, spelled exactly.
+		for s, names := range [spec.NumSets][]string{c.Bounding, c.Effective, c.Inheritable, c.Permitted, c.Ambient} {
+			for _, n := range names {
+				if cp, ok := spec.Exact(n); ok {
+					cs.sets[s] = cs.sets[s].Add(cp)
+				}
+			}
 		}
 	}
-	return out, true
+	a, err := runcAnnotations(path, st.Config.Labels)
+	if err != nil {
+		return nil, err
+	}
+	cs.annotations = a
+	return cs, nil
 }
 
-func crunAnnotations(path string) (map[string]string, bool) {
-	data, err := os.ReadFile(path)
+// runcAnnotations recovers the annotations from runc's labels. runc writes
+// each as key+"="+value, so a label with two or more "=" cannot be split
+// with certainty (the key or the value may hold one). Then the bundle's
+// config.json, whose path runc keeps as the label "bundle=PATH", gives the
+// annotations, and they count only if they make exactly runc's labels.
+func runcAnnotations(path string, labels []string) (map[string]string, error) {
+	out := map[string]string{}
+	var rest []string
+	bundle, ambiguous := "", false
+	for _, l := range labels {
+		k, v, ok := strings.Cut(l, "=")
+		if !ok {
+			continue
+		}
+		if k == "bundle" && bundle == "" {
+			bundle = v
+			continue
+		}
+		rest = append(rest, l)
+		if strings.Contains(v, "=") {
+			ambiguous = true
+		}
+		out[k] = v
+	}
+	if !ambiguous {
+		return out, nil
+	}
+	fail := func(why string) error {
+		return fmt.Errorf("%s: the container's annotations cannot be read with certainty (a label holds more than one \"=\") and %s; exec refused", path, why)
+	}
+	if bundle == "" {
+		return nil, fail("runc recorded no bundle")
+	}
+	cfg := bundle + "/config.json"
+	data, err := readStateFile(cfg)
 	if err != nil {
-		return nil, false
+		return nil, fail(fmt.Sprintf("the bundle's config.json cannot be read: %v", err))
 	}
-	var st struct {
-		Bundle string `json:"bundle"`
-	}
-	if json.Unmarshal(data, &st) != nil || st.Bundle == "" {
-		return nil, false
-	}
-	cfg, err := os.ReadFile(filepath.Join(st.Bundle, "config.json"))
+	doc, err := spec.Parse(data, spec.Config)
 	if err != nil {
-		return nil, false
+		return nil, fail(fmt.Sprintf("%s: %v", cfg, err))
 	}
-	var spec struct {
-		Annotations map[string]string `json:"annotations"`
+	made := make([]string, 0, len(doc.Annotations))
+	for k, v := range doc.Annotations {
+		made = append(made, k+"="+v)
 	}
-	if json.Unmarshal(cfg, &spec) != nil {
-		return nil, false
+	slices.Sort(made)
+	slices.Sort(rest)
+	if !slices.Equal(made, rest) {
+		return nil, fail(fmt.Sprintf("the annotations in %s are not those runc recorded", cfg))
 	}
-	return spec.Annotations, true
+	return doc.Annotations, nil
 }
