@@ -1,6 +1,5 @@
-// Package integration starts real containers through capshim with real
-// engines (runc, crun, dockerd, containerd, podman) and reads the
-// capabilities the container really got from its /proc/self/status.
+//go:build integration
+
 package integration
 
 import (

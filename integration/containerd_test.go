@@ -1,3 +1,5 @@
+//go:build integration
+
 package integration
 
 // containerd tests: a private containerd 1.6 (own root, state, sockets and

@@ -1,3 +1,5 @@
+//go:build integration
+
 package integration
 
 // CRI tests: the private containerd of containerd_test.go with its CRI

@@ -1,3 +1,5 @@
+//go:build integration
+
 package integration
 
 // crun tests: capshim called with runc's command line directly (no engine)

@@ -1,3 +1,5 @@
+//go:build integration
+
 package integration
 
 // Specs that runc and crun read differently, run on both real runtimes:

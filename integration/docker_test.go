@@ -1,3 +1,5 @@
+//go:build integration
+
 package integration
 
 // Docker 20.10 tests: a private dockerd (own data-root, exec-root, pidfile

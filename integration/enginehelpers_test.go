@@ -1,3 +1,5 @@
+//go:build integration
+
 package integration
 
 // Helpers shared by the engine tests (docker_test.go, podman_test.go,

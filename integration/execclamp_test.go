@@ -1,3 +1,5 @@
+//go:build integration
+
 package integration
 
 // A process started with exec never gets more than the container it

@@ -1,3 +1,5 @@
+//go:build integration
+
 package integration
 
 // Hardening tests with the real runc (/usr/bin/runc):
@@ -44,9 +46,6 @@ import (
 // hardMarkerArgs is the container command of the fail-closed tests: it
 // leaves /marker/ran on the host, then prints its capabilities.
 var hardMarkerArgs = []string{"sh", "-c", "echo ran > /marker/ran; grep Cap /proc/self/status"}
-
-// hardTempPattern is what capshim's temporary spec files are called.
-const hardTempPattern = ".config.json.capshim-"
 
 // ---------------------------------------------------------------------------
 // Helpers

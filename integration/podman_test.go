@@ -1,3 +1,5 @@
+//go:build integration
+
 package integration
 
 // Podman 4.3 tests: podman with private storage (--root/--runroot/--tmpdir

@@ -1,3 +1,5 @@
+//go:build integration
+
 package integration
 
 // README tests: each engine section of README.md followed as written, with

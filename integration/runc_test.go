@@ -1,3 +1,5 @@
+//go:build integration
+
 package integration
 
 // Integration tests of capshim in runtime mode with the real runc
