@@ -6,8 +6,8 @@
 
 GO       ?= go
 BIN      := bin/capshim
-VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS  := -s -w -X main.version=$(VERSION)
+COMMIT   ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+LDFLAGS  := -s -w -X github.com/capshim/capshim.commit=$(COMMIT)
 TAGS     := urfave_cli_no_docs
 TOOLS_BIN := bin/capshim-tools
 PREFIX   ?= /usr/local

@@ -8,6 +8,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/capshim/capshim"
 	"io"
 	"os"
 	"strings"
@@ -15,8 +16,8 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "0.1.0-dev"
+// version is the one capshim.Version gives both binaries.
+var version = capshim.Version()
 
 func main() {
 	os.Exit(run(os.Args, os.Stdout, os.Stderr))

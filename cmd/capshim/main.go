@@ -10,6 +10,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/capshim/capshim"
 	"io"
 	"os"
 	"path/filepath"
@@ -18,8 +19,8 @@ import (
 	"github.com/capshim/capshim/internal/clinames"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "0.1.0-dev"
+// version is the one capshim.Version gives both binaries.
+var version = capshim.Version()
 
 func main() {
 	os.Exit(run(os.Args, os.Stderr))
