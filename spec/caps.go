@@ -1,198 +1,33 @@
 package spec
 
-import (
-	"fmt"
-	"math/bits"
-	"strings"
+import "github.com/capshim/capshim/capability"
+
+// The capability vocabulary lives in package capability; these names keep
+// spec's callers compiling while they move to it.
+type (
+	// Cap is capability.Cap.
+	Cap = capability.Cap
+	// CapSet is capability.Set.
+	CapSet = capability.Set
 )
 
-// NumCaps is the number of capabilities Linux defines today: 0 (CAP_CHOWN)
-// to 40 (CAP_CHECKPOINT_RESTORE).
-const NumCaps = 41
-
-// capNames holds the canonical name of every capability, indexed by its
-// number. It is a fixed array, so it costs nothing at program start.
-var capNames = [NumCaps]string{
-	"CAP_CHOWN",
-	"CAP_DAC_OVERRIDE",
-	"CAP_DAC_READ_SEARCH",
-	"CAP_FOWNER",
-	"CAP_FSETID",
-	"CAP_KILL",
-	"CAP_SETGID",
-	"CAP_SETUID",
-	"CAP_SETPCAP",
-	"CAP_LINUX_IMMUTABLE",
-	"CAP_NET_BIND_SERVICE",
-	"CAP_NET_BROADCAST",
-	"CAP_NET_ADMIN",
-	"CAP_NET_RAW",
-	"CAP_IPC_LOCK",
-	"CAP_IPC_OWNER",
-	"CAP_SYS_MODULE",
-	"CAP_SYS_RAWIO",
-	"CAP_SYS_CHROOT",
-	"CAP_SYS_PTRACE",
-	"CAP_SYS_PACCT",
-	"CAP_SYS_ADMIN",
-	"CAP_SYS_BOOT",
-	"CAP_SYS_NICE",
-	"CAP_SYS_RESOURCE",
-	"CAP_SYS_TIME",
-	"CAP_SYS_TTY_CONFIG",
-	"CAP_MKNOD",
-	"CAP_LEASE",
-	"CAP_AUDIT_WRITE",
-	"CAP_AUDIT_CONTROL",
-	"CAP_SETFCAP",
-	"CAP_MAC_OVERRIDE",
-	"CAP_MAC_ADMIN",
-	"CAP_SYSLOG",
-	"CAP_WAKE_ALARM",
-	"CAP_BLOCK_SUSPEND",
-	"CAP_AUDIT_READ",
-	"CAP_PERFMON",
-	"CAP_BPF",
-	"CAP_CHECKPOINT_RESTORE",
-}
-
-// Cap is a capability number (0 is CAP_CHOWN).
-type Cap uint8
-
-// String returns the canonical CAP_UPPER name.
-func (c Cap) String() string {
-	if int(c) < NumCaps {
-		return capNames[c]
-	}
-	return fmt.Sprintf("CAP_%d", c)
-}
-
-// CapSet is a set of capabilities as a bit mask: bit n is capability n.
-type CapSet uint64
-
-// AllCaps holds every capability Linux defines.
-const AllCaps CapSet = 1<<NumCaps - 1
-
-// Has reports whether c is in s.
-func (s CapSet) Has(c Cap) bool { return s&(1<<c) != 0 }
-
-// Add returns s with c added.
-func (s CapSet) Add(c Cap) CapSet { return s | 1<<c }
-
-// Len is the number of capabilities in s.
-func (s CapSet) Len() int { return bits.OnesCount64(uint64(s)) }
-
-// Caps lists the members of s in capability-number order.
-func (s CapSet) Caps() []Cap {
-	out := make([]Cap, 0, s.Len())
-	for c := Cap(0); c < NumCaps; c++ {
-		if s.Has(c) {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-// Names lists the canonical names of the members of s in number order.
-func (s CapSet) Names() []string {
-	out := make([]string, 0, s.Len())
-	for _, c := range s.Caps() {
-		out = append(out, c.String())
-	}
-	return out
-}
-
-// String renders s as a comma list of names, or "none".
-func (s CapSet) String() string {
-	if s == 0 {
-		return "none"
-	}
-	return strings.Join(s.Names(), ",")
-}
-
-// Exact returns the capability whose canonical name is exactly name, the
-// way runc (and crun) look names up in a spec: "CAP_KILL" is known, "kill"
-// and "cap_kill" are not.
-func Exact(name string) (Cap, bool) {
-	if len(name) < 5 || name[:4] != "CAP_" {
-		return 0, false
-	}
-	for i := range capNames {
-		if capNames[i] == name {
-			return Cap(i), true
-		}
-	}
-	return 0, false
-}
-
-// Lookup parses a capability name given by a person (policy, annotation,
-// command line): case-insensitive, with or without the CAP_ prefix, with
-// surrounding blanks ignored.
-func Lookup(name string) (Cap, bool) {
-	name = strings.TrimSpace(name)
-	if len(name) >= 4 && strings.EqualFold(name[:4], "CAP_") {
-		name = name[4:]
-	}
-	if name == "" {
-		return 0, false
-	}
-	for i := range capNames {
-		if strings.EqualFold(capNames[i][4:], name) {
-			return Cap(i), true
-		}
-	}
-	return 0, false
-}
-
-// ParseList parses names with Lookup. It returns the set of known names and
-// the names it did not know, in input order.
-func ParseList(names []string) (set CapSet, unknown []string) {
-	for _, n := range names {
-		if c, ok := Lookup(n); ok {
-			set = set.Add(c)
-		} else {
-			unknown = append(unknown, n)
-		}
-	}
-	return set, unknown
-}
-
-// ParseCommaList splits a comma-separated request such as
-// "CAP_CHOWN, setuid" and parses it with ParseList. Empty items are ignored.
-func ParseCommaList(list string) (set CapSet, unknown []string) {
-	for _, item := range strings.Split(list, ",") {
-		if strings.TrimSpace(item) == "" {
-			continue
-		}
-		if c, ok := Lookup(item); ok {
-			set = set.Add(c)
-		} else {
-			unknown = append(unknown, strings.TrimSpace(item))
-		}
-	}
-	return set, unknown
-}
-
-// Well-known default sets, for reports.
-var (
-	// OCIDefault is what `runc spec` writes: the capshim default.
-	OCIDefault = set("CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE")
-	// PodmanDefault is Podman's default set (11 capabilities).
-	PodmanDefault = set("CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID",
-		"CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_SETFCAP", "CAP_SETGID", "CAP_SETPCAP",
-		"CAP_SETUID", "CAP_SYS_CHROOT")
-	// DockerDefault is the default of Docker and containerd (14 capabilities).
-	DockerDefault = PodmanDefault | set("CAP_MKNOD", "CAP_NET_RAW", "CAP_AUDIT_WRITE")
+// Constants of package capability.
+const (
+	NumCaps       = capability.NumCaps
+	AllCaps       = capability.All
+	OCIDefault    = capability.OCIDefault
+	PodmanDefault = capability.PodmanDefault
+	DockerDefault = capability.DockerDefault
 )
 
-func set(names ...string) CapSet {
-	var s CapSet
-	for _, n := range names {
-		c, ok := Exact(n)
-		if !ok {
-			panic("spec: bad built-in capability name " + n)
-		}
-		s = s.Add(c)
-	}
-	return s
-}
+// Exact is capability.Exact.
+func Exact(name string) (Cap, bool) { return capability.Exact(name) }
+
+// Lookup is capability.Lookup.
+func Lookup(name string) (Cap, bool) { return capability.Lookup(name) }
+
+// ParseList is capability.ParseList.
+func ParseList(names []string) (CapSet, []string) { return capability.ParseList(names) }
+
+// ParseCommaList is capability.ParseCommaList.
+func ParseCommaList(list string) (CapSet, []string) { return capability.ParseCommaList(list) }
