@@ -203,3 +203,21 @@ func JSON(data []byte) []byte {
 	}
 	return out
 }
+
+// Unsafe describes the first thing in s that Escape never lets through:
+// a byte that is not UTF-8, or a rune that is not printable (a control
+// character, a bidirectional control, a newline...). It returns "" when
+// there is none. Tests check output with it, line by line.
+func Unsafe(s string) string {
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			return "byte " + strconv.QuoteToASCII(s[i:i+1]) + " (not UTF-8) at byte " + strconv.Itoa(i)
+		case !visible(r) && r != '\\' && r != utf8.RuneError:
+			return "rune " + strconv.QuoteRuneToASCII(r) + " at byte " + strconv.Itoa(i)
+		}
+		i += size
+	}
+	return ""
+}

@@ -61,6 +61,12 @@ func TestEscape(t *testing.T) {
 			if c := hasControl(got); c != "" {
 				t.Errorf("Escape(%q) = %q holds a %s", tt.in, got, c)
 			}
+			if u := Unsafe(got); u != "" {
+				t.Errorf("Unsafe(Escape(%q)) = %s", tt.in, u)
+			}
+			if (hasControl(tt.in) != "") && Unsafe(tt.in) == "" {
+				t.Errorf("Unsafe(%q) finds nothing, but it holds a %s", tt.in, hasControl(tt.in))
+			}
 		})
 	}
 }
