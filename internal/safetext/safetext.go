@@ -165,17 +165,18 @@ func Names(names []string) []string {
 // be mistaken for a capability name.
 func More(n int) string { return "...(" + strconv.Itoa(n) + " more)" }
 
-// JSON rewrites encoded JSON so that it shows safely in a terminal: every
-// non-ASCII rune that is not printable (the bidirectional controls among
-// them) becomes a \uHHHH escape. encoding/json already escapes the ASCII
-// controls and U+2028/U+2029, and it writes no invalid UTF-8. Outside
-// strings a JSON text is ASCII, so every such rune is inside a string, and
-// the rewritten text decodes to exactly the same values.
+// JSON rewrites encoded JSON so that it shows safely in a terminal: DEL
+// and every non-ASCII rune that is not printable (C1 controls, the
+// bidirectional controls) become \uHHHH escapes. encoding/json already
+// escapes the other ASCII controls and U+2028/U+2029, and it writes no
+// invalid UTF-8. Outside strings a JSON text holds none of these, so each
+// is inside a string, and the rewritten text decodes to exactly the same
+// values.
 func JSON(data []byte) []byte {
 	i := 0
 	for i < len(data) {
 		r, size := utf8.DecodeRune(data[i:])
-		if r >= utf8.RuneSelf && !strconv.IsPrint(r) && !(r == utf8.RuneError && size == 3) {
+		if !jsonKeeps(r, size) {
 			break
 		}
 		i += size
@@ -188,7 +189,7 @@ func JSON(data []byte) []byte {
 	for i < len(data) {
 		r, size := utf8.DecodeRune(data[i:])
 		switch {
-		case r < utf8.RuneSelf || strconv.IsPrint(r) || r == utf8.RuneError && size == 3:
+		case jsonKeeps(r, size):
 			out = append(out, data[i:i+size]...)
 		case r == utf8.RuneError:
 			out = append(out, `\ufffd`...) // not produced by encoding/json
@@ -202,6 +203,14 @@ func JSON(data []byte) []byte {
 		i += size
 	}
 	return out
+}
+
+// jsonKeeps reports whether JSON keeps the rune r (size bytes) as it is.
+func jsonKeeps(r rune, size int) bool {
+	if r < utf8.RuneSelf {
+		return r != 0x7f
+	}
+	return strconv.IsPrint(r) || r == utf8.RuneError && size == 3
 }
 
 // Unsafe describes the first thing in s that Escape never lets through:

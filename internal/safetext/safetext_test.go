@@ -214,6 +214,7 @@ func TestJSON(t *testing.T) {
 		{"bidi override", "x\u202ey", `"x\u202ey"`},
 		{"isolates", "\u2066\u2069", `"\u2066\u2069"`},
 		{"C1 as UTF-8", "\u0085\u009b", `"\u0085\u009b"`},
+		{"DEL (encoding/json leaves it)", "a\x7fb", `"a\u007fb"`},
 		{"letters stay", "café", `"café"`},
 		{"beyond the BMP, unprintable", "\U000e0041", `"\udb40\udc41"`},
 		{"emoji stays", "\U0001f600", "\"\U0001f600\""},
