@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/capshim/capshim/internal/safetext"
 	"github.com/capshim/capshim/proc"
 	"github.com/capshim/capshim/spec"
 )
@@ -126,12 +127,24 @@ func writeInspectJSON(w io.Writer, procs []*proc.Process) error {
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(w, "%s\n", data)
+	// encoding/json escapes control characters; safetext.JSON escapes the
+	// bidirectional controls too, so the output is as safe on a terminal
+	// as the text form, and decodes to the same strings.
+	_, err = fmt.Fprintf(w, "%s\n", safetext.JSON(data))
 	return err
 }
 
+// Widths of the text table's columns that a container controls.
+const (
+	inspectIDWidth      = 32 // a 64-hex-digit id is shown as 12
+	inspectCommandWidth = 40
+)
+
 // writeInspectText prints a table: one process a row, then its sets, with
-// capabilities beyond the policy default marked "!".
+// capabilities beyond the policy default marked "!". Every string that
+// comes from a process (its command line, name and cgroup) is escaped: a
+// process chooses its own command line, and a newline or a terminal escape
+// in it could otherwise add fake rows or erase real ones.
 func writeInspectText(w io.Writer, procs []*proc.Process, def spec.CapSet) {
 	if len(procs) == 0 {
 		fmt.Fprintln(w, "no container processes found")
@@ -152,18 +165,16 @@ func writeInspectText(w io.Writer, procs []*proc.Process, def spec.CapSet) {
 		}
 		beyond := (held &^ def).Len()
 		id := p.Container
-		if len(id) > 12 && len(id) == 64 {
+		if len(id) == 64 {
 			id = id[:12]
 		}
-		cmd := p.Command
-		if len(cmd) > 40 {
-			cmd = cmd[:37] + "..."
-		}
+		id = safetext.EscapeWidth(id, inspectIDWidth)
+		cmd := safetext.EscapeWidth(p.Command, inspectCommandWidth)
 		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%d\n", p.PID, id, p.Status.UID, cmd, beyond)
 	}
 	tw.Flush()
 	for _, p := range procs {
-		fmt.Fprintf(w, "\n%d %s\n", p.PID, p.Command)
+		fmt.Fprintf(w, "\n%d %s\n", p.PID, safetext.Escape(p.Command))
 		for s := spec.Bounding; s < spec.NumSets; s++ {
 			fmt.Fprintf(w, "  %-12s %s\n", s.String()+":", markBeyond(p.Status.Caps[s], def))
 		}
