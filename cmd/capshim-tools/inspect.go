@@ -110,6 +110,7 @@ type inspectJSON struct {
 	PID          int                 `json:"pid"`
 	Container    string              `json:"container"`
 	Command      string              `json:"command"`
+	CommandCut   bool                `json:"command_cut,omitempty"` // longer than proc.MaxCommand
 	UID          int                 `json:"uid"`
 	Capabilities map[string][]string `json:"capabilities"`
 }
@@ -121,7 +122,7 @@ func writeInspectJSON(w io.Writer, procs []*proc.Process) error {
 		for s := spec.Bounding; s < spec.NumSets; s++ {
 			caps[s.String()] = p.Status.Caps[s].Names()
 		}
-		out = append(out, inspectJSON{PID: p.PID, Container: p.Container, Command: p.Command, UID: p.Status.UID, Capabilities: caps})
+		out = append(out, inspectJSON{PID: p.PID, Container: p.Container, Command: p.Command, CommandCut: p.CommandCut, UID: p.Status.UID, Capabilities: caps})
 	}
 	data, err := json.MarshalIndent(out, "", "  ")
 	if err != nil {
@@ -174,7 +175,11 @@ func writeInspectText(w io.Writer, procs []*proc.Process, def spec.CapSet) {
 	}
 	tw.Flush()
 	for _, p := range procs {
-		fmt.Fprintf(w, "\n%d %s\n", p.PID, safetext.Escape(p.Command))
+		cut := ""
+		if p.CommandCut {
+			cut = fmt.Sprintf(" ...(cut at %d bytes)", proc.MaxCommand)
+		}
+		fmt.Fprintf(w, "\n%d %s%s\n", p.PID, safetext.Escape(p.Command), cut)
 		for s := spec.Bounding; s < spec.NumSets; s++ {
 			fmt.Fprintf(w, "  %-12s %s\n", s.String()+":", markBeyond(p.Status.Caps[s], def))
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/capshim/capshim/internal/golden"
 	"github.com/capshim/capshim/internal/safetext"
+	"github.com/capshim/capshim/proc"
 )
 
 // inspectTable splits text output of capshim inspect into the table's
@@ -213,6 +214,36 @@ func TestInspectHostileProc(t *testing.T) {
 			}
 			if c := byPID[201].Container; c != "run\x1b[2K\u202e\tx" {
 				t.Errorf("pid 201 container = %q", c)
+			}
+		})
+	}
+}
+
+// TestInspectLongCommand: of a megabyte command line, inspect reads and
+// shows proc.MaxCommand bytes and says it cut.
+func TestInspectLongCommand(t *testing.T) {
+	id := "245f721b3f0589876fed506e902dbd2d936b003a8a8db9744dbf803c7e6d93ae"
+	root := fakeProc(t, []fakeProcess{{pid: 7, name: "big", cmdline: strings.Repeat("\x1b", 1<<20), cgroup: "/docker/" + id, pidNS: "host"}})
+	tests := []struct {
+		name   string
+		format string
+		want   string
+	}{
+		{name: "text", format: "text", want: "7 " + strings.Repeat(`\x1b`, proc.MaxCommand) + " ...(cut at 65536 bytes)\n"},
+		{name: "json", format: "json", want: `"command_cut": true`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := runCmd(t, "inspect", "--builtin", "--proc", root, "--format", tt.format)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			checkInspectSafe(t, out)
+			if !strings.Contains(out, tt.want) {
+				t.Errorf("output lacks %.80q", tt.want)
+			}
+			if len(out) > 6*proc.MaxCommand+4096 { // an escape is at most 6 bytes
+				t.Errorf("output is %d bytes", len(out))
 			}
 		})
 	}
