@@ -101,7 +101,7 @@ func (l *runtimeLog) fail(err error) {
 	// stderr may reach a terminal (Podman shows it as it is), and the
 	// message may quote the spec or the request: escaped, it is one line
 	// of plain text.
-	fmt.Fprintln(l.stderr, safetext.Escape(safetext.Truncate(msg, maxLogText)))
+	fmt.Fprintln(l.stderr, safetext.Line(safetext.Truncate(msg, maxLogText)))
 }
 
 // decision logs what the policy decided for one spec (or exec --cap list):

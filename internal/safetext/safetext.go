@@ -41,11 +41,19 @@ func visible(r rune) bool {
 // printable. Printable text, non-ASCII letters included, is kept as it is.
 // The result holds no byte below 0x20, no DEL, no C1 control and no
 // bidirectional control.
-func Escape(s string) string {
+func Escape(s string) string { return escape(s, false) }
+
+// Line is Escape for a message to a person rather than data to read back:
+// a backslash stays as it is, so a message that already quotes something
+// with Go escapes (got '\n') reads as it did. The result is one line
+// with no control character in it.
+func Line(s string) string { return escape(s, true) }
+
+func escape(s string, keepBackslash bool) string {
 	i := 0
 	for i < len(s) {
 		r, size := utf8.DecodeRuneInString(s[i:])
-		if !visible(r) && !(r == utf8.RuneError && size == 3) {
+		if !visible(r) && !(r == utf8.RuneError && size == 3) && !(keepBackslash && r == '\\') {
 			break
 		}
 		i += size
@@ -56,6 +64,11 @@ func Escape(s string) string {
 	b := make([]byte, 0, len(s)+16)
 	b = append(b, s[:i]...)
 	for i < len(s) {
+		if keepBackslash && s[i] == '\\' {
+			b = append(b, '\\')
+			i++
+			continue
+		}
 		unit, size := nextUnit(s[i:])
 		b = append(b, unit...)
 		i += size

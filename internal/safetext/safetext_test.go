@@ -102,6 +102,9 @@ func TestEscapeProperties(t *testing.T) {
 		if plain && got != in {
 			t.Fatalf("Escape(%q) = %q changed plain text", in, got)
 		}
+		if u := Unsafe(Line(in)); u != "" {
+			t.Fatalf("Line(%q) = %q holds %s", in, Line(in), u)
+		}
 		back, err := strconv.Unquote(`"` + strings.ReplaceAll(got, `"`, `\"`) + `"`)
 		if err != nil || back != in {
 			t.Fatalf("Escape(%q) = %q does not unquote to the input: %q, %v", in, got, back, err)
@@ -118,6 +121,29 @@ func TestEscapeProperties(t *testing.T) {
 				t.Fatalf("EscapeWidth(%q, %d) = %q is not a prefix of %q", in, w, cut, got)
 			}
 		}
+	}
+}
+
+func TestLine(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+	}{
+		{"plain", "capshim: no such file", "capshim: no such file"},
+		{"a message that quotes with escapes reads as it did", `got '\n' instead`, `got '\n' instead`},
+		{"raw newline and escape", "a\nb\x1b[2K", `a\nb\x1b[2K`},
+		{"bidi override", "x\u202ey", `x\u202ey`},
+		{"invalid UTF-8", "x\xffy", `x\xffy`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Line(tt.in)
+			if got != tt.want {
+				t.Errorf("Line(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+			if u := Unsafe(got); u != "" {
+				t.Errorf("Line(%q) = %q holds %s", tt.in, got, u)
+			}
+		})
 	}
 }
 
