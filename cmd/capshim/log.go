@@ -220,8 +220,8 @@ func refusedList(d *policy.Decision) []string {
 // logNames bounds a list of names for a log line. Capability names are
 // kept, each once: there are only 41 of them, and a report of what was
 // dropped must not lose one. Of the other names (whatever a spec or a
-// request holds) the first safetext.MaxNames are kept, each cut to
-// safetext.MaxNameBytes. A last entry says how many were left out.
+// request holds) the first safetext.MaxNames are kept, each escaped and
+// cut by safetext.Name. A last entry says how many were left out.
 func logNames(names []string) []string {
 	out := make([]string, 0, min(len(names), spec.NumCaps+safetext.MaxNames+1))
 	var seen spec.CapSet
@@ -241,7 +241,7 @@ func logNames(names []string) []string {
 			continue
 		}
 		others++
-		out = append(out, safetext.Truncate(n, safetext.MaxNameBytes))
+		out = append(out, safetext.Name(n))
 	}
 	if left > 0 {
 		out = append(out, safetext.More(left))

@@ -25,6 +25,13 @@ type logRun struct {
 // the runtime log (in format), the policy's decision log and stderr.
 func runLogged(t *testing.T, format, onDenied string, cfg any) logRun {
 	t.Helper()
+	return runLoggedWith(t, format, "on_denied_request = \""+onDenied+"\"\n", "c1", cfg)
+}
+
+// runLoggedWith is runLogged with the top of the policy (before its rule)
+// and the container id given.
+func runLoggedWith(t *testing.T, format, policyTop, id string, cfg any) logRun {
+	t.Helper()
 	dir := t.TempDir()
 	bundle := filepath.Join(dir, "bundle")
 	if err := os.Mkdir(bundle, 0o755); err != nil {
@@ -38,14 +45,14 @@ func runLogged(t *testing.T, format, onDenied string, cfg any) logRun {
 		t.Fatal(err)
 	}
 	logPath, decisions := filepath.Join(dir, "log.json"), filepath.Join(dir, "decisions.jsonl")
-	text := "on_denied_request = \"" + onDenied + "\"\nlog = " + strconv.Quote(decisions) + "\n" +
+	text := policyTop + "log = " + strconv.Quote(decisions) + "\n" +
 		"[[rule]]\nname = \"chown\"\ncapabilities = [\"CAP_CHOWN\"]\n"
 	pol, err := policy.Parse([]byte(text), "test.toml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ra, err := parseRuntimeArgs([]string{"--root", dir, "--log", logPath, "--log-format", format,
-		"create", "--bundle", bundle, "--pid-file", filepath.Join(dir, "pid"), "c1"})
+		"create", "--bundle", bundle, "--pid-file", filepath.Join(dir, "pid"), id})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,10 +187,8 @@ func TestLogBounded(t *testing.T) {
 			want: []string{`not capabilities: `, `...(56 more)`},
 		},
 		{
-			// The most a line can hold: every capability dropped from every
-			// set, the most names that are not capabilities, each as long as
-			// shown, and a request full of long unknown names.
-			name: "the worst case", format: "json", onDenied: "drop",
+			// Long names everywhere (TestLogWorstCase goes further).
+			name: "long names in the spec and in two requests, privileged spec", format: "json", onDenied: "drop",
 			annotations: map[string]string{policy.AnnotationCaps: strings.Repeat(strings.Repeat("r", 63)+",", 64)},
 			env:         []string{policy.EnvCaps + "=" + strings.Repeat(strings.Repeat("e", 63)+",", 64)},
 			caps:        append(append([]string{}, privileged...), append(manyUnknown[:20], mega)...), max: 20 << 10,
@@ -211,23 +216,27 @@ func TestLogBounded(t *testing.T) {
 			caps: privileged, max: 8192,
 			want: []string{`CAP_CHECKPOINT_RESTORE`, `CAP_SYS_ADMIN`, `CAP_DAC_OVERRIDE`},
 		},
+		// Names that are not capabilities are escaped by safetext.Name
+		// before the line quotes them, so even their decoded values are
+		// plain text: the line shows each escape with its backslash
+		// escaped.
 		{
 			name: "control characters and bidi controls in the request, text", format: "text", onDenied: "drop",
 			annotations: map[string]string{policy.AnnotationCaps: "chown,evil\n\x1b[2K\x1b[1A\u202e\u0085x"},
 			caps:        []string{"CAP_KILL", "fake\nlevel=info msg=\"ok\"\x1b[1A"}, max: 2048,
-			want: []string{`evil\n\x1b[2K\x1b[1A\u202e\u0085x`, `dropped fake\nlevel=info msg=\"ok\"\x1b[1A from`},
+			want: []string{`evil\\n\\x1b[2K\\x1b[1A\\u202e\\u0085x`, `dropped fake\\nlevel=info msg=\"ok\"\\x1b[1A from`},
 		},
 		{
 			name: "control characters and bidi controls in the request, json", format: "json", onDenied: "drop",
 			annotations: map[string]string{policy.AnnotationCaps: "chown,evil\n\x1b[2K\u202e\u2066x"},
 			caps:        []string{"CAP_KILL", "fake\n\x1b[1A"}, max: 2048,
-			want: []string{`evil\n\u001b[2K\u202e\u2066x`, `fake\n\u001b[1A`},
+			want: []string{`evil\\n\\x1b[2K\\u202e\\u2066x`, `fake\\n\\x1b[1A`},
 		},
 		{
 			name: "control characters in the request, fail: stderr is one escaped line", format: "text", onDenied: "fail",
 			annotations: map[string]string{policy.AnnotationCaps: "evil\n\x1b[2K\u202ex"},
 			max:         1024, wantErr: true,
-			want:       []string{`not capabilities: evil\n\x1b[2K\u202ex`},
+			want:       []string{`not capabilities: evil\\n\\x1b[2K\\u202ex`},
 			wantStderr: "capshim: request refused (on_denied_request = \"fail\" in test.toml): not capabilities: evil\\n\\x1b[2K\\u202ex\n",
 		},
 	}
@@ -269,6 +278,43 @@ func TestLogBounded(t *testing.T) {
 					}
 				}
 			}
+		})
+	}
+}
+
+// TestLogWorstCase builds the longest lines a start can make: a policy
+// that keeps nothing, so all 41 capabilities are dropped from every set;
+// in each set, more names that are not capabilities than are shown, each
+// of control characters (which escaping makes longest) and long; requests
+// at the bounds made of such names; a long container id. The lines stay
+// under 16 KiB.
+func TestLogWorstCase(t *testing.T) {
+	sets := map[string]any{}
+	for s := spec.Bounding; s < spec.NumSets; s++ {
+		names := spec.AllCaps.Names()
+		for i := 0; i <= 2*8; i++ {
+			names = append(names, strings.Repeat("\x01", 64)+strconv.Itoa(int(s)*100+i)+strings.Repeat("x", 1<<16))
+		}
+		sets[s.String()] = names
+	}
+	req := strings.Repeat(strings.Repeat("\x01", 62)+",", policy.MaxRequestNames)
+	cfg := map[string]any{
+		"ociVersion": "1.0.2",
+		"process":    map[string]any{"cwd": "/", "args": []string{"sh"}, "capabilities": sets, "env": []string{policy.EnvCaps + "=" + req}},
+		"annotations": map[string]string{
+			policy.AnnotationCaps: strings.Join(spec.AllCaps.Names(), ","),
+			policy.PodmanCaps:     req,
+		},
+	}
+	for _, format := range []string{"json", "text"} {
+		t.Run(format, func(t *testing.T) {
+			r := runLoggedWith(t, format, "default = []\nnever = []\n", strings.Repeat("i", 4096), cfg)
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			t.Logf("runtime log %d bytes, decision log %d bytes", len(r.runtimeLog), len(r.decisionLog))
+			checkLine(t, "runtime log", r.runtimeLog, 16<<10, format == "json")
+			checkLine(t, "decision log", r.decisionLog, 16<<10, true)
 		})
 	}
 }

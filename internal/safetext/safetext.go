@@ -151,22 +151,45 @@ func Truncate(s string, max int) string {
 	return s[:cut] + "...(" + strconv.Itoa(len(s)) + " bytes)"
 }
 
-// Names bounds a list of names for one line: the first MaxNames names,
-// each cut by Truncate to MaxNameBytes, and, when names were left out, a
-// last entry "...(N more)". It returns names itself when nothing needs
-// cutting.
-func Names(names []string) []string {
-	cut := len(names) > MaxNames
-	for i := 0; i < len(names) && i < MaxNames && !cut; i++ {
-		cut = len(names[i]) > MaxNameBytes
+// Name renders one name that is not a capability for a list in a line:
+// escaped as Escape does, so that whoever decodes the line and prints it
+// (jq -r) prints no control character either, and, when that is longer
+// than MaxNameBytes, cut between two escapes and followed by
+// "...(N bytes)", N being the length of the name itself. Escaping before
+// cutting keeps the cost of a name in a line at most MaxNameBytes plus the
+// marker, whatever its bytes are.
+func Name(s string) string {
+	e := Escape(s)
+	if len(e) <= MaxNameBytes {
+		return e
 	}
-	if !cut {
+	var b []byte
+	for i := 0; i < len(s); {
+		unit, size := nextUnit(s[i:])
+		if len(b)+len(unit) > MaxNameBytes {
+			break
+		}
+		b = append(b, unit...)
+		i += size
+	}
+	return string(b) + "...(" + strconv.Itoa(len(s)) + " bytes)"
+}
+
+// Names bounds a list of names for one line: the first MaxNames names,
+// each rendered by Name, and, when names were left out, a last entry
+// "...(N more)". It returns names itself when nothing needs changing.
+func Names(names []string) []string {
+	change := len(names) > MaxNames
+	for i := 0; i < len(names) && i < MaxNames && !change; i++ {
+		change = Name(names[i]) != names[i]
+	}
+	if !change {
 		return names
 	}
 	n := min(len(names), MaxNames)
 	out := make([]string, 0, n+1)
 	for _, name := range names[:n] {
-		out = append(out, Truncate(name, MaxNameBytes))
+		out = append(out, Name(name))
 	}
 	if rest := len(names) - n; rest > 0 {
 		out = append(out, More(rest))

@@ -216,6 +216,7 @@ func TestNames(t *testing.T) {
 		{"one too many", many[:MaxNames+1], append(append([]string{}, many[:MaxNames]...), "...(1 more)")},
 		{"a thousand", many, append(append([]string{}, many[:MaxNames]...), "...(992 more)")},
 		{"a long name", []string{"a", long}, []string{"a", long[:MaxNameBytes] + "...(100 bytes)"}},
+		{"a name with control characters", []string{"a", "b\x1b"}, []string{"a", `b\x1b`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -225,6 +226,33 @@ func TestNames(t *testing.T) {
 			}
 			if len(got) > MaxNames+1 {
 				t.Errorf("Names kept %d entries", len(got))
+			}
+		})
+	}
+}
+
+func TestName(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+	}{
+		{"plain", "CAP_ROOT", "CAP_ROOT"},
+		{"escaped", "evil\n\x1b[2K\u202e", `evil\n\x1b[2K\u202e`},
+		{"exactly MaxNameBytes", strings.Repeat("n", MaxNameBytes), strings.Repeat("n", MaxNameBytes)},
+		{"long", strings.Repeat("n", 100), strings.Repeat("n", MaxNameBytes) + "...(100 bytes)"},
+		{"long once escaped: cut between escapes", strings.Repeat("\x01", 20), strings.Repeat(`\x01`, 16) + "...(20 bytes)"},
+		{"cut before an escape that does not fit", strings.Repeat("n", 62) + "\x1b", strings.Repeat("n", 62) + "...(63 bytes)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Name(tt.in)
+			if got != tt.want {
+				t.Errorf("Name(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+			if u := Unsafe(got); u != "" {
+				t.Errorf("Name(%q) = %q holds %s", tt.in, got, u)
+			}
+			if len(got) > MaxNameBytes+24 {
+				t.Errorf("Name(%q) is %d bytes", tt.in, len(got))
 			}
 		})
 	}
