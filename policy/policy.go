@@ -4,8 +4,12 @@ package policy
 
 import (
 	"fmt"
+	"iter"
+	"slices"
+	"strconv"
 	"strings"
 
+	"github.com/capshim/capshim/internal/safetext"
 	"github.com/capshim/capshim/spec"
 )
 
@@ -23,6 +27,20 @@ const (
 	AnnotationCaps = "capshim.io/capabilities"
 	PodmanCaps     = "io.containers.capabilities"
 	EnvCaps        = "CAPSHIM_CAPABILITIES"
+)
+
+// Bounds on one request. Whoever creates the container writes it, and
+// capshim parses it and reports what it did not grant on every start, so
+// its size must not be the requester's choice. All 41 capabilities written
+// out ("CAP_CHOWN, CAP_DAC_OVERRIDE, ...") take 624 bytes; the bounds
+// leave room for spaces, repeats and mistakes, and no honest request comes
+// near them.
+const (
+	// MaxRequestBytes bounds the value of one request: an annotation, or
+	// all CAPSHIM_CAPABILITIES entries of the environment together.
+	MaxRequestBytes = 4096
+	// MaxRequestNames bounds the number of names (non-empty items) in it.
+	MaxRequestNames = 64
 )
 
 // Policy is a loaded shim.toml.
@@ -75,34 +93,51 @@ type Decision struct {
 	Target    spec.CapSet // default ∪ granted
 	// Unknown holds requested names that are not capabilities.
 	Unknown []string
+	// Oversized lists the requests refused unread because they were over
+	// MaxRequestBytes or MaxRequestNames; nothing in them is granted.
+	Oversized []Oversized
 	// Rules names the rules that matched.
 	Rules []string
 }
 
+// Oversized is a request over the bounds. It holds the request's size,
+// never its content.
+type Oversized struct {
+	// Source names the request: `annotation "capshim.io/capabilities"`,
+	// `annotation "io.containers.capabilities"` or `env CAPSHIM_CAPABILITIES`.
+	Source string
+	// Bytes is the size of its value (for the environment, of all its
+	// entries together).
+	Bytes int
+	// Names is the number of names in it, or 0 when its size alone refused
+	// it (it was not read).
+	Names int
+}
+
+func (o Oversized) String() string {
+	what := strconv.Itoa(o.Bytes) + " bytes, over the limit of " + strconv.Itoa(MaxRequestBytes) + " bytes"
+	if o.Names > 0 {
+		what = strconv.Itoa(o.Names) + " names, over the limit of " + strconv.Itoa(MaxRequestNames) + " names"
+	}
+	return o.Source + " refused: " + what + "; nothing in it is granted"
+}
+
 // Refused reports whether the container asked for something it may not
-// have (a denied or unknown capability).
-func (d *Decision) Refused() bool { return d.Denied != 0 || len(d.Unknown) > 0 }
+// have (a denied or unknown capability, or a request over the bounds).
+func (d *Decision) Refused() bool {
+	return d.Denied != 0 || len(d.Unknown) > 0 || len(d.Oversized) > 0
+}
 
 // Decide computes the target set for a container with these annotations
 // and process environment.
 func (p *Policy) Decide(annotations map[string]string, env []string) Decision {
 	var d Decision
-	add := func(list string) {
-		set, unknown := spec.ParseCommaList(list)
-		d.Requested |= set
-		d.Unknown = append(d.Unknown, unknown...)
-	}
-	if v, ok := annotations[AnnotationCaps]; ok {
-		add(v)
-	}
-	if v, ok := annotations[PodmanCaps]; ok {
-		add(v)
-	}
-	for _, e := range env {
-		if v, ok := strings.CutPrefix(e, EnvCaps+"="); ok {
-			add(v)
+	for _, key := range [...]string{AnnotationCaps, PodmanCaps} {
+		if v, ok := annotations[key]; ok {
+			d.request(`annotation "`+key+`"`, slices.Values([]string{v}))
 		}
 	}
+	d.request("env "+EnvCaps, envValues(env))
 	for i := range p.Rules {
 		if p.Rules[i].Matches(annotations) {
 			d.Allowed |= p.Rules[i].Capabilities
@@ -116,6 +151,61 @@ func (p *Policy) Decide(annotations map[string]string, env []string) Decision {
 	return d
 }
 
+// request adds one request to d: the values of one source (one
+// annotation, or every EnvCaps entry of the environment). A request over
+// the bounds is refused whole, before it is parsed: a part of it might not
+// be what the requester meant, and only its size is recorded, so what it
+// costs stays bounded.
+func (d *Decision) request(source string, values iter.Seq[string]) {
+	size, names := 0, 0
+	for v := range values {
+		size += len(v)
+	}
+	if size > MaxRequestBytes {
+		d.Oversized = append(d.Oversized, Oversized{Source: source, Bytes: size})
+		return
+	}
+	for v := range values {
+		names += countNames(v)
+	}
+	if names > MaxRequestNames {
+		d.Oversized = append(d.Oversized, Oversized{Source: source, Bytes: size, Names: names})
+		return
+	}
+	for v := range values {
+		set, unknown := spec.ParseCommaList(v)
+		d.Requested |= set
+		d.Unknown = append(d.Unknown, unknown...)
+	}
+}
+
+// envValues yields the value of every EnvCaps entry of env.
+func envValues(env []string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for _, e := range env {
+			if v, ok := strings.CutPrefix(e, EnvCaps+"="); ok && !yield(v) {
+				return
+			}
+		}
+	}
+}
+
+// countNames counts the items spec.ParseCommaList parses: those that are
+// not empty or blank.
+func countNames(list string) int {
+	n := 0
+	for {
+		item, rest, more := strings.Cut(list, ",")
+		if strings.TrimSpace(item) != "" {
+			n++
+		}
+		if !more {
+			return n
+		}
+		list = rest
+	}
+}
+
 // Check returns an error when the decision must stop the container
 // (on_denied_request = "fail" and the request went beyond the rules).
 func (p *Policy) Check(d *Decision) error {
@@ -123,11 +213,14 @@ func (p *Policy) Check(d *Decision) error {
 		return nil
 	}
 	var parts []string
+	for _, o := range d.Oversized {
+		parts = append(parts, o.String())
+	}
 	if d.Denied != 0 {
 		parts = append(parts, "not allowed by any matching rule: "+d.Denied.String())
 	}
 	if len(d.Unknown) > 0 {
-		parts = append(parts, "not capabilities: "+strings.Join(d.Unknown, ","))
+		parts = append(parts, "not capabilities: "+strings.Join(safetext.Names(d.Unknown), ","))
 	}
 	return fmt.Errorf("request refused (on_denied_request = \"fail\" in %s): %s", p.Source, strings.Join(parts, "; "))
 }

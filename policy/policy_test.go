@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"fmt"
 	"math/rand"
 	"reflect"
 	"strings"
@@ -273,6 +274,18 @@ func TestCheck(t *testing.T) {
 			wantErr: []string{`request refused (on_denied_request = "fail" in test.toml): not capabilities: CAP_ROOT`},
 		},
 		{
+			name:    "fail: many long unknown names are cut in the message",
+			policy:  "on_denied_request = \"fail\"\n",
+			ann:     map[string]string{AnnotationCaps: strings.Repeat("n"+strings.Repeat("x", 70)+",", 50)},
+			wantErr: []string{"not capabilities: n" + strings.Repeat("x", 63) + "...(71 bytes),", ",...(42 more)"},
+		},
+		{
+			name:    "fail: oversized",
+			policy:  "on_denied_request = \"fail\"\n",
+			ann:     map[string]string{PodmanCaps: strings.Repeat("CAP_CHOWN,", 1000)},
+			wantErr: []string{`request refused (on_denied_request = "fail" in test.toml): annotation "io.containers.capabilities" refused: 10000 bytes, over the limit of 4096 bytes; nothing in it is granted`},
+		},
+		{
 			name:    "fail: denied and unknown",
 			policy:  "on_denied_request = \"fail\"\n",
 			ann:     map[string]string{AnnotationCaps: "SYS_ADMIN,foo,bar"},
@@ -369,12 +382,69 @@ func TestDecideProperties(t *testing.T) {
 		for n := rnd.Intn(3); n > 0; n-- {
 			env = append(env, EnvCaps+"="+randomRequest(rnd))
 		}
+		// Now and then a request over the bounds, by size or by count.
+		switch rnd.Intn(10) {
+		case 0:
+			ann[AnnotationCaps] = strings.Repeat(randomRequest(rnd)+",", 200+rnd.Intn(2000))
+		case 1:
+			ann[PodmanCaps] = strings.Repeat("chown,", MaxRequestNames-2+rnd.Intn(5))
+		case 2:
+			for n := 10 + rnd.Intn(30); n > 0; n-- {
+				env = append(env, EnvCaps+"="+strings.Repeat("kill,", 1+rnd.Intn(4)))
+			}
+		}
+		// The model of the request: a source over either bound counts
+		// for nothing, every other source adds what it names.
+		var wantReq spec.CapSet
+		var wantOver []string
+		model := func(source string, values []string) {
+			size, names := 0, 0
+			for _, v := range values {
+				size += len(v)
+				for _, item := range strings.Split(v, ",") {
+					if strings.TrimSpace(item) != "" {
+						names++
+					}
+				}
+			}
+			if size > MaxRequestBytes || names > MaxRequestNames {
+				wantOver = append(wantOver, source)
+				return
+			}
+			for _, v := range values {
+				set, _ := spec.ParseCommaList(v)
+				wantReq |= set
+			}
+		}
+		for _, key := range []string{AnnotationCaps, PodmanCaps} {
+			if v, ok := ann[key]; ok {
+				model(`annotation "`+key+`"`, []string{v})
+			}
+		}
+		var envVals []string
+		for _, e := range env {
+			envVals = append(envVals, strings.TrimPrefix(e, EnvCaps+"="))
+		}
+		model("env "+EnvCaps, envVals)
 
 		d := p.Decide(ann, env)
 		fail := func(what string) {
 			t.Helper()
 			t.Fatalf("iteration %d: %s\npolicy default=%s never=%s rules=%+v\nannotations=%v env=%q\ndecision %s",
 				i, what, p.Default, p.Never, p.Rules, ann, env, fmtDecision(d))
+		}
+		if d.Requested != wantReq {
+			fail("Requested ≠ what the sources within the bounds name")
+		}
+		var over []string
+		for _, o := range d.Oversized {
+			over = append(over, o.Source)
+		}
+		if !reflect.DeepEqual(over, wantOver) {
+			fail(fmt.Sprintf("Oversized sources %q, want %q", over, wantOver))
+		}
+		if len(d.Oversized) > 0 && !d.Refused() {
+			fail("an oversized request is not Refused")
 		}
 		if d.Target&^(p.Default|d.Allowed) != 0 {
 			fail("Target ⊄ Default ∪ Allowed")
@@ -412,5 +482,172 @@ func TestDecideProperties(t *testing.T) {
 		if again := p.Decide(ann, env); !reflect.DeepEqual(again, d) {
 			fail("Decide is not deterministic")
 		}
+	}
+}
+
+// TestDecideBounds: a request over MaxRequestBytes or MaxRequestNames is
+// refused whole, reported by its size only, and grants nothing; the other
+// requests of the same container still count.
+func TestDecideBounds(t *testing.T) {
+	caps := func(names ...string) spec.CapSet { return mustCaps(t, names...) }
+	all := strings.Join(spec.AllCaps.Names(), ", ")
+	mega := strings.Repeat("A", 1<<20)
+	atBytes := "CAP_CHOWN," + strings.Repeat(" ", MaxRequestBytes-len("CAP_CHOWN,"))
+	names := func(n int) string { return "CAP_CHOWN" + strings.Repeat(",kill", n-1) }
+	ann := `annotation "` + AnnotationCaps + `"`
+	tests := []struct {
+		name        string
+		annotations map[string]string
+		env         []string
+
+		requested spec.CapSet
+		unknown   []string
+		oversized []Oversized
+	}{
+		{
+			name:        "every capability written out is well within the bounds",
+			annotations: map[string]string{AnnotationCaps: all},
+			requested:   spec.AllCaps,
+		},
+		{
+			name:        "exactly MaxRequestBytes",
+			annotations: map[string]string{AnnotationCaps: atBytes},
+			requested:   caps("CHOWN"),
+		},
+		{
+			name:        "one byte over MaxRequestBytes",
+			annotations: map[string]string{AnnotationCaps: atBytes + " "},
+			oversized:   []Oversized{{Source: ann, Bytes: MaxRequestBytes + 1}},
+		},
+		{
+			name:        "a megabyte of one name",
+			annotations: map[string]string{AnnotationCaps: mega},
+			oversized:   []Oversized{{Source: ann, Bytes: 1 << 20}},
+		},
+		{
+			name:        "a megabyte that starts with a real capability grants nothing",
+			annotations: map[string]string{AnnotationCaps: "CAP_CHOWN," + mega},
+			oversized:   []Oversized{{Source: ann, Bytes: 1<<20 + 10}},
+		},
+		{
+			name:        "exactly MaxRequestNames",
+			annotations: map[string]string{AnnotationCaps: names(MaxRequestNames)},
+			requested:   caps("CHOWN", "KILL"),
+		},
+		{
+			name:        "one name over MaxRequestNames",
+			annotations: map[string]string{AnnotationCaps: names(MaxRequestNames + 1)},
+			oversized:   []Oversized{{Source: ann, Bytes: len(names(MaxRequestNames + 1)), Names: MaxRequestNames + 1}},
+		},
+		{
+			name:        "empty items are not names",
+			annotations: map[string]string{AnnotationCaps: "chown" + strings.Repeat(", ,", 500)},
+			requested:   caps("CHOWN"),
+		},
+		{
+			name:        "podman annotation over the bounds; the capshim one still counts",
+			annotations: map[string]string{AnnotationCaps: "CAP_KILL", PodmanCaps: mega},
+			requested:   caps("KILL"),
+			oversized:   []Oversized{{Source: `annotation "` + PodmanCaps + `"`, Bytes: 1 << 20}},
+		},
+		{
+			name:      "env entries add up to one request",
+			env:       []string{EnvCaps + "=" + atBytes[:3000], "PATH=/bin", EnvCaps + "=" + strings.Repeat(" ", 2000)},
+			oversized: []Oversized{{Source: "env " + EnvCaps, Bytes: 5000}},
+		},
+		{
+			name:      "env names add up across entries",
+			env:       []string{EnvCaps + "=" + names(40), EnvCaps + "=" + names(40)},
+			oversized: []Oversized{{Source: "env " + EnvCaps, Bytes: 2 * len(names(40)), Names: 80}},
+		},
+		{
+			name:        "env over the bounds; the annotation still counts",
+			annotations: map[string]string{AnnotationCaps: "CAP_CHOWN,CAP_ROOT"},
+			env:         []string{EnvCaps + "=" + mega},
+			requested:   caps("CHOWN"),
+			unknown:     []string{"CAP_ROOT"},
+			oversized:   []Oversized{{Source: "env " + EnvCaps, Bytes: 1 << 20}},
+		},
+		{
+			name:        "all three over the bounds",
+			annotations: map[string]string{AnnotationCaps: mega, PodmanCaps: names(100)},
+			env:         []string{EnvCaps + "=" + mega},
+			oversized: []Oversized{
+				{Source: ann, Bytes: 1 << 20},
+				{Source: `annotation "` + PodmanCaps + `"`, Bytes: len(names(100)), Names: 100},
+				{Source: "env " + EnvCaps, Bytes: 1 << 20},
+			},
+		},
+		{
+			name:        "names at the bound, each long: unknown names are at most the request",
+			annotations: map[string]string{AnnotationCaps: strings.Repeat(strings.Repeat("x", 60)+",", MaxRequestNames)},
+			unknown:     slicesRepeat(strings.Repeat("x", 60), MaxRequestNames),
+		},
+	}
+	p := mustParse(t, "on_denied_request = \"fail\"\n[[rule]]\nname = \"all\"\ncapabilities = [\"CHOWN\", \"KILL\"]\n")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := p.Decide(tt.annotations, tt.env)
+			if d.Requested != tt.requested {
+				t.Errorf("Requested = %s, want %s", d.Requested, tt.requested)
+			}
+			if !reflect.DeepEqual(d.Unknown, tt.unknown) {
+				t.Errorf("Unknown = %q, want %q", d.Unknown, tt.unknown)
+			}
+			if !reflect.DeepEqual(d.Oversized, tt.oversized) {
+				t.Errorf("Oversized = %+v, want %+v", d.Oversized, tt.oversized)
+			}
+			if d.Granted&^d.Requested != 0 {
+				t.Errorf("Granted %s beyond Requested %s", d.Granted, d.Requested)
+			}
+			err := p.Check(&d)
+			if refused := len(tt.oversized) > 0 || len(tt.unknown) > 0 || d.Denied != 0; (err != nil) != refused {
+				t.Fatalf("Check = %v, want an error: %v", err, refused)
+			}
+			if err == nil {
+				return
+			}
+			// The error says what was refused and how large it was, never
+			// what it held, and stays short whatever the request.
+			for _, o := range tt.oversized {
+				if !strings.Contains(err.Error(), o.String()) {
+					t.Errorf("Check = %q lacks %q", err, o.String())
+				}
+			}
+			if len(err.Error()) > 1024 {
+				t.Errorf("Check error is %d bytes: %.200q...", len(err.Error()), err)
+			}
+			if strings.Contains(err.Error(), "AAAA") || strings.Contains(err.Error(), "kill,kill") {
+				t.Errorf("Check error echoes the refused request: %.200q", err)
+			}
+		})
+	}
+}
+
+func slicesRepeat(s string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = s
+	}
+	return out
+}
+
+func TestOversizedString(t *testing.T) {
+	tests := []struct {
+		name string
+		o    Oversized
+		want string
+	}{
+		{"by size", Oversized{Source: `annotation "capshim.io/capabilities"`, Bytes: 1 << 20},
+			`annotation "capshim.io/capabilities" refused: 1048576 bytes, over the limit of 4096 bytes; nothing in it is granted`},
+		{"by names", Oversized{Source: "env CAPSHIM_CAPABILITIES", Bytes: 400, Names: 65},
+			`env CAPSHIM_CAPABILITIES refused: 65 names, over the limit of 64 names; nothing in it is granted`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.o.String(); got != tt.want {
+				t.Errorf("String = %q, want %q", got, tt.want)
+			}
+		})
 	}
 }

@@ -146,8 +146,16 @@ type Process struct {
 	PID       int
 	Container string
 	Command   string
-	Status    *Status
+	// CommandCut says the command line was longer than MaxCommand and
+	// Command holds only its start.
+	CommandCut bool
+	Status     *Status
 }
+
+// MaxCommand bounds how much of a command line Read reads. A process
+// chooses its own command line, and with CAP_SYS_RESOURCE it can point it
+// at any part of its memory, so its length is not the kernel's to bound.
+const MaxCommand = 64 << 10
 
 // Read reads one process from a proc file system mounted at root
 // (normally "/proc"). A container id is set when the process is in a
@@ -165,8 +173,9 @@ func Read(root string, pid int) (*Process, error) {
 		return nil, fmt.Errorf("%s/status: %w", dir, err)
 	}
 	p := &Process{PID: pid, Status: st, Command: st.Name}
-	if cmd, err := os.ReadFile(filepath.Join(dir, "cmdline")); err == nil && len(cmd) > 0 {
+	if cmd, cut, err := readAtMost(filepath.Join(dir, "cmdline"), MaxCommand); err == nil && len(cmd) > 0 {
 		p.Command = strings.TrimSpace(strings.ReplaceAll(string(cmd), "\x00", " "))
+		p.CommandCut = cut
 	}
 	cg, err := os.ReadFile(filepath.Join(dir, "cgroup"))
 	if err == nil {
@@ -176,6 +185,21 @@ func Read(root string, pid int) (*Process, error) {
 		}
 	}
 	return p, nil
+}
+
+// readAtMost reads up to max bytes of a file, and says whether there was
+// more.
+func readAtMost(path string, max int) (data []byte, cut bool, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, false, err
+	}
+	defer f.Close()
+	data, err = io.ReadAll(io.LimitReader(f, int64(max)+1))
+	if len(data) > max {
+		return data[:max], true, err
+	}
+	return data, false, err
 }
 
 func otherPIDNamespace(root string, pid int) bool {

@@ -1,6 +1,8 @@
 package proc
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -85,5 +87,46 @@ func TestContainerID(t *testing.T) {
 	}
 	if got := LastCgroup("9:name=systemd:/t3\n0::/t3"); got != "t3" {
 		t.Errorf("LastCgroup = %q", got)
+	}
+}
+
+// TestReadCommand: Read turns the NUL-separated command line into words,
+// falls back to the name when there is none, and reads at most MaxCommand
+// bytes of it, saying when it cut.
+func TestReadCommand(t *testing.T) {
+	tests := []struct {
+		name    string
+		cmdline string
+		want    string
+		cut     bool
+	}{
+		{name: "words", cmdline: "/bin/sh\x00-c\x00echo hi\x00", want: "/bin/sh -c echo hi"},
+		{name: "no command line: the name", cmdline: "", want: "sleep"},
+		{name: "control characters are kept for the caller to escape", cmdline: "a\nb\x1b[2K\x00", want: "a\nb\x1b[2K"},
+		{name: "exactly MaxCommand", cmdline: strings.Repeat("x", MaxCommand), want: strings.Repeat("x", MaxCommand)},
+		{name: "one byte more", cmdline: strings.Repeat("x", MaxCommand+1), want: strings.Repeat("x", MaxCommand), cut: true},
+		{name: "a megabyte", cmdline: strings.Repeat("y\x00", 1<<19), want: strings.TrimSpace(strings.Repeat("y ", MaxCommand/2)), cut: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			dir := filepath.Join(root, "42")
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for name, content := range map[string]string{"status": sampleStatus, "cmdline": tt.cmdline, "cgroup": "0::/init.scope\n"} {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p, err := Read(root, 42)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Command != tt.want || p.CommandCut != tt.cut {
+				t.Errorf("Command = %.60q (%d bytes), cut %v; want %.60q (%d bytes), cut %v",
+					p.Command, len(p.Command), p.CommandCut, tt.want, len(tt.want), tt.cut)
+			}
+		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/capshim/capshim/internal/safetext"
 	"github.com/capshim/capshim/proc"
 	"github.com/capshim/capshim/spec"
 )
@@ -109,6 +110,7 @@ type inspectJSON struct {
 	PID          int                 `json:"pid"`
 	Container    string              `json:"container"`
 	Command      string              `json:"command"`
+	CommandCut   bool                `json:"command_cut,omitempty"` // longer than proc.MaxCommand
 	UID          int                 `json:"uid"`
 	Capabilities map[string][]string `json:"capabilities"`
 }
@@ -120,18 +122,30 @@ func writeInspectJSON(w io.Writer, procs []*proc.Process) error {
 		for s := spec.Bounding; s < spec.NumSets; s++ {
 			caps[s.String()] = p.Status.Caps[s].Names()
 		}
-		out = append(out, inspectJSON{PID: p.PID, Container: p.Container, Command: p.Command, UID: p.Status.UID, Capabilities: caps})
+		out = append(out, inspectJSON{PID: p.PID, Container: p.Container, Command: p.Command, CommandCut: p.CommandCut, UID: p.Status.UID, Capabilities: caps})
 	}
 	data, err := json.MarshalIndent(out, "", "  ")
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(w, "%s\n", data)
+	// encoding/json escapes control characters; safetext.JSON escapes the
+	// bidirectional controls too, so the output is as safe on a terminal
+	// as the text form, and decodes to the same strings.
+	_, err = fmt.Fprintf(w, "%s\n", safetext.JSON(data))
 	return err
 }
 
+// Widths of the text table's columns that a container controls.
+const (
+	inspectIDWidth      = 32 // a 64-hex-digit id is shown as 12
+	inspectCommandWidth = 40
+)
+
 // writeInspectText prints a table: one process a row, then its sets, with
-// capabilities beyond the policy default marked "!".
+// capabilities beyond the policy default marked "!". Every string that
+// comes from a process (its command line, name and cgroup) is escaped: a
+// process chooses its own command line, and a newline or a terminal escape
+// in it could otherwise add fake rows or erase real ones.
 func writeInspectText(w io.Writer, procs []*proc.Process, def spec.CapSet) {
 	if len(procs) == 0 {
 		fmt.Fprintln(w, "no container processes found")
@@ -152,18 +166,20 @@ func writeInspectText(w io.Writer, procs []*proc.Process, def spec.CapSet) {
 		}
 		beyond := (held &^ def).Len()
 		id := p.Container
-		if len(id) > 12 && len(id) == 64 {
+		if len(id) == 64 {
 			id = id[:12]
 		}
-		cmd := p.Command
-		if len(cmd) > 40 {
-			cmd = cmd[:37] + "..."
-		}
+		id = safetext.EscapeWidth(id, inspectIDWidth)
+		cmd := safetext.EscapeWidth(p.Command, inspectCommandWidth)
 		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%d\n", p.PID, id, p.Status.UID, cmd, beyond)
 	}
 	tw.Flush()
 	for _, p := range procs {
-		fmt.Fprintf(w, "\n%d %s\n", p.PID, p.Command)
+		cut := ""
+		if p.CommandCut {
+			cut = fmt.Sprintf(" ...(cut at %d bytes)", proc.MaxCommand)
+		}
+		fmt.Fprintf(w, "\n%d %s%s\n", p.PID, safetext.Escape(p.Command), cut)
 		for s := spec.Bounding; s < spec.NumSets; s++ {
 			fmt.Fprintf(w, "  %-12s %s\n", s.String()+":", markBeyond(p.Status.Caps[s], def))
 		}

@@ -10,8 +10,20 @@ import (
 	"strings"
 	"time"
 
+	"github.com/capshim/capshim/internal/safetext"
 	"github.com/capshim/capshim/policy"
 	"github.com/capshim/capshim/spec"
+)
+
+// Bounds on one log line. The engine reads the runtime log back on every
+// failed start and the decision log grows with every start, so no line may
+// grow with what a container or its spec holds. Names are bounded by
+// logNames; these bound the rest.
+const (
+	// maxLogID bounds a container id as logged: engines use 64 hex digits.
+	maxLogID = 128
+	// maxLogText bounds a message and every other string in a line.
+	maxLogText = 8192
 )
 
 // runtimeLog writes runc-style log lines to the runtime's --log file (which
@@ -38,15 +50,22 @@ func (l *runtimeLog) line(level, msg string, fields map[string]any) {
 		return
 	}
 	now := time.Now().Format(time.RFC3339Nano)
+	msg = safetext.Truncate(msg, maxLogText)
 	var b bytes.Buffer
 	if l.json {
 		m := map[string]any{"level": level, "msg": msg, "time": now}
 		for k, v := range fields {
+			if s, ok := v.(string); ok {
+				v = safetext.Truncate(s, maxLogText)
+			}
 			m[k] = v
 		}
 		data, _ := json.Marshal(m) // map keys are sorted: level, msg, time...
-		b.Write(data)
+		b.Write(safetext.JSON(data))
 	} else {
+		// %q writes every control character, byte that is not UTF-8 and
+		// bidirectional control as an escape, so a line stays one line
+		// and shows what it holds.
 		fmt.Fprintf(&b, "time=%q level=%s msg=%q", now, level, msg)
 		keys := make([]string, 0, len(fields))
 		for k := range fields {
@@ -54,7 +73,7 @@ func (l *runtimeLog) line(level, msg string, fields map[string]any) {
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			fmt.Fprintf(&b, " %s=%q", k, textValue(fields[k]))
+			fmt.Fprintf(&b, " %s=%q", k, safetext.Truncate(textValue(fields[k]), maxLogText))
 		}
 	}
 	b.WriteByte('\n')
@@ -79,7 +98,10 @@ func appendFile(path string, data []byte) error {
 func (l *runtimeLog) fail(err error) {
 	msg := "capshim: " + err.Error()
 	l.line("error", msg, nil)
-	fmt.Fprintln(l.stderr, msg)
+	// stderr may reach a terminal (Podman shows it as it is), and the
+	// message may quote the spec or the request: escaped, it is one line
+	// of plain text.
+	fmt.Fprintln(l.stderr, safetext.Line(safetext.Truncate(msg, maxLogText)))
 }
 
 // decision logs what the policy decided for one spec (or exec --cap list):
@@ -90,18 +112,32 @@ func (l *runtimeLog) decision(ra *runtimeArgs, pol *policy.Policy, d *policy.Dec
 	if pol.Mode == policy.Audit {
 		verb = "would drop"
 	}
-	msg := fmt.Sprintf("capshim: %s %s: target %s", ra.command, ra.id, d.Target)
+	// A spec may list any number of names that are not capabilities, and
+	// all of them are dropped: the lines show them bounded.
+	shown := make(map[string][]string, len(dropped))
+	for set, names := range dropped {
+		shown[set] = logNames(names)
+	}
+	dropped = shown
+	id := safetext.Truncate(ra.id, maxLogID)
+	msg := fmt.Sprintf("capshim: %s %s: target %s", ra.command, id, d.Target)
 	if n := len(dropped); n > 0 {
 		msg += fmt.Sprintf("; %s %s", verb, summarize(dropped))
 	}
 	if d.Granted != 0 {
 		msg += fmt.Sprintf("; granted %s (rules %v)", d.Granted, d.Rules)
 	}
-	if d.Refused() {
-		msg += fmt.Sprintf("; request not granted: %s", refusedList(d))
+	refused := refusedList(d)
+	if len(refused) > 0 {
+		msg += fmt.Sprintf("; request not granted: %s", refused)
+	}
+	var oversized []string
+	for _, o := range d.Oversized {
+		oversized = append(oversized, o.String())
+		msg += "; " + o.String()
 	}
 	fields := map[string]any{
-		"container": ra.id,
+		"container": id,
 		"command":   ra.command,
 		"mode":      string(pol.Mode),
 		"policy":    pol.Source,
@@ -111,8 +147,11 @@ func (l *runtimeLog) decision(ra *runtimeArgs, pol *policy.Policy, d *policy.Dec
 		"rules":     d.Rules,
 		"dropped":   dropped,
 	}
-	if d.Refused() {
-		fields["denied"] = refusedList(d)
+	if len(refused) > 0 {
+		fields["denied"] = refused
+	}
+	if len(oversized) > 0 {
+		fields["oversized"] = oversized
 	}
 	l.line("info", msg, fields)
 	if pol.Log != "" {
@@ -126,7 +165,7 @@ func (l *runtimeLog) decision(ra *runtimeArgs, pol *policy.Policy, d *policy.Dec
 			fields["kept"] = k
 		}
 		data, _ := json.Marshal(fields)
-		if err := appendFile(pol.Log, append(data, '\n')); err != nil {
+		if err := appendFile(pol.Log, append(safetext.JSON(data), '\n')); err != nil {
 			l.line("warning", fmt.Sprintf("capshim: writing the decision log %s: %v", pol.Log, err), nil)
 		}
 	}
@@ -171,7 +210,41 @@ func summarize(dropped map[string][]string) string {
 	return strings.Join(parts, "; ")
 }
 
+// refusedList names what the request asked for and did not get: the
+// denied capabilities, then the names that are not capabilities (bounded
+// by logNames).
 func refusedList(d *policy.Decision) []string {
-	out := d.Denied.Names()
-	return append(out, d.Unknown...)
+	return logNames(append(d.Denied.Names(), d.Unknown...))
+}
+
+// logNames bounds a list of names for a log line. Capability names are
+// kept, each once: there are only 41 of them, and a report of what was
+// dropped must not lose one. Of the other names (whatever a spec or a
+// request holds) the first safetext.MaxNames are kept, each escaped and
+// cut by safetext.Name. A last entry says how many were left out.
+func logNames(names []string) []string {
+	out := make([]string, 0, min(len(names), spec.NumCaps+safetext.MaxNames+1))
+	var seen spec.CapSet
+	others, left := 0, 0
+	for _, n := range names {
+		if c, ok := spec.Exact(n); ok {
+			if seen.Has(c) {
+				left++
+				continue
+			}
+			seen = seen.Add(c)
+			out = append(out, n)
+			continue
+		}
+		if others == safetext.MaxNames {
+			left++
+			continue
+		}
+		others++
+		out = append(out, safetext.Name(n))
+	}
+	if left > 0 {
+		out = append(out, safetext.More(left))
+	}
+	return out
 }
