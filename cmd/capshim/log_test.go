@@ -59,7 +59,7 @@ func runLoggedWith(t *testing.T, format, policyTop, id string, cfg any) logRun {
 	var stderr bytes.Buffer
 	l := newRuntimeLog(ra, &stderr)
 	var r logRun
-	if _, r.err = reduce(ra, pol, l); r.err != nil {
+	if _, r.err = reduce(ra, pol, l, "/usr/bin/runc"); r.err != nil {
 		l.fail(r.err)
 	}
 	read := func(p string) string {
