@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"syscall"
+
+	"github.com/capshim/capshim/internal/atomicfile"
 )
 
 // MaxSize is the largest spec capshim reads. Real specs are a few KB; a
@@ -65,43 +66,15 @@ func ReadFile(path string) (*File, error) {
 // exclusively next to it, given the old file's mode and owner, synced, and
 // renamed over the old name. A reader sees the old or the new content,
 // never a mix; a failure leaves the old file as it was and no temporary
-// file behind. rename replaces the directory entry itself, so a link put
-// at the path is replaced, never written through.
-func (f *File) Replace(data []byte) (err error) {
-	dir, base := filepath.Split(f.Path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".capshim-*")
+// file behind. A link put at the path meanwhile is refused, never written
+// through.
+func (f *File) Replace(data []byte) error {
+	err := atomicfile.Write(f.Path, data, atomicfile.Options{
+		Kind: "spec", Mode: f.Mode,
+		UID: f.UID, GID: f.GID, Chown: os.Geteuid() == 0,
+	})
 	if err != nil {
-		return fmt.Errorf("creating a temporary file next to %s: %w", f.Path, err)
-	}
-	name := tmp.Name()
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(name)
-		}
-	}()
-	if _, err = tmp.Write(data); err != nil {
-		return fmt.Errorf("writing %s: %w", name, err)
-	}
-	if err = tmp.Chmod(f.Mode); err != nil {
-		return fmt.Errorf("setting the mode of %s: %w", name, err)
-	}
-	if os.Geteuid() == 0 {
-		if err = tmp.Chown(f.UID, f.GID); err != nil {
-			return fmt.Errorf("setting the owner of %s: %w", name, err)
-		}
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", name, err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("closing %s: %w", name, err)
-	}
-	if err = os.Rename(name, f.Path); err != nil {
-		return fmt.Errorf("replacing %s: %w", f.Path, err)
+		return err
 	}
 	f.Data = data
 	return nil

@@ -40,11 +40,12 @@ func TestReplaceFailureLeavesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Put a non-empty directory where config.json was: rename must fail.
+	// Put a non-empty directory where config.json was: the replace must
+	// refuse it (a rename could not succeed either).
 	os.Remove(p)
 	os.MkdirAll(filepath.Join(p, "x"), 0o755)
 	err = f.Replace([]byte(`{"a":2}`))
-	if err == nil || !strings.Contains(err.Error(), "replacing") {
+	if err == nil || !strings.Contains(err.Error(), "not a regular file") {
 		t.Fatalf("err = %v", err)
 	}
 	assertOnly(t, dir, "config.json")

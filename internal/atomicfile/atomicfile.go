@@ -31,13 +31,17 @@ type Options struct {
 	Chown    bool
 	// NoReplace fails with fs.ErrExist when path exists already.
 	NoReplace bool
+	// SyncDir also syncs the directory after the rename, so the new name
+	// survives a crash. Files that live in tmpfs or die with their
+	// container (a bundle's spec) do not need it.
+	SyncDir bool
 }
 
 // Write puts data at path: a temporary file is created exclusively in the
 // same directory (so the rename stays on one file system), given its mode
-// and owner, synced, and renamed over path; then the directory is synced,
-// so the rename itself survives a crash. A failure leaves path as it was
-// and no temporary file behind.
+// and owner, synced, and renamed over path; with SyncDir the directory is
+// synced too. A failure leaves path as it was and no temporary file
+// behind.
 func Write(path string, data []byte, o Options) (err error) {
 	kind := o.Kind
 	if kind == "" {
@@ -100,7 +104,10 @@ func Write(path string, data []byte, o Options) (err error) {
 	} else if err = os.Rename(name, path); err != nil {
 		return fmt.Errorf("replacing %s %s: %w", kind, path, err)
 	}
-	return syncDir(dir)
+	if o.SyncDir {
+		return syncDir(dir)
+	}
+	return nil
 }
 
 // syncDir makes a rename in dir durable. Some file systems cannot sync a
