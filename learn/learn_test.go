@@ -1,0 +1,199 @@
+package learn
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestSanitize(t *testing.T) {
+	tests := []struct{ name, in, want string }{
+		{"plain", "web", "web"},
+		{"upper", "Web-1", "web-1"},
+		{"path", "../../etc/passwd", "etc-passwd"},
+		{"slashes", "docker.io/library/nginx", "docker.io-library-nginx"},
+		{"dots first", "...x", "x"},
+		{"nul", "a\x00b", "a-b"},
+		{"nothing", "///", ""},
+		{"long", strings.Repeat("a", 100), strings.Repeat("a", MaxName)},
+		{"trailing", "a//", "a"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Sanitize(tt.in)
+			if got != tt.want {
+				t.Fatalf("Sanitize(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+			if got != "" {
+				if err := CheckName(got); err != nil {
+					t.Fatalf("sanitized name refused: %v", err)
+				}
+			}
+		})
+	}
+}
+
+func TestProfileName(t *testing.T) {
+	tests := []struct {
+		name        string
+		annotations map[string]string
+		id, want    string
+	}{
+		{"cri", map[string]string{"io.kubernetes.cri.image-name": "docker.io/library/nginx:1.25@sha256:ab", "io.kubernetes.cri.container-name": "web"}, "abc", "nginx-web"},
+		{"cri same names", map[string]string{"io.kubernetes.cri.image-name": "reg:5000/team/redis:7", "io.kubernetes.cri.container-name": "redis"}, "abc", "redis"},
+		{"id", nil, "245f721b3f05", "245f721b3f05"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ProfileName(tt.annotations, tt.id); got != tt.want {
+				t.Fatalf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+	if ImageName("reg:5000/app") != "reg:5000/app" || ImageName("a/b:1") != "a/b" {
+		t.Fatal("ImageName")
+	}
+}
+
+func TestCheckName(t *testing.T) {
+	for _, bad := range []string{"", ".x", "a/b", "..", "A", strings.Repeat("a", MaxName+1), "a b"} {
+		if CheckName(bad) == nil {
+			t.Errorf("CheckName(%q) accepted", bad)
+		}
+	}
+}
+
+func TestMergeAndRule(t *testing.T) {
+	s := &Store{Dir: filepath.Join(t.TempDir(), "state")}
+	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	match := map[string]string{"io.kubernetes.cri.image-name": "docker.io/library/nginx", "io.kubernetes.cri.sandbox-name": "a"}
+	if _, err := s.Merge("nginx", "c1", Observation{Used: map[string]uint64{"CAP_CHOWN": 2}, Complete: true}, match, at); err != nil {
+		t.Fatal(err)
+	}
+	match2 := map[string]string{"io.kubernetes.cri.image-name": "docker.io/library/nginx", "io.kubernetes.cri.sandbox-name": "b"}
+	p, err := s.Merge("nginx", "c2", Observation{Used: map[string]uint64{"CAP_CHOWN": 1, "CAP_SETUID": 3},
+		Refused: map[string]uint64{"CAP_NET_RAW": 1}, FileCaps: map[string][]string{"/bin/ping": {"CAP_NET_RAW"}}, Complete: true}, match2, at.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Containers != 2 || p.Runs != 2 || p.Used["CAP_CHOWN"] != 3 || !p.Complete {
+		t.Fatalf("merged %+v", p)
+	}
+	if _, ok := p.Match["io.kubernetes.cri.sandbox-name"]; ok || len(p.Match) != 1 {
+		t.Fatalf("match keeps what differs: %v", p.Match)
+	}
+	// The same container again is another run, not another container.
+	p, _ = s.Merge("nginx", "c2", Observation{Complete: false}, match2, at.Add(2*time.Hour))
+	if p.Containers != 2 || p.Runs != 3 || p.Complete {
+		t.Fatalf("merged %+v", p)
+	}
+	rule := p.Rule()
+	for _, want := range []string{
+		`name = "nginx"`,
+		`keep = ["CAP_CHOWN", "CAP_SETUID", "CAP_NET_RAW"]`,
+		`"io.kubernetes.cri.image-name" = "docker.io/library/nginx"`,
+		"# used: CAP_CHOWN (3), CAP_SETUID (3)",
+		"INCOMPLETE",
+		"/bin/ping has file capabilities CAP_NET_RAW",
+	} {
+		if !strings.Contains(rule, want) {
+			t.Errorf("rule lacks %q:\n%s", want, rule)
+		}
+	}
+	list, err := s.Profiles()
+	if err != nil || len(list) != 1 || list[0].Name != "nginx" {
+		t.Fatalf("Profiles = %v, %v", list, err)
+	}
+	if err := s.Forget("nginx"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Profile("nginx"); err == nil {
+		t.Fatal("forgotten profile still read")
+	}
+	if err := s.Forget("nginx"); err == nil {
+		t.Fatal("forgetting twice succeeded")
+	}
+	if _, err := s.Merge("../x", "c", Observation{}, nil, at); err == nil {
+		t.Fatal("a name with a path was accepted")
+	}
+}
+
+// TestMergeConcurrent: merges of one profile from many goroutines and from
+// other processes at once lose nothing.
+func TestMergeConcurrent(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	s := &Store{Dir: dir}
+	const goroutines, each = 8, 10
+	var wg sync.WaitGroup
+	for g := 0; g < goroutines; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				if _, err := s.Merge("web", fmt.Sprintf("g%d-%d", g, i), Observation{Used: map[string]uint64{"CAP_CHOWN": 1}, Complete: true}, nil, time.Now()); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	// Other processes merge at the same time (a lock within one process
+	// would not be enough: every runtime call is its own process).
+	var procs []*exec.Cmd
+	for i := 0; i < 3; i++ {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestMergeHelperProcess$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "CAPSHIM_LEARN_HELPER_DIR="+dir, fmt.Sprintf("CAPSHIM_LEARN_HELPER_ID=p%d", i))
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		procs = append(procs, cmd)
+	}
+	wg.Wait()
+	for _, p := range procs {
+		if err := p.Wait(); err != nil {
+			t.Fatalf("helper process: %v", err)
+		}
+	}
+	p, err := s.Profile("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := goroutines*each + 3*each
+	if p.Runs != want || p.Used["CAP_CHOWN"] != uint64(want) {
+		t.Fatalf("runs %d, chown %d, want %d each", p.Runs, p.Used["CAP_CHOWN"], want)
+	}
+}
+
+func TestMergeHelperProcess(t *testing.T) {
+	dir := os.Getenv("CAPSHIM_LEARN_HELPER_DIR")
+	if dir == "" {
+		t.Skip("run by TestMergeConcurrent")
+	}
+	s := &Store{Dir: dir}
+	for i := 0; i < 10; i++ {
+		if _, err := s.Merge("web", fmt.Sprintf("%s-%d", os.Getenv("CAPSHIM_LEARN_HELPER_ID"), i), Observation{Used: map[string]uint64{"CAP_CHOWN": 1}, Complete: true}, nil, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestStateDirTrust: as root, a state directory others could write or read
+// is refused (a forged profile would become policy).
+func TestStateDirTrust(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the owner check applies to root")
+	}
+	dir := filepath.Join(t.TempDir(), "state")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := &Store{Dir: dir}
+	_, err := s.Merge("web", "c", Observation{}, nil, time.Now())
+	if err == nil || !strings.Contains(err.Error(), "mode 0700") {
+		t.Fatalf("err = %v", err)
+	}
+}
