@@ -26,7 +26,7 @@ func main() {
 // cliCommands lists capshim's own commands; internal/clinames lists their
 // names for the capshim binary's dispatch.
 func cliCommands() []*cli.Command {
-	return []*cli.Command{rewriteCommand, checkCommand, capsCommand, inspectCommand, installCommand}
+	return []*cli.Command{rewriteCommand, checkCommand, capsCommand, inspectCommand, installCommand, learnCommand}
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
@@ -63,6 +63,14 @@ func flagsFirst(args []string, cmds []*cli.Command) []string {
 	}
 	if cmd == nil {
 		return args
+	}
+	// A command with subcommands (learn list ...): the flags belong to
+	// the subcommand.
+	for _, sub := range cmd.Subcommands {
+		if sub.HasName(args[2]) {
+			rest := flagsFirst(append([]string{args[1]}, args[2:]...), cmd.Subcommands)
+			return append([]string{args[0]}, rest...)
+		}
 	}
 	takesValue := map[string]bool{}
 	for _, f := range cmd.Flags {

@@ -4,18 +4,13 @@
 // capshim-tools' tests check that this list matches its commands.
 package clinames
 
+import "slices"
+
 // Names are the command words capshim-tools serves, aliases included.
-var Names = [...]string{"rewrite", "check", "caps", "inspect", "install", "help", "h"}
+var Names = [...]string{"rewrite", "check", "caps", "inspect", "install", "learn", "help", "h"}
 
 // Is reports whether word is one of Names.
-func Is(word string) bool {
-	for _, n := range Names {
-		if n == word {
-			return true
-		}
-	}
-	return false
-}
+func Is(word string) bool { return slices.Contains(Names[:], word) }
 
 // Tools is the file name of the companion binary, next to capshim.
 const Tools = "capshim-tools"
