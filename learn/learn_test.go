@@ -197,3 +197,52 @@ func TestStateDirTrust(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestRecords(t *testing.T) {
+	base := t.TempDir()
+	r := &Records{Run: filepath.Join(base, "run"), Store: &Store{Dir: filepath.Join(base, "state")}}
+	c := &Container{ID: "245f721b3f05abcd", Root: "/run/runc", Mode: "enforce", Policy: "/etc/capshim/shim.toml",
+		Engine:  map[string]string{"io.kubernetes.cri.container-name": "web"},
+		Created: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC), Dropped: []string{"CAP_CHOWN"}}
+	if err := r.Save(c); err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.Load("/run/runc", c.ID)
+	if err != nil || got.ID != c.ID || got.Name() != "web" {
+		t.Fatalf("Load = %+v, %v", got, err)
+	}
+	if _, err := r.Load("/other", c.ID); err != ErrNotFound {
+		t.Fatalf("another root's container found: %v", err)
+	}
+	for _, q := range []string{"245f", "web"} {
+		if found, err := r.Find(q); err != nil || len(found) != 1 {
+			t.Fatalf("Find(%q) = %v, %v", q, found, err)
+		}
+	}
+	c.Deleted = c.Created.Add(time.Minute)
+	c.Observed = &Observation{Refused: map[string]uint64{"CAP_CHOWN": 2}, Complete: true}
+	if err := r.Finish(c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Load("/run/runc", c.ID); err != ErrNotFound {
+		t.Fatal("a finished record is still running")
+	}
+	found, err := r.Find("web")
+	if err != nil || len(found) != 1 || found[0].Observed.Refused["CAP_CHOWN"] != 2 {
+		t.Fatalf("Find after delete = %v, %v", found, err)
+	}
+	// Old records are pruned.
+	for i := 0; i < maxRecentRecords+5; i++ {
+		d := &Container{ID: fmt.Sprintf("c%d", i), Deleted: c.Deleted.Add(time.Duration(i) * time.Second)}
+		if err := r.Finish(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	entries, _ := os.ReadDir(filepath.Join(base, "state", "recent"))
+	if len(entries) != maxRecentRecords {
+		t.Fatalf("%d recent records kept, want %d", len(entries), maxRecentRecords)
+	}
+	if found, _ := r.Find("web"); len(found) != 0 {
+		t.Fatal("the oldest record was not pruned")
+	}
+}

@@ -35,6 +35,9 @@ type Options struct {
 	// survives a crash. Files that live in tmpfs or die with their
 	// container (a bundle's spec) do not need it.
 	SyncDir bool
+	// NoSync skips syncing the new file's data: for files in tmpfs, where
+	// a sync costs time and saves nothing.
+	NoSync bool
 }
 
 // Write puts data at path: a temporary file is created exclusively in the
@@ -88,9 +91,12 @@ func Write(path string, data []byte, o Options) (err error) {
 			return fmt.Errorf("setting the owner of %s: %w", name, err)
 		}
 	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", name, err)
+	if !o.NoSync {
+		if err = tmp.Sync(); err != nil {
+			return fmt.Errorf("syncing %s: %w", name, err)
+		}
 	}
+
 	if err = tmp.Close(); err != nil {
 		return fmt.Errorf("closing %s: %w", name, err)
 	}

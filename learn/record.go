@@ -1,0 +1,194 @@
+package learn
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/capshim/capshim/internal/atomicfile"
+)
+
+// RunDir holds the records of running containers. It is in tmpfs: a
+// record is written on every container start, and dies with the
+// containers at a reboot.
+const RunDir = "/run/capshim/containers"
+
+// maxRecent is how many deleted containers' records are kept for explain.
+const maxRecentRecords = 256
+
+// Container is what capshim decided for one container and, once deleted,
+// what its processes did. explain reads it.
+type Container struct {
+	ID      string `json:"id"`
+	Root    string `json:"root,omitempty"`
+	Runtime string `json:"runtime,omitempty"`
+	// Engine is what the engine said about the container: its name, pod,
+	// namespace, image (annotation keys as the engine wrote them).
+	Engine map[string]string `json:"engine,omitempty"`
+	Policy string            `json:"policy"`
+	Mode   string            `json:"mode"` // enforce, audit or learn
+	// The sets, by set name, as the engine granted them and as capshim
+	// left them.
+	EngineSets map[string][]string `json:"engine_sets"`
+	Sets       map[string][]string `json:"sets"`
+	Dropped    []string            `json:"dropped,omitempty"` // granted by the engine, not kept
+	Rules      []string            `json:"rules,omitempty"`
+	Requested  []string            `json:"requested,omitempty"`
+	Granted    []string            `json:"granted,omitempty"`
+	Denied     []string            `json:"denied,omitempty"`
+	// Profile is the learned profile, LearnDenied a learn request no rule
+	// allowed.
+	Profile     string `json:"profile,omitempty"`
+	LearnDenied string `json:"learn_denied,omitempty"`
+	// Trace says whether capability checks are recorded, and why not.
+	Trace      bool   `json:"trace"`
+	TraceError string `json:"trace_error,omitempty"`
+	CgroupID   uint64 `json:"cgroup_id,omitempty"`
+
+	Created time.Time `json:"created"`
+	Started time.Time `json:"started,omitzero"`
+	Deleted time.Time `json:"deleted,omitzero"`
+	// Observed is what the processes did, filled in at delete.
+	Observed *Observation `json:"observed,omitempty"`
+}
+
+// Name is the container's name as the engine knows it, or "".
+func (c *Container) Name() string {
+	for _, k := range []string{"io.kubernetes.cri.container-name", "io.kubernetes.pod.name", "io.podman.annotations.name"} {
+		if v := c.Engine[k]; v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// recordKey names a container's record: the id, sanitised, and a hash of
+// the runtime root and the id, since ids are unique only per root.
+func recordKey(root, id string) string {
+	h := sha256.Sum256([]byte(root + "\x00" + id))
+	s := Sanitize(id)
+	if len(s) > 32 {
+		s = s[:32]
+	}
+	return s + "-" + hex.EncodeToString(h[:6])
+}
+
+// Records keeps container records: running ones under Run, deleted ones
+// in the store's recent directory.
+type Records struct {
+	Run   string // RunDir unless set
+	Store *Store
+}
+
+func (r *Records) runDir() string {
+	if r.Run != "" {
+		return r.Run
+	}
+	return RunDir
+}
+
+// Save writes a running container's record. It is observability: a
+// failure is reported to the caller, which logs it and goes on.
+func (r *Records) Save(c *Container) error {
+	if err := os.MkdirAll(r.runDir(), 0o700); err != nil {
+		return fmt.Errorf("creating %s: %w", r.runDir(), err)
+	}
+	data, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("encoding the record of %s: %w", c.ID, err)
+	}
+	return atomicfile.Write(filepath.Join(r.runDir(), recordKey(c.Root, c.ID)+".json"), data,
+		atomicfile.Options{Kind: "container record", Mode: 0o600, NoSync: true})
+}
+
+// Load reads a running container's record.
+func (r *Records) Load(root, id string) (*Container, error) {
+	return readRecord(filepath.Join(r.runDir(), recordKey(root, id)+".json"))
+}
+
+func readRecord(path string) (*Container, error) {
+	data, err := readSmall(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	var c Container
+	if err := json.Unmarshal(data, &c); err != nil {
+		return nil, fmt.Errorf("container record %s: %w", path, err)
+	}
+	return &c, nil
+}
+
+// Finish moves a deleted container's record to the recent records, where
+// explain finds it, and drops the oldest beyond maxRecentRecords.
+func (r *Records) Finish(c *Container) error {
+	dir, err := r.Store.ensure("recent")
+	if err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding the record of %s: %w", c.ID, err)
+	}
+	name := c.Deleted.UTC().Format("20060102T150405.000000000Z") + "-" + recordKey(c.Root, c.ID) + ".json"
+	if err := atomicfile.Write(filepath.Join(dir, name), data, atomicfile.Options{Kind: "container record", Mode: 0o600}); err != nil {
+		return err
+	}
+	os.Remove(filepath.Join(r.runDir(), recordKey(c.Root, c.ID)+".json"))
+	entries, err := os.ReadDir(dir)
+	if err == nil && len(entries) > maxRecentRecords {
+		for _, e := range entries[:len(entries)-maxRecentRecords] {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+	return nil
+}
+
+// Find returns the records of containers, running first and then deleted
+// (newest first), whose id starts with query or whose engine name is
+// query.
+func (r *Records) Find(query string) ([]*Container, error) {
+	var out []*Container
+	add := func(dir string, newestFirst bool) error {
+		entries, err := os.ReadDir(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if newestFirst {
+			slices.Reverse(entries)
+		}
+		for _, e := range entries {
+			if !strings.HasSuffix(e.Name(), ".json") {
+				continue
+			}
+			c, err := readRecord(filepath.Join(dir, e.Name()))
+			if err != nil {
+				continue
+			}
+			if query == "" || strings.HasPrefix(c.ID, query) || c.Name() == query {
+				out = append(out, c)
+			}
+		}
+		return nil
+	}
+	if err := add(r.runDir(), false); err != nil {
+		return nil, err
+	}
+	if err := add(filepath.Join(r.Store.Dir, "recent"), true); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
