@@ -49,3 +49,38 @@ func TestLearnCommands(t *testing.T) {
 		})
 	}
 }
+
+func TestExplainCommand(t *testing.T) {
+	base := t.TempDir()
+	run, state := filepath.Join(base, "run"), filepath.Join(base, "state")
+	r := &learn.Records{Run: run, Store: &learn.Store{Dir: state}}
+	created := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	c := &learn.Container{
+		ID: "245f721b3f05", Root: "/run/runc", Mode: "enforce", Policy: "/etc/capshim/shim.toml",
+		Engine:     map[string]string{"io.kubernetes.cri.container-name": "web\x1b[2J"},
+		EngineSets: map[string][]string{"bounding": {"CAP_CHOWN", "CAP_KILL"}},
+		Sets:       map[string][]string{"bounding": {"CAP_KILL"}},
+		Dropped:    []string{"CAP_CHOWN"}, Trace: true, Created: created,
+	}
+	if err := r.Save(c); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCmd(t, "explain", "--run-dir", run, "--state-dir", state, "245f")
+	if code != 0 || !strings.Contains(out, "recorded until the container is deleted") || strings.Contains(out, "\x1b") {
+		t.Fatalf("running: exit %d\n%s%s", code, out, errOut)
+	}
+	c.Deleted = created.Add(time.Minute)
+	c.Observed = &learn.Observation{Refused: map[string]uint64{"CAP_CHOWN": 2}, Used: map[string]uint64{"CAP_KILL": 1}, Complete: true}
+	if err := r.Finish(c); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = runCmd(t, "explain", "--run-dir", run, "--state-dir", state, "web\x1b[2J")
+	for _, want := range []string{"deleted 2026-12-01T10:01:00Z", "refused CAP_CHOWN (2 checks), which the policy dropped", `capabilities = ["CAP_CHOWN"]`} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Fatalf("deleted: exit %d, output lacks %q:\n%s", code, want, out)
+		}
+	}
+	if code, _, _ := runCmd(t, "explain", "--run-dir", run, "--state-dir", state, "nope"); code != 1 {
+		t.Fatalf("unknown container: exit %d", code)
+	}
+}

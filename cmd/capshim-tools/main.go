@@ -26,7 +26,7 @@ func main() {
 // cliCommands lists capshim's own commands; internal/clinames lists their
 // names for the capshim binary's dispatch.
 func cliCommands() []*cli.Command {
-	return []*cli.Command{rewriteCommand, checkCommand, capsCommand, inspectCommand, installCommand, learnCommand}
+	return []*cli.Command{rewriteCommand, checkCommand, capsCommand, inspectCommand, installCommand, learnCommand, explainCommand}
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
