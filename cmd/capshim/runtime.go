@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 
+	"github.com/capshim/capshim/internal/trustfs"
 	"github.com/capshim/capshim/policy"
 	"github.com/capshim/capshim/spec"
 )
@@ -71,10 +73,14 @@ func runtimeMain(args []string, stderr io.Writer) int {
 // --capshim-config flag, else the file named after the name capshim is
 // called as (capshim-web → /etc/capshim/capshim-web.toml; the directory is
 // $CAPSHIM_CONFIG_DIR when set), else $CAPSHIM_CONFIG, else
-// /etc/capshim/shim.toml, else the built-in default. A policy file
-// that anyone but root could change is refused.
+// /etc/capshim/shim.toml, else (when that file does not exist) the
+// built-in default. The policy is read from the descriptor that passed
+// the trust check (policy.LoadTrusted); a policy file that anyone but root
+// could change or could have chosen is refused, and a named policy that
+// does not exist is "not found".
 func loadRuntimePolicy(flag, argv0 string) (*policy.Policy, error) {
 	path := flag
+	hint := "it is named by --capshim-config in the engine's runtime arguments: create it, or fix the argument"
 	if path == "" {
 		if name := filepath.Base(argv0); name != "capshim" && strings.HasPrefix(name, "capshim") {
 			dir := os.Getenv("CAPSHIM_CONFIG_DIR")
@@ -82,24 +88,36 @@ func loadRuntimePolicy(flag, argv0 string) (*policy.Policy, error) {
 				dir = policyDir
 			}
 			path = filepath.Join(dir, name+".toml")
+			hint = "capshim reads it because it is called as " + name + ": create it, or register capshim under its own name"
 		}
 	}
 	if path == "" {
 		path = os.Getenv("CAPSHIM_CONFIG")
+		hint = "it is named by $CAPSHIM_CONFIG: create it, or fix or unset the variable"
 	}
-	if path == "" {
-		if _, err := os.Lstat(policy.DefaultPath); errors.Is(err, os.ErrNotExist) {
-			return policy.Builtin(), nil
-		}
+	dflt := path == ""
+	if dflt {
 		path = policy.DefaultPath
+		hint = "it is a symbolic link to a missing file: restore the file, or remove the link to use the built-in policy"
 	}
 	if !filepath.IsAbs(path) {
 		return nil, fmt.Errorf("policy path %q is not absolute; runtime calls run in the bundle directory, so give the full path", path)
 	}
-	if err := policy.CheckTrusted(path, false); err != nil {
+	p, err := policy.LoadTrusted(path, policy.CacheDir, buildID())
+	var te *trustfs.Error
+	switch {
+	case err == nil:
+		return p, nil
+	case !errors.As(err, &te):
+		return nil, err // the policy does not parse: a *policy.LoadError
+	case errors.Is(err, fs.ErrNotExist) && dflt && !te.Dangling:
+		return policy.Builtin(), nil
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("policy not found: %w; %s", err, hint)
+	case errors.Is(err, trustfs.ErrUntrusted):
 		return nil, fmt.Errorf("untrusted policy: %w", err)
 	}
-	return policy.LoadFileCached(path, policy.CacheDir, buildID())
+	return nil, fmt.Errorf("cannot use the policy: %w", err)
 }
 
 // self is the identity of capshim's own executable, read once.
