@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/capshim/capshim/internal/trustfs"
 	"github.com/capshim/capshim/policy"
 	"github.com/capshim/capshim/spec"
@@ -48,7 +50,7 @@ func runtimeMain(args []string, stderr io.Writer) int {
 		pol = policy.Builtin()
 		pol.Runtime = ""
 	}
-	runtime, err := findRuntime(pol)
+	rt, err := findRuntime(pol)
 	if err != nil {
 		l.fail(err)
 		return 1
@@ -63,9 +65,9 @@ func runtimeMain(args []string, stderr io.Writer) int {
 			return 1
 		}
 	}
-	argv := append([]string{runtime}, ra.argv...)
-	err = syscall.Exec(runtime, argv, os.Environ())
-	l.fail(fmt.Errorf("starting the runtime %s: %w", runtime, err))
+	argv := append([]string{rt.path}, ra.argv...)
+	err = execRuntime(rt, argv, os.Environ())
+	l.fail(fmt.Errorf("starting the runtime %s: %w", rt.path, err))
 	return 1
 }
 
@@ -136,11 +138,11 @@ func selfStat() (*syscall.Stat_t, bool) {
 	return &self.st, self.ok
 }
 
-// isSelf reports whether path is capshim's own executable.
-func isSelf(path string) bool {
+// isSelf reports whether st, the identity of an opened runtime, is
+// capshim's own executable.
+func isSelf(st *unix.Stat_t) bool {
 	me, ok := selfStat()
-	var st syscall.Stat_t
-	return ok && syscall.Stat(path, &st) == nil && st.Dev == me.Dev && st.Ino == me.Ino
+	return ok && uint64(st.Dev) == uint64(me.Dev) && uint64(st.Ino) == uint64(me.Ino)
 }
 
 // buildID names this capshim build for the policy cache: its version and
@@ -157,24 +159,27 @@ func buildID() string {
 	return string(b)
 }
 
-// findRuntime returns the real runtime: the policy's, or the first runc on
-// PATH that is not capshim itself. capshim never runs itself.
-func findRuntime(pol *policy.Policy) (string, error) {
+// findRuntime finds the real runtime, opened and checked: the policy's,
+// or the first runc on PATH that is not capshim itself. capshim never runs
+// itself. What is returned is run from its descriptor (execRuntime), so
+// the file that passed the checks is the file that runs.
+func findRuntime(pol *policy.Policy) (realRuntime, error) {
 	if pol.Runtime != "" {
-		st, err := os.Stat(pol.Runtime)
-		if err != nil {
-			return "", fmt.Errorf("the runtime %s named in %s: %w", pol.Runtime, pol.Source, errors.Unwrap(err))
+		f, err := trustfs.Open(pol.Runtime, trustfs.Exec)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return realRuntime{}, fmt.Errorf("the runtime named in %s: %w", pol.Source, err)
+		case errors.Is(err, trustfs.ErrNotRegular), errors.Is(err, trustfs.ErrNotExecutable):
+			return realRuntime{}, fmt.Errorf("the runtime %s named in %s is not an executable file: %w", pol.Runtime, pol.Source, err)
+		case f.Found && isSelf(&f.Stat):
+			f.Close()
+			return realRuntime{}, fmt.Errorf("the runtime %s named in %s is capshim itself; name the real runtime, e.g. /usr/bin/runc", pol.Runtime, pol.Source)
+		case errors.Is(err, trustfs.ErrUntrusted):
+			return realRuntime{}, fmt.Errorf("untrusted runtime (named in %s): %w", pol.Source, err)
+		case err != nil:
+			return realRuntime{}, fmt.Errorf("the runtime named in %s: %w", pol.Source, err)
 		}
-		if st.IsDir() || st.Mode().Perm()&0o111 == 0 {
-			return "", fmt.Errorf("the runtime %s named in %s is not an executable file", pol.Runtime, pol.Source)
-		}
-		if isSelf(pol.Runtime) {
-			return "", fmt.Errorf("the runtime %s named in %s is capshim itself; name the real runtime, e.g. /usr/bin/runc", pol.Runtime, pol.Source)
-		}
-		if err := policy.CheckTrusted(pol.Runtime, true); err != nil {
-			return "", fmt.Errorf("untrusted runtime (named in %s): %w", pol.Source, err)
-		}
-		return pol.Runtime, nil
+		return realRuntime{path: pol.Runtime, file: f}, nil
 	}
 	path := os.Getenv("PATH")
 	if path == "" {
@@ -187,16 +192,25 @@ func findRuntime(pol *policy.Policy) (string, error) {
 			continue // a relative PATH entry would depend on the bundle
 		}
 		p := filepath.Join(dir, "runc")
-		st, err := os.Stat(p)
-		if err != nil || st.IsDir() || st.Mode().Perm()&0o111 == 0 || isSelf(p) {
+		// One stat skips a directory without runc cheaply. It decides
+		// nothing else: what it finds is opened and checked below.
+		var st syscall.Stat_t
+		if syscall.Stat(p, &st) != nil {
 			continue
 		}
-		if err := policy.CheckTrusted(p, true); err != nil {
-			return "", fmt.Errorf("untrusted runtime found on PATH: %w", err)
+		f, err := trustfs.Open(p, trustfs.Exec)
+		switch {
+		case errors.Is(err, trustfs.ErrUntrusted) && !(f.Found && isSelf(&f.Stat)):
+			return realRuntime{}, fmt.Errorf("untrusted runtime found on PATH: %w", err)
+		case err != nil:
+			continue // gone, not a file, not executable: not a runc
+		case isSelf(&f.Stat):
+			f.Close()
+			continue
 		}
-		return p, nil
+		return realRuntime{path: p, file: f}, nil
 	}
-	return "", fmt.Errorf("no runc found on PATH (other than capshim itself); install runc or set runtime = \"/path/to/runtime\" in %s", pol.Source)
+	return realRuntime{}, fmt.Errorf("no runc found on PATH (other than capshim itself); install runc or set runtime = \"/path/to/runtime\" in %s", pol.Source)
 }
 
 // reduce applies the policy to what the command carries and returns the
