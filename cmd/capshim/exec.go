@@ -45,11 +45,12 @@ func execRuntime(rt realRuntime, argv, env []string) error {
 			continue
 		case errno == syscall.ENOENT && !script:
 			// The kernel runs a script (#!) by handing its interpreter
-			// the path /dev/fd/N, and refuses with ENOENT when the
+			// the path /dev/fd/N, and refuses with ENOENT when that
 			// descriptor would be closed by the exec, as ours is. Keep
 			// it open across the exec for the interpreter, and try once
-			// more. (A binary never gets here: its descriptor is closed
-			// by the exec, as all of capshim's are.)
+			// more. A binary keeps the descriptor closed by the exec; it
+			// gets ENOENT only when its loader is missing, and then the
+			// second try fails the same way.
 			script = true
 			if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
 				return errno

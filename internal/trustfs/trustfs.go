@@ -197,7 +197,7 @@ func Open(path string, mode Mode) (File, error) {
 				w.toRoot()
 			}
 			if more(rest) {
-				rest = target + "/" + rest
+				rest = target + rest // rest starts with "/"
 			} else {
 				rest = target
 			}
