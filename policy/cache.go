@@ -6,12 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/capshim/capshim/internal/trustfs"
 	"github.com/capshim/capshim/spec"
 )
 
@@ -27,14 +32,14 @@ const cacheMagic = "capshim-policy-cache v1"
 // fileKey identifies one version of a policy file: any write, chmod,
 // chown or replacement changes the inode, size, mtime or ctime (and ctime
 // cannot be set back from user space).
-func fileKey(st *syscall.Stat_t, build string) string {
+func fileKey(st *unix.Stat_t, build string) string {
 	b := make([]byte, 0, 128)
 	b = strconv.AppendQuote(b, build)
 	for _, n := range []int64{int64(st.Dev), int64(st.Ino), st.Size} {
 		b = append(b, ' ')
 		b = strconv.AppendInt(b, n, 10)
 	}
-	for _, ts := range []syscall.Timespec{st.Mtim, st.Ctim} {
+	for _, ts := range []unix.Timespec{st.Mtim, st.Ctim} {
 		b = append(b, ' ')
 		b = strconv.AppendInt(b, ts.Sec, 10)
 		b = append(b, '.')
@@ -43,32 +48,42 @@ func fileKey(st *syscall.Stat_t, build string) string {
 	return string(b)
 }
 
-// LoadFileCached loads a policy file like LoadFile, through a compiled copy
-// in dir. The copy is used only when it belongs to exactly the file that
-// was opened (same identity, see fileKey) and to the same capshim build,
-// and only when dir and the copy are root's alone (0700 and 0600, owned by
-// root, no links); otherwise the file is parsed and the copy is rewritten.
-// Without root, the cache is not used. Cache failures never fail a load.
-func LoadFileCached(path, dir, build string) (*Policy, error) {
-	// Plain system calls, not os.File: on the hot path this keeps Go's
-	// poller (epoll set-up) out of the call.
-	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+// LoadTrusted loads the policy file at path for a runtime call, refusing
+// one that anyone but root could change or could have chosen (see
+// CheckTrusted). The file is opened once (trustfs.Open), checked through
+// the descriptor, and read from that same descriptor, so the policy used
+// is the file that was checked, whatever happens to the path meanwhile.
+//
+// As root it goes through a compiled copy in cacheDir: the copy is used
+// only when it belongs to exactly the file that was opened (same
+// identity, see fileKey) and to the same capshim build, and only when
+// cacheDir and the copy are root's alone (0700 and 0600, owned by root, no
+// links anywhere on the way); otherwise the file is parsed and the copy is
+// rewritten. Cache failures never fail a load.
+//
+// A path that cannot be trusted or opened is a *trustfs.Error
+// (errors.Is finds fs.ErrNotExist for a missing file, trustfs.ErrUntrusted
+// for one others could have chosen); a policy that does not parse is a
+// *LoadError.
+func LoadTrusted(path, cacheDir, build string) (*Policy, error) {
+	f, err := trustfs.Open(path, trustfs.Read)
 	if err != nil {
-		return LoadFile(path) // the same error, worded as LoadFile does
+		return nil, err
 	}
-	defer syscall.Close(fd)
-	var st syscall.Stat_t
-	if err := syscall.Fstat(fd, &st); err != nil || os.Geteuid() != 0 || st.Mode&syscall.S_IFMT != syscall.S_IFREG {
-		return LoadFile(path)
-	}
-	key := fileKey(&st, build)
-	cache := filepath.Join(dir, cacheName(path))
-	if trustedCacheDir(dir) {
-		if p, ok := readCache(cache, key, path); ok {
-			return p, nil
+	defer f.Close()
+	useCache := cacheDir != "" && os.Geteuid() == 0
+	var key, name string
+	dirfd := -1
+	if useCache {
+		key, name = fileKey(&f.Stat, build), cacheName(path)
+		if dirfd = openCacheDir(cacheDir, false); dirfd >= 0 {
+			defer unix.Close(dirfd)
+			if p, ok := readCache(dirfd, name, key, path); ok {
+				return p, nil
+			}
 		}
 	}
-	data, err := readFD(fd, 1<<20)
+	data, err := readFD(f.Fd, 1<<20)
 	if err != nil {
 		return nil, &LoadError{Path: path, Msg: fmt.Sprintf("cannot read the policy: %v", err)}
 	}
@@ -76,11 +91,21 @@ func LoadFileCached(path, dir, build string) (*Policy, error) {
 	if err != nil {
 		return nil, err
 	}
-	writeCache(dir, cache, encodeCache(p, key))
+	if useCache {
+		if dirfd < 0 {
+			if dirfd = openCacheDir(cacheDir, true); dirfd < 0 {
+				return p, nil
+			}
+			defer unix.Close(dirfd)
+		}
+		writeCache(dirfd, name, encodeCache(p, key))
+	}
 	return p, nil
 }
 
 // readFD reads an open file to its end, refusing more than max bytes.
+// Plain system calls, not os.File: on the hot path this keeps Go's poller
+// (epoll set-up) out of the call.
 func readFD(fd, max int) ([]byte, error) {
 	var data []byte
 	buf := make([]byte, 16<<10)
@@ -109,26 +134,45 @@ func cacheName(path string) string {
 	return fmt.Sprintf("policy-%016x.cache", h.Sum64())
 }
 
-// trustedCacheDir reports whether dir is a real directory owned by root
-// with mode 0700.
-func trustedCacheDir(dir string) bool {
-	fi, err := os.Lstat(dir)
-	if err != nil || !fi.IsDir() {
-		return false
+// openCacheDir opens the cache directory as a directory descriptor, or
+// returns -1. It must be a real directory owned by root with mode 0700,
+// reached without any link, through directories only root can change.
+// With create, a missing cache directory is made (0700) in its parent,
+// which must pass the same rule.
+func openCacheDir(dir string, create bool) int {
+	f, err := trustfs.Open(dir, trustfs.Dir|trustfs.NoLinks)
+	if err != nil && create && errors.Is(err, fs.ErrNotExist) {
+		parent, perr := trustfs.Open(filepath.Dir(dir), trustfs.Dir|trustfs.NoLinks)
+		if perr != nil {
+			return -1
+		}
+		defer parent.Close()
+		base := filepath.Base(dir)
+		if err := unix.Mkdirat(parent.Fd, base, 0o700); err != nil && err != unix.EEXIST {
+			return -1
+		}
+		f.Fd, err = unix.Openat(parent.Fd, base, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err == nil {
+			err = unix.Fstat(f.Fd, &f.Stat)
+		}
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	return ok && st.Uid == 0 && fi.Mode().Perm() == 0o700
+	if err != nil || f.Stat.Mode&unix.S_IFMT != unix.S_IFDIR || f.Stat.Uid != 0 || f.Stat.Mode&0o7777 != 0o700 {
+		f.Close()
+		return -1
+	}
+	return f.Fd
 }
 
-// readCache reads a compiled policy; ok is false on any doubt.
-func readCache(cache, key, source string) (*Policy, bool) {
-	fd, err := syscall.Open(cache, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+// readCache reads the compiled policy name in the cache directory dirfd;
+// ok is false on any doubt.
+func readCache(dirfd int, name, key, source string) (*Policy, bool) {
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, false
 	}
-	defer syscall.Close(fd)
-	var st syscall.Stat_t
-	if syscall.Fstat(fd, &st) != nil || st.Mode&syscall.S_IFMT != syscall.S_IFREG || st.Mode&0o777 != 0o600 || st.Uid != 0 {
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Mode&0o7777 != 0o600 || st.Uid != 0 {
 		return nil, false
 	}
 	data, err := readFD(fd, 1<<20)
@@ -142,24 +186,31 @@ func readCache(cache, key, source string) (*Policy, bool) {
 	return p, true
 }
 
-// writeCache replaces the cache file atomically; failures are ignored
-// (the next call parses again).
-func writeCache(dir, cache string, data []byte) {
-	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-		return
-	}
-	if !trustedCacheDir(dir) {
-		return
-	}
-	tmp, err := os.CreateTemp(dir, ".policy-*")
+// writeCache replaces the cache file name in the cache directory dirfd
+// atomically: a new file created exclusively next to it, renamed over it.
+// Failures are ignored (the next call parses again).
+func writeCache(dirfd int, name string, data []byte) {
+	tmp := ".policy-" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	fd, err := unix.Openat(dirfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return
 	}
-	name := tmp.Name()
-	_, werr := tmp.Write(data)
-	cerr := tmp.Close()
-	if werr != nil || cerr != nil || os.Chmod(name, 0o600) != nil || os.Rename(name, cache) != nil {
-		os.Remove(name)
+	ok := true
+	for rest := data; len(rest) > 0 && ok; {
+		n, err := unix.Write(fd, rest)
+		switch {
+		case err == unix.EINTR:
+		case err != nil || n <= 0:
+			ok = false
+		default:
+			rest = rest[n:]
+		}
+	}
+	// The umask may have taken bits away; readCache wants 0600 exactly.
+	ok = ok && unix.Fchmod(fd, 0o600) == nil
+	ok = unix.Close(fd) == nil && ok
+	if !ok || unix.Renameat(dirfd, tmp, dirfd, name) != nil {
+		unix.Unlinkat(dirfd, tmp, 0)
 	}
 }
 

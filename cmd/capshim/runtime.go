@@ -4,12 +4,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/capshim/capshim/internal/trustfs"
 	"github.com/capshim/capshim/policy"
 	"github.com/capshim/capshim/spec"
 )
@@ -46,7 +50,7 @@ func runtimeMain(args []string, stderr io.Writer) int {
 		pol = policy.Builtin()
 		pol.Runtime = ""
 	}
-	runtime, err := findRuntime(pol)
+	rt, err := findRuntime(pol)
 	if err != nil {
 		l.fail(err)
 		return 1
@@ -61,9 +65,9 @@ func runtimeMain(args []string, stderr io.Writer) int {
 			return 1
 		}
 	}
-	argv := append([]string{runtime}, ra.argv...)
-	err = syscall.Exec(runtime, argv, os.Environ())
-	l.fail(fmt.Errorf("starting the runtime %s: %w", runtime, err))
+	argv := append([]string{rt.path}, ra.argv...)
+	err = execRuntime(rt, argv, os.Environ())
+	l.fail(fmt.Errorf("starting the runtime %s: %w", rt.path, err))
 	return 1
 }
 
@@ -71,10 +75,14 @@ func runtimeMain(args []string, stderr io.Writer) int {
 // --capshim-config flag, else the file named after the name capshim is
 // called as (capshim-web → /etc/capshim/capshim-web.toml; the directory is
 // $CAPSHIM_CONFIG_DIR when set), else $CAPSHIM_CONFIG, else
-// /etc/capshim/shim.toml, else the built-in default. A policy file
-// that anyone but root could change is refused.
+// /etc/capshim/shim.toml, else (when that file does not exist) the
+// built-in default. The policy is read from the descriptor that passed
+// the trust check (policy.LoadTrusted); a policy file that anyone but root
+// could change or could have chosen is refused, and a named policy that
+// does not exist is "not found".
 func loadRuntimePolicy(flag, argv0 string) (*policy.Policy, error) {
 	path := flag
+	hint := "it is named by --capshim-config in the engine's runtime arguments: create it, or fix the argument"
 	if path == "" {
 		if name := filepath.Base(argv0); name != "capshim" && strings.HasPrefix(name, "capshim") {
 			dir := os.Getenv("CAPSHIM_CONFIG_DIR")
@@ -82,24 +90,36 @@ func loadRuntimePolicy(flag, argv0 string) (*policy.Policy, error) {
 				dir = policyDir
 			}
 			path = filepath.Join(dir, name+".toml")
+			hint = "capshim reads it because it is called as " + name + ": create it, or register capshim under its own name"
 		}
 	}
 	if path == "" {
 		path = os.Getenv("CAPSHIM_CONFIG")
+		hint = "it is named by $CAPSHIM_CONFIG: create it, or fix or unset the variable"
 	}
-	if path == "" {
-		if _, err := os.Lstat(policy.DefaultPath); errors.Is(err, os.ErrNotExist) {
-			return policy.Builtin(), nil
-		}
+	dflt := path == ""
+	if dflt {
 		path = policy.DefaultPath
+		hint = "it is a symbolic link to a missing file: restore the file, or remove the link to use the built-in policy"
 	}
 	if !filepath.IsAbs(path) {
 		return nil, fmt.Errorf("policy path %q is not absolute; runtime calls run in the bundle directory, so give the full path", path)
 	}
-	if err := policy.CheckTrusted(path, false); err != nil {
+	p, err := policy.LoadTrusted(path, policy.CacheDir, buildID())
+	var te *trustfs.Error
+	switch {
+	case err == nil:
+		return p, nil
+	case !errors.As(err, &te):
+		return nil, err // the policy does not parse: a *policy.LoadError
+	case errors.Is(err, fs.ErrNotExist) && dflt && !te.Dangling:
+		return policy.Builtin(), nil
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("policy not found: %w; %s", err, hint)
+	case errors.Is(err, trustfs.ErrUntrusted):
 		return nil, fmt.Errorf("untrusted policy: %w", err)
 	}
-	return policy.LoadFileCached(path, policy.CacheDir, buildID())
+	return nil, fmt.Errorf("cannot use the policy: %w", err)
 }
 
 // self is the identity of capshim's own executable, read once.
@@ -118,11 +138,11 @@ func selfStat() (*syscall.Stat_t, bool) {
 	return &self.st, self.ok
 }
 
-// isSelf reports whether path is capshim's own executable.
-func isSelf(path string) bool {
+// isSelf reports whether st, the identity of an opened runtime, is
+// capshim's own executable.
+func isSelf(st *unix.Stat_t) bool {
 	me, ok := selfStat()
-	var st syscall.Stat_t
-	return ok && syscall.Stat(path, &st) == nil && st.Dev == me.Dev && st.Ino == me.Ino
+	return ok && uint64(st.Dev) == uint64(me.Dev) && uint64(st.Ino) == uint64(me.Ino)
 }
 
 // buildID names this capshim build for the policy cache: its version and
@@ -139,24 +159,27 @@ func buildID() string {
 	return string(b)
 }
 
-// findRuntime returns the real runtime: the policy's, or the first runc on
-// PATH that is not capshim itself. capshim never runs itself.
-func findRuntime(pol *policy.Policy) (string, error) {
+// findRuntime finds the real runtime, opened and checked: the policy's,
+// or the first runc on PATH that is not capshim itself. capshim never runs
+// itself. What is returned is run from its descriptor (execRuntime), so
+// the file that passed the checks is the file that runs.
+func findRuntime(pol *policy.Policy) (realRuntime, error) {
 	if pol.Runtime != "" {
-		st, err := os.Stat(pol.Runtime)
-		if err != nil {
-			return "", fmt.Errorf("the runtime %s named in %s: %w", pol.Runtime, pol.Source, errors.Unwrap(err))
+		f, err := trustfs.Open(pol.Runtime, trustfs.Exec)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return realRuntime{}, fmt.Errorf("the runtime named in %s: %w", pol.Source, err)
+		case errors.Is(err, trustfs.ErrNotRegular), errors.Is(err, trustfs.ErrNotExecutable):
+			return realRuntime{}, fmt.Errorf("the runtime %s named in %s is not an executable file: %w", pol.Runtime, pol.Source, err)
+		case f.Found && isSelf(&f.Stat):
+			f.Close()
+			return realRuntime{}, fmt.Errorf("the runtime %s named in %s is capshim itself; name the real runtime, e.g. /usr/bin/runc", pol.Runtime, pol.Source)
+		case errors.Is(err, trustfs.ErrUntrusted):
+			return realRuntime{}, fmt.Errorf("untrusted runtime (named in %s): %w", pol.Source, err)
+		case err != nil:
+			return realRuntime{}, fmt.Errorf("the runtime named in %s: %w", pol.Source, err)
 		}
-		if st.IsDir() || st.Mode().Perm()&0o111 == 0 {
-			return "", fmt.Errorf("the runtime %s named in %s is not an executable file", pol.Runtime, pol.Source)
-		}
-		if isSelf(pol.Runtime) {
-			return "", fmt.Errorf("the runtime %s named in %s is capshim itself; name the real runtime, e.g. /usr/bin/runc", pol.Runtime, pol.Source)
-		}
-		if err := policy.CheckTrusted(pol.Runtime, true); err != nil {
-			return "", fmt.Errorf("untrusted runtime (named in %s): %w", pol.Source, err)
-		}
-		return pol.Runtime, nil
+		return realRuntime{path: pol.Runtime, file: f}, nil
 	}
 	path := os.Getenv("PATH")
 	if path == "" {
@@ -169,16 +192,25 @@ func findRuntime(pol *policy.Policy) (string, error) {
 			continue // a relative PATH entry would depend on the bundle
 		}
 		p := filepath.Join(dir, "runc")
-		st, err := os.Stat(p)
-		if err != nil || st.IsDir() || st.Mode().Perm()&0o111 == 0 || isSelf(p) {
+		// One stat skips a directory without runc cheaply. It decides
+		// nothing else: what it finds is opened and checked below.
+		var st syscall.Stat_t
+		if syscall.Stat(p, &st) != nil {
 			continue
 		}
-		if err := policy.CheckTrusted(p, true); err != nil {
-			return "", fmt.Errorf("untrusted runtime found on PATH: %w", err)
+		f, err := trustfs.Open(p, trustfs.Exec)
+		switch {
+		case errors.Is(err, trustfs.ErrUntrusted) && !(f.Found && isSelf(&f.Stat)):
+			return realRuntime{}, fmt.Errorf("untrusted runtime found on PATH: %w", err)
+		case err != nil:
+			continue // gone, not a file, not executable: not a runc
+		case isSelf(&f.Stat):
+			f.Close()
+			continue
 		}
-		return p, nil
+		return realRuntime{path: p, file: f}, nil
 	}
-	return "", fmt.Errorf("no runc found on PATH (other than capshim itself); install runc or set runtime = \"/path/to/runtime\" in %s", pol.Source)
+	return realRuntime{}, fmt.Errorf("no runc found on PATH (other than capshim itself); install runc or set runtime = \"/path/to/runtime\" in %s", pol.Source)
 }
 
 // reduce applies the policy to what the command carries and returns the

@@ -43,9 +43,10 @@ func TestRuntimeFromPath(t *testing.T) {
 	}
 	t.Setenv("PATH", "relative/bin:"+dir)
 	got, err := findRuntime(&policy.Policy{Source: "test.toml"})
-	if err != nil || got != runc {
-		t.Fatalf("findRuntime = %q, %v; want %q", got, err, runc)
+	if err != nil || got.path != runc {
+		t.Fatalf("findRuntime = %q, %v; want %q", got.path, err, runc)
 	}
+	got.file.Close()
 }
 
 // TestRuntimeWithoutPATH: with no PATH at all (Podman's cleanup calls the
@@ -56,7 +57,8 @@ func TestRuntimeWithoutPATH(t *testing.T) {
 	}
 	t.Setenv("PATH", "")
 	got, err := findRuntime(&policy.Policy{Source: "test.toml"})
-	if err != nil || filepath.Base(got) != "runc" {
-		t.Fatalf("findRuntime = %q, %v", got, err)
+	if err != nil || filepath.Base(got.path) != "runc" {
+		t.Fatalf("findRuntime = %q, %v", got.path, err)
 	}
+	got.file.Close()
 }
