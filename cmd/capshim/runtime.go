@@ -60,7 +60,7 @@ func runtimeMain(args []string, stderr io.Writer) int {
 		ra.argv = []string{"--version"}
 	}
 	if carries {
-		if ra.argv, err = reduce(ra, pol, l, runtime); err != nil {
+		if ra.argv, err = reduce(ra, pol, l, rt.path); err != nil {
 			l.fail(err)
 			return 1
 		}
