@@ -32,6 +32,7 @@ package trustfs
 
 import (
 	"errors"
+	"os"
 	"strconv"
 	"sync"
 
@@ -302,9 +303,9 @@ func (w *walker) readLink(fd int, name string, st *unix.Stat_t, last bool) (stri
 		return "", &Error{Path: w.path, Err: unix.ENAMETOOLONG, Msg: "symbolic link " + w.join(name) + " has an empty or overlong target"}
 	}
 	target := string(w.linkBuf[:n])
-	if st.Uid != 0 {
+	if !trustedOwner(st.Uid) {
 		w.untrusted("symbolic link " + w.join(name) + " (-> " + target + ") is owned by uid " + utoa(st.Uid) +
-			", not root; that user chooses where it points (fix: replace it with a link owned by root, or name the file itself)")
+			", not root" + self() + "; that user chooses where it points (fix: replace it with a link owned by root, or name the file itself)")
 	} else {
 		w.checkLinks(st, "symbolic link", name)
 	}
@@ -318,10 +319,10 @@ func (w *walker) readLink(fd int, name string, st *unix.Stat_t, last bool) (stri
 // directory on top of the stack ("" for "/" itself).
 func (w *walker) checkDir(st *unix.Stat_t, name string) {
 	switch {
-	case st.Uid != 0:
+	case !trustedOwner(st.Uid):
 		obj := w.join(name)
 		w.untrusted("directory " + obj + " is owned by uid " + utoa(st.Uid) +
-			", not root; anyone with that uid could change what it holds (fix: chown root " + obj + ")")
+			", not root" + self() + "; anyone with that uid could change what it holds (fix: chown root " + obj + ")")
 	case st.Mode&0o022 != 0 && st.Mode&unix.S_ISVTX == 0:
 		obj := w.join(name)
 		w.untrusted("directory " + obj + " is writable by group or others (mode " + mode(st.Mode) +
@@ -339,10 +340,10 @@ func (w *walker) checkFile(st *unix.Stat_t, name string) *Error {
 		return &Error{Path: w.path, Err: ErrNotExecutable, Msg: "file " + w.join(name) + " is not executable (mode " + mode(st.Mode) + ")"}
 	}
 	switch {
-	case st.Uid != 0:
+	case !trustedOwner(st.Uid):
 		obj := w.join(name)
 		w.untrusted("file " + obj + " is owned by uid " + utoa(st.Uid) +
-			", not root; anyone with that uid could change it (fix: chown root " + obj + ")")
+			", not root" + self() + "; anyone with that uid could change it (fix: chown root " + obj + ")")
 	case st.Mode&0o022 != 0:
 		obj := w.join(name)
 		w.untrusted("file " + obj + " is writable by group or others (mode " + mode(st.Mode) +
@@ -514,6 +515,22 @@ func openat(dirfd int, name string, flags int) (int, error) {
 			return fd, err
 		}
 	}
+}
+
+// euid is the user capshim runs as. Besides root, that user may own what
+// capshim trusts: a rootless engine runs capshim as the user, and a file
+// that user can change can only hurt that user's own containers. As root,
+// only root counts.
+var euid = uint32(os.Geteuid())
+
+func trustedOwner(uid uint32) bool { return uid == 0 || uid == euid }
+
+// self names the second trusted owner in messages, when there is one.
+func self() string {
+	if euid == 0 {
+		return ""
+	}
+	return " or uid " + utoa(euid) + " (capshim's own user)"
 }
 
 func utoa(n uint32) string { return strconv.FormatUint(uint64(n), 10) }
