@@ -81,6 +81,8 @@ func TestInstallGolden(t *testing.T) {
 		{name: "containerd-v2-default", conf: "config.toml", fixture: "config-v2.toml", args: []string{"containerd", "--set-default"}},
 		{name: "containerd-v3", conf: "config.toml", fixture: "config-v3.toml", args: []string{"containerd"}},
 		{name: "containerd-dockerio", conf: "config.toml", fixture: "config-dockerio.toml", args: []string{"containerd"}},
+		{name: "containerd-debian-1.6", conf: "config.toml", fixture: "config-debian-1.6.toml", args: []string{"containerd"}},
+		{name: "containerd-capshim-old", conf: "config.toml", fixture: "config-capshim-old.toml", args: []string{"containerd"}},
 		{name: "containerd-config", conf: "config.toml", fixture: "config-v2.toml", args: []string{"containerd", "--config", "/etc/capshim/k8s.toml"}},
 		{name: "podman-existing", conf: "containers.conf", fixture: "containers.conf", args: []string{"podman", "--set-default"}},
 		{name: "podman-missing", conf: "containers.conf", args: []string{"podman"}},
