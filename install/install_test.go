@@ -690,3 +690,94 @@ func TestInstallEditContainerdWarns(t *testing.T) {
 		})
 	}
 }
+
+// TestInstallPlanKeepsFirstBackup: the backup is the file as it was before
+// capshim first changed it; later changes (another flag, another binary)
+// keep it.
+func TestInstallPlanKeepsFirstBackup(t *testing.T) {
+	orig := input(t, "config-debian-1.6.toml")
+	p := writeFile(t, "config.toml", orig, 0o640)
+	runs := []Options{{Binary: bin}, {Binary: bin, SetDefault: true}, {Binary: "/opt/capshim/capshim", SetDefault: true}}
+	for i, opts := range runs {
+		plan, err := Prepare(Containerd, p, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !plan.Changed() {
+			t.Fatalf("run %d changes nothing", i)
+		}
+		if err := plan.Apply(); err != nil {
+			t.Fatal(err)
+		}
+		if plan.BackupKept != (i > 0) {
+			t.Errorf("run %d: BackupKept = %v", i, plan.BackupKept)
+		}
+		if got, _ := os.ReadFile(p); !bytes.Equal(got, plan.New) {
+			t.Errorf("run %d: the file does not hold the planned content", i)
+		}
+		backup, err := os.ReadFile(p + BackupSuffix)
+		if err != nil || !bytes.Equal(backup, orig) {
+			t.Errorf("run %d: backup (%v) is not the original file:\n%s", i, err, backup)
+		}
+		if st, err := os.Stat(p + BackupSuffix); err != nil || st.Mode().Perm() != 0o640 {
+			t.Errorf("run %d: backup mode %v (%v), want 0640", i, st.Mode().Perm(), err)
+		}
+	}
+	entries, _ := os.ReadDir(filepath.Dir(p))
+	if len(entries) != 2 {
+		t.Errorf("directory holds %d entries, want the config and its backup", len(entries))
+	}
+}
+
+// TestInstallPlanBackupNotAFile: capshim writes no backup through a link
+// or into a directory at the backup's path, and then changes nothing.
+func TestInstallPlanBackupNotAFile(t *testing.T) {
+	tests := []struct {
+		name string
+		make func(t *testing.T, path string)
+	}{
+		{name: "symbolic link", make: func(t *testing.T, path string) {
+			target := filepath.Join(filepath.Dir(path), "elsewhere")
+			if err := os.WriteFile(target, []byte("x"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(target, path); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "dangling symbolic link", make: func(t *testing.T, path string) {
+			if err := os.Symlink(filepath.Join(filepath.Dir(path), "nowhere"), path); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "directory", make: func(t *testing.T, path string) {
+			if err := os.Mkdir(path, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			orig := input(t, "config-debian-1.6.toml")
+			p := writeFile(t, "config.toml", orig, 0o644)
+			tt.make(t, p+BackupSuffix)
+			plan, err := Prepare(Containerd, p, Options{Binary: bin})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = plan.Apply()
+			if err == nil || !strings.Contains(err.Error(), "is not a regular file") {
+				t.Errorf("err = %v, want it to say the backup is not a regular file", err)
+			}
+			if got, _ := os.ReadFile(p); !bytes.Equal(got, orig) {
+				t.Error("the config changed")
+			}
+			if b, _ := os.ReadFile(filepath.Join(filepath.Dir(p), "elsewhere")); len(b) > 0 && string(b) != "x" {
+				t.Error("written through the link")
+			}
+			if _, err := os.Lstat(filepath.Join(filepath.Dir(p), "nowhere")); err == nil {
+				t.Error("the dangling link's target was created")
+			}
+		})
+	}
+}

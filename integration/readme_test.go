@@ -53,13 +53,18 @@ func rdmReadFile(t *testing.T, path string) []byte {
 }
 
 // rdmInstallFresh runs install on an existing config file that does not
-// register capshim yet and checks what the README and install's help
-// promise: the file is changed, its old content is saved as
-// FILE.capshim-backup, and the default policy is written to policy when
-// nothing is there. It returns install's output.
+// register capshim as asked yet and checks what the README and install's
+// help promise: the file is changed, FILE.capshim-backup holds its content
+// from before capshim's first change (the old content when there was no
+// backup; an earlier backup is kept), and the default policy is written to
+// policy when nothing is there. It returns install's output.
 func rdmInstallFresh(t *testing.T, file, policy string, args ...string) string {
 	t.Helper()
 	old := rdmReadFile(t, file)
+	wantBackup, backupErr := os.ReadFile(file + ".capshim-backup")
+	if backupErr != nil {
+		wantBackup = old
+	}
 	_, statErr := os.Lstat(policy)
 	r := rdmInstall(t, args...)
 	if !strings.Contains(r.stdout, "registered capshim in "+file) {
@@ -68,8 +73,11 @@ func rdmInstallFresh(t *testing.T, file, policy string, args ...string) string {
 	if got := rdmReadFile(t, file); string(got) == string(old) {
 		t.Errorf("install left %s unchanged", file)
 	}
-	if b, err := os.ReadFile(file + ".capshim-backup"); err != nil || string(b) != string(old) {
-		t.Errorf("backup %s.capshim-backup does not hold the old content (%v):\n%s\nwant:\n%s", file, err, b, old)
+	if b, err := os.ReadFile(file + ".capshim-backup"); err != nil || string(b) != string(wantBackup) {
+		t.Errorf("backup %s.capshim-backup does not hold the content before capshim's first change (%v):\n%s\nwant:\n%s", file, err, b, wantBackup)
+	}
+	if kept := strings.Contains(r.stdout, "is kept"); kept != (backupErr == nil) {
+		t.Errorf("install says the earlier backup is kept: %v; there was one: %v\n%s", kept, backupErr == nil, r.stdout)
 	}
 	switch {
 	case statErr == nil && !strings.Contains(r.stdout, "policy: "+policy+" exists: kept as it is"):

@@ -309,3 +309,24 @@ func TestInstallMissingBinary(t *testing.T) {
 		t.Errorf("no note about the missing binary:\n%s", out)
 	}
 }
+
+// TestInstallKeepsFirstBackup: a second change (here --set-default) keeps
+// the backup of the original file and says so.
+func TestInstallKeepsFirstBackup(t *testing.T) {
+	e := newInstallEnv(t, "config.toml", "config-debian-1.6.toml")
+	orig := e.read(t, e.conf)
+	if code, _, errOut := e.run(t, "containerd"); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	code, out, errOut := e.run(t, "containerd", "--set-default")
+	if code != 0 {
+		t.Fatalf("second run: exit %d: %s", code, errOut)
+	}
+	want := "containerd: registered capshim in $TMP/etc/config.toml ($TMP/etc/config.toml.capshim-backup, the content before capshim first changed the file, is kept"
+	if !strings.Contains(out, want) {
+		t.Errorf("output does not say the first backup is kept:\n%s", out)
+	}
+	if backup := e.read(t, e.conf+".capshim-backup"); !bytes.Equal(backup, orig) {
+		t.Errorf("the backup is not the original file:\n%s", backup)
+	}
+}
