@@ -579,12 +579,19 @@ func TestReadmeContainerd(t *testing.T) {
 	}
 
 	t.Run("CRI dry run on a config with CRI disabled", func(t *testing.T) {
-		// The other state of the CRI plugin: install warns.
-		off := filepath.Join(t.TempDir(), "config.toml")
-		writeFile(t, off, "version = 2\ndisabled_plugins = [\"cri\"]\n", 0o644)
-		r := rdmInstall(t, "containerd", "--dry-run", "--file", off, "--policy", filepath.Join(filepath.Dir(off), "shim.toml"))
-		if !strings.Contains(r.stdout, "WARNING: the CRI plugin is disabled") {
-			t.Errorf("install does not warn that the CRI plugin is disabled:\n%s", r.stdout)
+		// The other state of the CRI plugin: install warns. A version 2
+		// file names the plugin in full; by its short id "cri" containerd
+		// does not start at all, and install says that instead.
+		for list, want := range map[string]string{
+			`["io.containerd.grpc.v1.cri"]`: "WARNING: the CRI plugin is disabled",
+			`["cri"]`:                       `would not start: disabled_plugins holds "cri"`,
+		} {
+			off := filepath.Join(t.TempDir(), "config.toml")
+			writeFile(t, off, "version = 2\ndisabled_plugins = "+list+"\n", 0o644)
+			r := rdmInstall(t, "containerd", "--dry-run", "--file", off, "--policy", filepath.Join(filepath.Dir(off), "shim.toml"))
+			if !strings.Contains(r.stdout, want) {
+				t.Errorf("disabled_plugins = %s: install does not say %q:\n%s", list, want, r.stdout)
+			}
 		}
 	})
 
