@@ -91,6 +91,7 @@ func (e Engine) Verify(setDefault bool) []string {
 		}
 	case Containerd:
 		return []string{
+			"ctr plugins ls | grep cri   # the CRI plugin: ok, not error (containerd's log says why)",
 			"crictl info | grep -A4 '\"capshim\"'   # the CRI runtime handler (a WARNING above says when CRI is off)",
 			"kubectl apply -f deploy/kubernetes/runtimeclass.yaml, then runtimeClassName: capshim in a pod",
 			"capshim inspect   # the sets running containers really hold",
