@@ -54,6 +54,8 @@ type criView struct {
 	// built-in and deprecated ones included; nil when the file does not
 	// decode into them.
 	runtimes map[string]bool
+	// types holds each runtime's runtime_type.
+	types map[string]string
 	// defaultName is the runtime of a pod without a RuntimeClass.
 	defaultName string
 	// legacyDefault: the deprecated default_runtime table set the default.
@@ -105,9 +107,9 @@ func readCRI(m map[string]any, version int64, reader ctdReader) criView {
 	if version == 3 {
 		plugin = criV3
 	}
-	c, err := tableAt(m, "plugins", plugin, "containerd")
+	p, err := tableAt(m, "plugins", plugin)
 	if err == nil {
-		err = v.runtimesOf(c)
+		err = v.runtimesOf(p)
 	}
 	if err != nil {
 		v.runtimes = nil
@@ -124,25 +126,54 @@ func readCRI(m map[string]any, version int64, reader ctdReader) criView {
 			v.err = fmt.Errorf("would not load the CRI plugin: default_runtime_name = %q names no runtime of containerd.runtimes (it has %s)", v.defaultName, runtimeList(v.runtimes))
 		}
 	}
+	if reader == ctd1 && v.err == nil {
+		// Deprecated settings that hold only for a default runtime of
+		// the old runtime v1 type.
+		c, _ := p["containerd"].(map[string]any)
+		for _, s := range []struct {
+			key string
+			on  bool
+		}{{"systemd_cgroup", p["systemd_cgroup"] == true}, {"no_pivot", c["no_pivot"] == true}} {
+			if s.on && v.err == nil && v.types[v.defaultName] != runtimeV1 {
+				v.err = fmt.Errorf("would not load the CRI plugin: %s = true works only when the default runtime has runtime_type %s, and %q has %q", s.key, runtimeV1, v.defaultName, v.types[v.defaultName])
+			}
+		}
+	}
 	return v
 }
 
+// runtimeV1 is the runtime type of containerd's first shim API, which a
+// few deprecated CRI settings need.
+const runtimeV1 = "io.containerd.runtime.v1.linux"
+
 // runtimesOf fills in the runtimes and the default from the CRI plugin's
-// containerd table c (nil when the file has none).
-func (v *criView) runtimesOf(c map[string]any) error {
-	v.runtimes = map[string]bool{}
+// table p (nil when the file has none).
+func (v *criView) runtimesOf(p map[string]any) error {
+	v.runtimes, v.types = map[string]bool{}, map[string]string{}
+	c, err := tableAt(p, "containerd")
+	if err != nil {
+		return err
+	}
 	rts, err := tableAt(c, "runtimes")
 	if err != nil {
 		return err
 	}
 	if rts == nil || v.reader == ctd2 {
 		v.runtimes[builtinRuntime] = true
+		v.types[builtinRuntime] = "io.containerd.runc.v2"
 	}
 	for _, name := range sortedKeys(rts) {
-		if _, err := tableAt(rts, name); err != nil {
+		r, err := tableAt(rts, name)
+		if err != nil {
 			return fmt.Errorf("containerd.runtimes.%s: %w", formatKey([]string{name}), err)
 		}
 		v.runtimes[name] = true
+		if typ, ok := r["runtime_type"].(string); ok {
+			v.types[name] = typ
+		} else if v.reader == ctd1 {
+			// go-toml v1 gives the entry a zero value.
+			v.types[name] = ""
+		}
 	}
 	v.defaultName = builtinRuntime
 	if s, ok := c["default_runtime_name"]; ok {
@@ -155,30 +186,30 @@ func (v *criView) runtimesOf(c map[string]any) error {
 	if v.reader != ctd1 {
 		return nil
 	}
-	legacy := func(key string) (bool, error) {
+	legacy := func(key string) (string, error) {
 		t, err := tableAt(c, key)
 		if err != nil {
-			return false, err
+			return "", err
 		}
 		typ, _ := t["runtime_type"].(string)
-		return typ != "", nil
+		return typ, nil
 	}
 	untrusted, err := legacy("untrusted_workload_runtime")
 	if err != nil {
 		return err
 	}
-	if untrusted {
+	if untrusted != "" {
 		if v.runtimes["untrusted"] {
 			return fmt.Errorf("the file defines both untrusted_workload_runtime and runtimes.untrusted")
 		}
-		v.runtimes["untrusted"] = true
+		v.runtimes["untrusted"], v.types["untrusted"] = true, untrusted
 	}
 	def, err := legacy("default_runtime")
 	if err != nil {
 		return err
 	}
-	if def {
-		v.runtimes["default"] = true
+	if def != "" {
+		v.runtimes["default"], v.types["default"] = true, def
 		v.defaultName = "default"
 		v.legacyDefault = true
 	}

@@ -264,6 +264,8 @@ func TestInstallContainerdKeepsCRI(t *testing.T) {
 		{name: "no version, CRI disabled", in: "config-dockerio.toml",
 			note:   "WARNING: the CRI plugin is disabled",
 			enable: "runc: capshim runc"},
+		{name: "runc on the runtime v1 shim, systemd_cgroup", in: "config-v2-runtime-v1.toml",
+			criBefore: "ok", before: "runc: runc", criAfter: "ok", after: "runc: capshim runc"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) { cinRun(t, "", tc) })
@@ -272,6 +274,22 @@ func TestInstallContainerdKeepsCRI(t *testing.T) {
 		file := filepath.Join(t.TempDir(), "config.toml")
 		writeFile(t, file, cinInput(t, "config-v2-legacy-default.toml"), 0o644)
 		cinRefused(t, file, `containerd 1.6/1.7 would keep the runtime "default" as its default`, "--set-default")
+	})
+	t.Run("--set-default over systemd_cgroup is refused", func(t *testing.T) {
+		config := cinInput(t, "config-v2-runtime-v1.toml")
+		file := filepath.Join(t.TempDir(), "config.toml")
+		writeFile(t, file, config, 0o644)
+		cinRefused(t, file, `would not load the CRI plugin: systemd_cgroup = true works only when the default runtime has runtime_type io.containerd.runtime.v1.linux`, "--set-default")
+		// What the change would have done, by hand: containerd refuses
+		// the CRI plugin.
+		byHand := strings.Replace(config, `default_runtime_name = "runc"`, `default_runtime_name = "capshim"`, 1) +
+			"\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.capshim]\n  runtime_type = \"io.containerd.runc.v2\"\n"
+		d := cinDaemon(t, "")
+		writeFile(t, d.cfgPath, cinPrivate(t, d, byHand, false), 0o644)
+		v := cinRead(t, d)
+		if got := v.plugins["io.containerd.grpc.v1 cri"]; got != "error" || !strings.Contains(cinCRIFailure(d), "`systemd_cgroup` only works for runtime io.containerd.runtime.v1.linux") {
+			t.Errorf("with capshim as the default by hand, the CRI plugin is %q:\n%s", got, cinCRIFailure(d))
+		}
 	})
 }
 
@@ -360,8 +378,10 @@ func cinCheckRuntimes(t *testing.T, before, after cinView) {
 			t.Errorf("runtime %q: runtime_type %q became %q", name, r.Type, a.Type)
 		}
 	}
-	if r, ok := after.runtimes["runc"]; ok && r.Type != "io.containerd.runc.v2" {
-		t.Errorf("runtime runc has runtime_type %q", r.Type)
+	if _, had := before.runtimes["runc"]; !had {
+		if r, ok := after.runtimes["runc"]; ok && r.Type != "io.containerd.runc.v2" {
+			t.Errorf("runtime runc, written by install, has runtime_type %q", r.Type)
+		}
 	}
 	c := after.runtimes["capshim"]
 	if c.Type != "io.containerd.runc.v2" || c.Options["BinaryName"] != capshimBin {
