@@ -107,7 +107,13 @@ func editContainerd(old []byte, opts Options) ([]byte, []string, error) {
 		}
 	}
 	if imports, _ := stringList(base, "imports"); len(imports) > 0 {
-		notes = append(notes, fmt.Sprintf("the file imports %q: a plugin section in an imported file replaces this file's section of that plugin as a whole, so capshim's runtime is there only if none of them configures %s", imports, plugin))
+		// 1.6/1.7 let an imported file's plugin section replace this
+		// file's; 2.x merges them key by key.
+		if version == 2 {
+			notes = append(notes, fmt.Sprintf("the file imports %q: containerd 1.6/1.7 replace this file's section of a plugin with an imported file's as a whole, so capshim's runtime is there only if none of them configures %s", imports, plugin))
+		} else {
+			notes = append(notes, fmt.Sprintf("the file imports %q: containerd 2.x merges their plugin sections into this file's, so one of them that sets %s keys wins over capshim's", imports, formatKey(rt)))
+		}
 	}
 	if lookup(edited, append(append([]string{}, rt...), "options", "SystemdCgroup")...) != true {
 		rts, _ := lookup(base, runtimes...).(map[string]any)
