@@ -91,6 +91,7 @@ func (e Engine) Verify(setDefault bool) []string {
 		}
 	case Containerd:
 		return []string{
+			"ctr plugins ls | grep cri   # the CRI plugin: ok, not error (containerd's log says why)",
 			"crictl info | grep -A4 '\"capshim\"'   # the CRI runtime handler (a WARNING above says when CRI is off)",
 			"kubectl apply -f deploy/kubernetes/runtimeclass.yaml, then runtimeClassName: capshim in a pod",
 			"capshim inspect   # the sets running containers really hold",
@@ -152,7 +153,10 @@ type Plan struct {
 	Old    []byte // its content (nil when missing)
 	New    []byte // the content with capshim registered
 	Notes  []string
-	file   *spec.File
+	// BackupKept: Apply found a backup from an earlier change and kept it
+	// (it holds the content before capshim first changed the file).
+	BackupKept bool
+	file       *spec.File
 }
 
 // Prepare reads the engine's config file at path (which may be missing,
@@ -199,9 +203,13 @@ func (p *Plan) Backup() string {
 }
 
 // Apply writes the plan. An existing file is first copied to Backup()
-// (with its mode and owner), then replaced atomically; a missing file is
-// created (mode 0644, its directory 0755). It does nothing when nothing
-// changes, and fails without writing when the file changed since Prepare.
+// (with its mode and owner) unless a backup is there already, then
+// replaced atomically; a missing file is created (mode 0644, its directory
+// 0755). The first backup is never replaced: it is the file as it was
+// before capshim changed it, which a later run (another flag, a newer
+// capshim, the DaemonSet started again) must not overwrite with content
+// capshim wrote. It does nothing when nothing changes, and fails without
+// writing when the file changed since Prepare.
 func (p *Plan) Apply() error {
 	if !p.Changed() {
 		return nil
@@ -226,14 +234,73 @@ func (p *Plan) Apply() error {
 	if !bytes.Equal(now.Data, p.Old) {
 		return fmt.Errorf("%s changed while capshim was editing it: run capshim install again", p.Path)
 	}
-	backup := &spec.File{Path: p.Backup(), Mode: now.Mode, UID: now.UID, GID: now.GID}
-	if err := backup.Replace(p.Old); err != nil {
+	if err := checkBackup(p.Backup()); err != nil {
+		return err
+	}
+	created, err := createFile(p.Backup(), p.Old, now.Mode, now.UID, now.GID)
+	if err != nil {
 		return fmt.Errorf("backing up %s: %w", p.Path, err)
 	}
+	p.BackupKept = !created
 	if err := now.Replace(p.New); err != nil {
 		return fmt.Errorf("writing %s: %w", p.Path, err)
 	}
 	return nil
+}
+
+// checkBackup fails when something other than a regular file is at the
+// backup's path: capshim neither writes there nor calls it a backup.
+func checkBackup(path string) error {
+	st, err := os.Lstat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("checking the backup %s: %w", path, err)
+	case !st.Mode().IsRegular():
+		return fmt.Errorf("%s exists and is not a regular file (%v): move it away and run capshim install again", path, st.Mode().Type())
+	}
+	return nil
+}
+
+// createFile creates path with data, mode and owner (the owner only as
+// root) unless something is there already, and reports whether it did.
+// The file appears whole or not at all: a temporary file next to it is
+// written, synced and linked to path, which fails if path exists.
+func createFile(path string, data []byte, mode os.FileMode, uid, gid int) (created bool, err error) {
+	if _, err := os.Lstat(path); err == nil {
+		return false, nil
+	}
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".capshim-*")
+	if err != nil {
+		return false, fmt.Errorf("creating a temporary file next to %s: %w", path, err)
+	}
+	name := tmp.Name()
+	defer os.Remove(name)
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Chmod(mode)
+	}
+	if err == nil && os.Geteuid() == 0 {
+		err = tmp.Chown(uid, gid)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return false, fmt.Errorf("writing %s: %w", name, err)
+	}
+	if err := os.Link(name, path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return false, nil
+		}
+		return false, fmt.Errorf("creating %s: %w", path, err)
+	}
+	return true, nil
 }
 
 // mkdirAll creates dir and its missing parents with mode 0755 (whatever
@@ -275,37 +342,8 @@ func WritePolicy(path string, data []byte) (written bool, err error) {
 	if exists, err := PolicyExists(path); err != nil || exists {
 		return false, err
 	}
-	dir := filepath.Dir(path)
-	if err := mkdirAll(dir); err != nil {
+	if err := mkdirAll(filepath.Dir(path)); err != nil {
 		return false, err
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".capshim-*")
-	if err != nil {
-		return false, fmt.Errorf("creating a temporary file next to %s: %w", path, err)
-	}
-	name := tmp.Name()
-	defer os.Remove(name)
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Chmod(0o644)
-	}
-	if err == nil && os.Geteuid() == 0 {
-		err = tmp.Chown(0, 0)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return false, fmt.Errorf("writing %s: %w", name, err)
-	}
-	if err := os.Link(name, path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return false, nil
-		}
-		return false, fmt.Errorf("creating %s: %w", path, err)
-	}
-	return true, nil
+	return createFile(path, data, 0o644, 0, 0)
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 
@@ -48,11 +49,26 @@ func TestInstallEditGolden(t *testing.T) {
 		{name: "containerd-v2", engine: Containerd, in: "config-v2.toml"},
 		{name: "containerd-v2-default", engine: Containerd, in: "config-v2.toml", opts: Options{SetDefault: true}},
 		{name: "containerd-v3", engine: Containerd, in: "config-v3.toml", opts: Options{SetDefault: true},
-			notes: []string{"SystemdCgroup = true"}},
+			notes: []string{"the runtime runc sets SystemdCgroup = true"}},
 		{name: "containerd-dockerio", engine: Containerd, in: "config-dockerio.toml",
 			notes: []string{"added version = 2", "WARNING: the CRI plugin is disabled"}},
 		{name: "containerd-capshim-old", engine: Containerd, in: "config-capshim-old.toml",
-			notes: []string{"comments inside the old value of pod_annotations"}},
+			notes: []string{"comments inside the old value of pod_annotations", `with the old file, containerd 1.6/1.7 would not load the CRI plugin: default_runtime_name = "runc" names no runtime`}},
+		// Debian's containerd 1.6 package: no runtimes table, so runc is
+		// containerd's built-in one and must be written out.
+		{name: "containerd-debian-1.6", engine: Containerd, in: "config-debian-1.6.toml"},
+		{name: "containerd-debian-1.6-default", engine: Containerd, in: "config-debian-1.6.toml", opts: Options{SetDefault: true}},
+		// containerd config default (1.6): runc is there; not written twice.
+		{name: "containerd-default-1.6", engine: Containerd, in: "config-default-1.6.toml"},
+		// containerd config default (2.2, version 3), which imports conf.d.
+		{name: "containerd-default-2.2", engine: Containerd, in: "config-default-2.2.toml", notes: []string{"the file imports"}},
+		// Version 3 without runtimes: containerd 2.x keeps its runc.
+		{name: "containerd-v3-minimal", engine: Containerd, in: "config-v3-minimal.toml"},
+		// Another runtime is the default and the only one listed.
+		{name: "containerd-v2-nvidia", engine: Containerd, in: "config-v2-nvidia.toml", notes: []string{"the runtime nvidia sets SystemdCgroup = true"}},
+		{name: "containerd-v3-nvidia", engine: Containerd, in: "config-v3-nvidia.toml", notes: []string{"the runtime nvidia sets SystemdCgroup = true"}},
+		// The deprecated default_runtime table adds the runtime "default".
+		{name: "containerd-v2-legacy-default", engine: Containerd, in: "config-v2-legacy-default.toml"},
 		{name: "containerd-missing-default", engine: Containerd, opts: Options{SetDefault: true}},
 		{name: "podman-missing", engine: Podman},
 		{name: "podman-empty", engine: Podman, empty: true},
@@ -221,23 +237,33 @@ func TestInstallEditRefused(t *testing.T) {
 		engine Engine
 		in     string
 		want   string
+		opts   Options
 	}{
-		{"docker syntax error", Docker, "{\n  \"a\": 1,\n  \"b\": \n}\n", "line 4: invalid character '}'"},
-		{"docker not an object", Docker, `["runtimes"]`, "not a JSON object"},
-		{"docker runtimes not an object", Docker, `{"runtimes": "runc"}`, `"runtimes" is not a JSON object`},
-		{"docker duplicate key", Docker, `{"runtimes": {}, "runtimes": {}}`, "twice"},
-		{"docker trailing data", Docker, `{} {}`, "invalid character"},
-		{"containerd syntax error", Containerd, "version = 2\n[plugins\n", "line 2:"},
-		{"containerd version 1", Containerd, string(input(t, "config-v1.toml")), "version = 1 config"},
-		{"containerd no version with plugins", Containerd, string(input(t, "config-noversion-plugins.toml")), "version 1 config"},
-		{"containerd unknown version", Containerd, "version = 7\n", "unknown config version 7"},
-		{"containerd inline runtime", Containerd, "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\nruntimes = { capshim = { runtime_type = \"x\" } }\n", "add the settings by hand"},
-		{"podman syntax error", Podman, "[engine]\nruntime = crun\n", "line 2:"},
-		{"podman runtimes not a table", Podman, "[engine]\nruntimes = 3\n", "by hand"},
+		{"docker syntax error", Docker, "{\n  \"a\": 1,\n  \"b\": \n}\n", "line 4: invalid character '}'", Options{}},
+		{"docker not an object", Docker, `["runtimes"]`, "not a JSON object", Options{}},
+		{"docker runtimes not an object", Docker, `{"runtimes": "runc"}`, `"runtimes" is not a JSON object`, Options{}},
+		{"docker duplicate key", Docker, `{"runtimes": {}, "runtimes": {}}`, "twice", Options{}},
+		{"docker trailing data", Docker, `{} {}`, "invalid character", Options{}},
+		{"containerd syntax error", Containerd, "version = 2\n[plugins\n", "line 2:", Options{}},
+		{"containerd version 1", Containerd, string(input(t, "config-v1.toml")), "version = 1 config", Options{}},
+		{"containerd no version with plugins", Containerd, string(input(t, "config-noversion-plugins.toml")), "version 1 config", Options{}},
+		{"containerd unknown version", Containerd, "version = 7\n", "unknown config version 7", Options{}},
+		{"containerd inline runtime", Containerd, "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\nruntimes = { capshim = { runtime_type = \"x\" } }\n", "add the settings by hand", Options{}},
+		{name: "containerd set default over default_runtime", engine: Containerd, in: string(input(t, "config-v2-legacy-default.toml")), opts: Options{SetDefault: true},
+			want: `containerd 1.6/1.7 would keep the runtime "default" as its default: the file sets the deprecated table default_runtime`},
+		{name: "containerd set default over systemd_cgroup", engine: Containerd, in: string(input(t, "config-v2-runtime-v1.toml")), opts: Options{SetDefault: true},
+			want: `capshim's change would break the file: containerd 1.6/1.7 would not load the CRI plugin: systemd_cgroup = true works only when the default runtime has runtime_type io.containerd.runtime.v1.linux, and "capshim" has "io.containerd.runc.v2"`},
+		{name: "containerd no version, unknown plugin id", engine: Containerd, in: "disabled_plugins = [\"cri\", \"frobnicate\"]\n",
+			want: `disabled_plugins holds "frobnicate", a version 1 plugin name capshim does not know the full name of`},
+		{name: "containerd no version, disabled_plugins not a list", engine: Containerd, in: "disabled_plugins = \"cri\"\n", want: "disabled_plugins is not a list"},
+		{"podman syntax error", Podman, "[engine]\nruntime = crun\n", "line 2:", Options{}},
+		{"podman runtimes not a table", Podman, "[engine]\nruntimes = 3\n", "by hand", Options{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, _, err := Edit(tt.engine, []byte(tt.in), Options{Binary: bin})
+			opts := tt.opts
+			opts.Binary = bin
+			_, _, err := Edit(tt.engine, []byte(tt.in), opts)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want it to say %q", err, tt.want)
 			}
@@ -475,6 +501,294 @@ func TestInstallEditTOMLTricky(t *testing.T) {
 			again, _, err := Edit(tt.engine, got, opts)
 			if err != nil || !bytes.Equal(again, got) {
 				t.Errorf("second edit: %v\n%s", err, Diff("first", "second", got, again))
+			}
+		})
+	}
+}
+
+// TestInstallContainerdRuntimes checks, for real configs, what each
+// containerd line reads from the edited file: every runtime the node had,
+// runc among them wherever containerd had it, plus capshim, the default
+// kept (or capshim with SetDefault), and a file it accepts. A second edit
+// changes nothing (TestInstallEditGolden).
+func TestInstallContainerdRuntimes(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string // testdata/in file; "" missing
+		opts    Options
+		version int64
+		// runtimes and default per reader; a missing reader does not
+		// read the version.
+		want map[ctdReader]string // "default: runtime runtime ..."
+	}{
+		{name: "debian stock", in: "config-debian-1.6.toml", version: 2,
+			want: map[ctdReader]string{ctd1: "runc: capshim runc", ctd2: "runc: capshim runc"}},
+		{name: "debian stock, set default", in: "config-debian-1.6.toml", version: 2, opts: Options{SetDefault: true},
+			want: map[ctdReader]string{ctd1: "capshim: capshim runc", ctd2: "capshim: capshim runc"}},
+		{name: "missing file", version: 2,
+			want: map[ctdReader]string{ctd1: "runc: capshim runc", ctd2: "runc: capshim runc"}},
+		{name: "containerd config default 1.6", in: "config-default-1.6.toml", version: 2,
+			want: map[ctdReader]string{ctd1: "runc: capshim runc", ctd2: "runc: capshim runc"}},
+		{name: "explicit runc", in: "config-v2.toml", version: 2,
+			want: map[ctdReader]string{ctd1: "runc: capshim runc", ctd2: "runc: capshim runc"}},
+		{name: "another default, no runc", in: "config-v2-nvidia.toml", version: 2,
+			want: map[ctdReader]string{ctd1: "nvidia: capshim nvidia", ctd2: "nvidia: capshim nvidia runc"}},
+		{name: "deprecated default_runtime", in: "config-v2-legacy-default.toml", version: 2,
+			want: map[ctdReader]string{ctd1: "default: capshim default runc", ctd2: "runc: capshim runc"}},
+		{name: "no version, CRI disabled", in: "config-dockerio.toml", version: 2,
+			want: map[ctdReader]string{ctd1: "runc: capshim runc", ctd2: "runc: capshim runc"}},
+		{name: "an older capshim hid runc", in: "config-capshim-old.toml", version: 2,
+			want: map[ctdReader]string{ctd1: "runc: capshim runc", ctd2: "runc: capshim runc"}},
+		{name: "version 3 without runtimes", in: "config-v3-minimal.toml", version: 3,
+			want: map[ctdReader]string{ctd2: "runc: capshim runc"}},
+		{name: "version 3, another default", in: "config-v3-nvidia.toml", version: 3,
+			want: map[ctdReader]string{ctd2: "nvidia: capshim nvidia runc"}},
+		{name: "version 3, set default", in: "config-v3.toml", version: 3, opts: Options{SetDefault: true},
+			want: map[ctdReader]string{ctd2: "capshim: capshim runc"}},
+		{name: "runc on the runtime v1 shim", in: "config-v2-runtime-v1.toml", version: 2,
+			want: map[ctdReader]string{ctd1: "runc: capshim runc", ctd2: "runc: capshim runc"}},
+		{name: "containerd config default 2.2", in: "config-default-2.2.toml", version: 3,
+			want: map[ctdReader]string{ctd2: "runc: capshim runc"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := tt.opts
+			opts.Binary = bin
+			got, _, err := Edit(Containerd, input(t, tt.in), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := parseTOML(got)
+			if err != nil {
+				t.Fatal(err)
+			}
+			readers := readersOf(tt.version)
+			if len(readers) != len(tt.want) {
+				t.Fatalf("version %d is read by %v", tt.version, readers)
+			}
+			for _, r := range readers {
+				v := readCRI(m, tt.version, r)
+				if v.err != nil {
+					t.Errorf("%s %v", r, v.err)
+				}
+				if s := viewString(v); s != tt.want[r] {
+					t.Errorf("%s reads %q, want %q", r, s, tt.want[r])
+				}
+			}
+			// runc is written at most once (a second table would not parse;
+			// a second capshim run must not add one either).
+			for _, p := range []string{criV2, criV3} {
+				h := "[" + formatKey([]string{"plugins", p, "containerd", "runtimes", "runc"}) + "]"
+				if n := strings.Count(string(got), h); n > 1 {
+					t.Errorf("%s written %d times", h, n)
+				}
+			}
+		})
+	}
+}
+
+// viewString writes a view as "default: runtime runtime ...".
+func viewString(v criView) string {
+	var names []string
+	for n := range v.runtimes {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return v.defaultName + ": " + strings.Join(names, " ")
+}
+
+// TestInstallReadCRI pins down the model of how containerd reads the CRI
+// runtimes (integration/ctdinstall_test.go holds it against a real
+// containerd 1.6).
+func TestInstallReadCRI(t *testing.T) {
+	const c2 = "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n"
+	const c3 = "version = 3\n[plugins.'io.containerd.cri.v1.runtime'.containerd]\n"
+	tests := []struct {
+		name     string
+		in       string
+		reader   ctdReader
+		want     string // viewString; "" when the file does not decode into runtimes
+		err      string // part of the error; "" none
+		disabled string
+	}{
+		{name: "built-in runc", in: "version = 2\n", reader: ctd1, want: "runc: runc"},
+		{name: "built-in runc, 2.x", in: "version = 2\n", reader: ctd2, want: "runc: runc"},
+		{name: "a runtimes table hides runc", in: c2 + "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.capshim]\n",
+			reader: ctd1, want: "runc: capshim", err: `would not load the CRI plugin: default_runtime_name = "runc" names no runtime`},
+		{name: "2.x keeps runc beside a runtimes table", in: c2 + "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.capshim]\n",
+			reader: ctd2, want: "runc: capshim runc"},
+		{name: "an empty runtimes table", in: c2 + "runtimes = {}\n", reader: ctd1, want: "runc: ", err: "names no runtime"},
+		{name: "an empty default name", in: c2 + "default_runtime_name = \"\"\n", reader: ctd2, want: ": runc", err: "default_runtime_name is empty"},
+		{name: "another default", in: c2 + "default_runtime_name = \"kata\"\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.kata]\nruntime_type = \"io.containerd.kata.v2\"\n",
+			reader: ctd1, want: "kata: kata"},
+		{name: "a default that is not there", in: c2 + "default_runtime_name = \"kata\"\n", reader: ctd2, want: "kata: runc", err: `default_runtime_name = "kata" names no runtime`},
+		{name: "deprecated default_runtime", in: c2 + "[plugins.\"io.containerd.grpc.v1.cri\".containerd.default_runtime]\nruntime_type = \"io.containerd.runc.v2\"\n",
+			reader: ctd1, want: "default: default runc"},
+		{name: "deprecated default_runtime without a type", in: c2 + "[plugins.\"io.containerd.grpc.v1.cri\".containerd.default_runtime]\nruntime_type = \"\"\n",
+			reader: ctd1, want: "runc: runc"},
+		{name: "2.x ignores default_runtime", in: c2 + "[plugins.\"io.containerd.grpc.v1.cri\".containerd.default_runtime]\nruntime_type = \"io.containerd.runc.v2\"\n",
+			reader: ctd2, want: "runc: runc"},
+		{name: "deprecated untrusted_workload_runtime", in: c2 + "[plugins.\"io.containerd.grpc.v1.cri\".containerd.untrusted_workload_runtime]\nruntime_type = \"io.containerd.kata.v2\"\n",
+			reader: ctd1, want: "runc: runc untrusted"},
+		{name: "untrusted twice", in: c2 + "[plugins.\"io.containerd.grpc.v1.cri\".containerd.untrusted_workload_runtime]\nruntime_type = \"io.containerd.kata.v2\"\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.untrusted]\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n",
+			reader: ctd1, err: "both untrusted_workload_runtime and runtimes.untrusted"},
+		{name: "runtimes not a table", in: c2 + "runtimes = 3\n", reader: ctd1, err: "runtimes is not a table"},
+		{name: "a runtime not a table", in: c2 + "runtimes = { runc = 3 }\n", reader: ctd2, err: "containerd.runtimes.runc: runc is not a table"},
+		{name: "CRI disabled", in: "version = 2\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n", reader: ctd1, want: "runc: runc", disabled: criV2},
+		{name: "CRI disabled by its id", in: "version = 2\ndisabled_plugins = [\"cri\"]\n", reader: ctd1, want: "runc: runc", err: `would not start: disabled_plugins holds "cri"`},
+		{name: "CRI disabled by its id, 2.x", in: "version = 2\ndisabled_plugins = [\"cri\"]\n", reader: ctd2, want: "runc: runc", err: `would not start: disabled_plugins holds "cri"`},
+		{name: "a plugin section by id", in: "version = 2\n[plugins.cri]\n", reader: ctd1, want: "runc: runc", err: `would not start: the plugin section "cri"`},
+		{name: "required plugin by id", in: "version = 2\nrequired_plugins = [\"cri\"]\n", reader: ctd1, want: "runc: runc", err: `required_plugins holds "cri"`},
+		{name: "systemd_cgroup with a runtime v1 default", in: "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\"]\nsystemd_cgroup = true\n" + strings.TrimPrefix(c2, "version = 2\n") + "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\nruntime_type = \"io.containerd.runtime.v1.linux\"\n",
+			reader: ctd1, want: "runc: runc"},
+		{name: "systemd_cgroup with the built-in runc", in: "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\"]\nsystemd_cgroup = true\n",
+			reader: ctd1, want: "runc: runc", err: `systemd_cgroup = true works only when the default runtime has runtime_type io.containerd.runtime.v1.linux, and "runc" has "io.containerd.runc.v2"`},
+		{name: "no_pivot with a runtime without a type", in: c2 + "no_pivot = true\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n",
+			reader: ctd1, want: "runc: runc", err: `no_pivot = true works only`},
+		{name: "2.x ignores systemd_cgroup", in: "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\"]\nsystemd_cgroup = true\n",
+			reader: ctd2, want: "runc: runc"},
+		{name: "version 3 keeps runc", in: c3 + "[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.capshim]\n", reader: ctd2, want: "runc: capshim runc"},
+		{name: "version 3, CRI disabled", in: "version = 3\ndisabled_plugins = ['io.containerd.cri.v1.runtime']\n", reader: ctd2, want: "runc: runc", disabled: criV3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := parseTOML([]byte(tt.in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			version, _ := m["version"].(int64)
+			v := readCRI(m, version, tt.reader)
+			got := ""
+			if v.runtimes != nil {
+				got = viewString(v)
+			}
+			if got != tt.want {
+				t.Errorf("reads %q, want %q", got, tt.want)
+			}
+			if (v.err == nil) != (tt.err == "") || v.err != nil && !strings.Contains(v.err.Error(), tt.err) {
+				t.Errorf("err = %v, want it to say %q", v.err, tt.err)
+			}
+			if v.disabled != tt.disabled {
+				t.Errorf("disabled = %q, want %q", v.disabled, tt.disabled)
+			}
+		})
+	}
+}
+
+// TestInstallEditContainerdWarns: a file containerd refuses already is
+// edited (capshim's change cannot make it worse) with a warning that says
+// why containerd refuses it.
+func TestInstallEditContainerdWarns(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want string
+	}{
+		{"plugin id in a version 2 file", "version = 2\ndisabled_plugins = [\"cri\"]\n",
+			`WARNING: with this file, containerd 1.6/1.7 and containerd 2.x would not start: disabled_plugins holds "cri"`},
+		{"default runtime not defined", "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\ndefault_runtime_name = \"crun\"\n",
+			`WARNING: with this file, containerd 1.6/1.7 and containerd 2.x would not load the CRI plugin: default_runtime_name = "crun" names no runtime`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, notes, err := Edit(Containerd, []byte(tt.in), Options{Binary: bin})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(notes) != 1 || !strings.HasPrefix(notes[0], tt.want) {
+				t.Errorf("notes = %q, want one starting %q", notes, tt.want)
+			}
+			checkContainerd(t, got, Options{Binary: bin})
+		})
+	}
+}
+
+// TestInstallPlanKeepsFirstBackup: the backup is the file as it was before
+// capshim first changed it; later changes (another flag, another binary)
+// keep it.
+func TestInstallPlanKeepsFirstBackup(t *testing.T) {
+	orig := input(t, "config-debian-1.6.toml")
+	p := writeFile(t, "config.toml", orig, 0o640)
+	runs := []Options{{Binary: bin}, {Binary: bin, SetDefault: true}, {Binary: "/opt/capshim/capshim", SetDefault: true}}
+	for i, opts := range runs {
+		plan, err := Prepare(Containerd, p, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !plan.Changed() {
+			t.Fatalf("run %d changes nothing", i)
+		}
+		if err := plan.Apply(); err != nil {
+			t.Fatal(err)
+		}
+		if plan.BackupKept != (i > 0) {
+			t.Errorf("run %d: BackupKept = %v", i, plan.BackupKept)
+		}
+		if got, _ := os.ReadFile(p); !bytes.Equal(got, plan.New) {
+			t.Errorf("run %d: the file does not hold the planned content", i)
+		}
+		backup, err := os.ReadFile(p + BackupSuffix)
+		if err != nil || !bytes.Equal(backup, orig) {
+			t.Errorf("run %d: backup (%v) is not the original file:\n%s", i, err, backup)
+		}
+		if st, err := os.Stat(p + BackupSuffix); err != nil || st.Mode().Perm() != 0o640 {
+			t.Errorf("run %d: backup mode %v (%v), want 0640", i, st.Mode().Perm(), err)
+		}
+	}
+	entries, _ := os.ReadDir(filepath.Dir(p))
+	if len(entries) != 2 {
+		t.Errorf("directory holds %d entries, want the config and its backup", len(entries))
+	}
+}
+
+// TestInstallPlanBackupNotAFile: capshim writes no backup through a link
+// or into a directory at the backup's path, and then changes nothing.
+func TestInstallPlanBackupNotAFile(t *testing.T) {
+	tests := []struct {
+		name string
+		make func(t *testing.T, path string)
+	}{
+		{name: "symbolic link", make: func(t *testing.T, path string) {
+			target := filepath.Join(filepath.Dir(path), "elsewhere")
+			if err := os.WriteFile(target, []byte("x"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(target, path); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "dangling symbolic link", make: func(t *testing.T, path string) {
+			if err := os.Symlink(filepath.Join(filepath.Dir(path), "nowhere"), path); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "directory", make: func(t *testing.T, path string) {
+			if err := os.Mkdir(path, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			orig := input(t, "config-debian-1.6.toml")
+			p := writeFile(t, "config.toml", orig, 0o644)
+			tt.make(t, p+BackupSuffix)
+			plan, err := Prepare(Containerd, p, Options{Binary: bin})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = plan.Apply()
+			if err == nil || !strings.Contains(err.Error(), "is not a regular file") {
+				t.Errorf("err = %v, want it to say the backup is not a regular file", err)
+			}
+			if got, _ := os.ReadFile(p); !bytes.Equal(got, orig) {
+				t.Error("the config changed")
+			}
+			if b, _ := os.ReadFile(filepath.Join(filepath.Dir(p), "elsewhere")); len(b) > 0 && string(b) != "x" {
+				t.Error("written through the link")
+			}
+			if _, err := os.Lstat(filepath.Join(filepath.Dir(p), "nowhere")); err == nil {
+				t.Error("the dangling link's target was created")
 			}
 		})
 	}

@@ -357,11 +357,18 @@ func (sc *scanner) value() error {
 	}
 }
 
-// table returns the [table] with the given key, or nil.
+// table returns the [table] with the given key (the root table for an
+// empty key), or nil.
 func (d *tomlDoc) table(key []string) *tomlTable {
 	for i := range d.tables {
 		t := &d.tables[i]
-		if t.header >= 0 && !t.array && slicesEqual(t.key, key) {
+		if t.header < 0 {
+			if len(key) == 0 {
+				return t
+			}
+			continue
+		}
+		if !t.array && slicesEqual(t.key, key) {
 			return t
 		}
 	}

@@ -47,8 +47,13 @@ type ctdDaemon struct {
 	cfgPath  string
 	logPath  string
 	cgParent string // cgroupfs parent of all its containers, e.g. /capshim-it-ctd-123-1
-	cmd      *exec.Cmd
-	exited   chan struct{}
+	// bin is the containerd binary ("" = containerd on PATH) and args are
+	// flags added after --config (e.g. --root, --state and --address for
+	// a config that names the host's paths).
+	bin    string
+	args   []string
+	cmd    *exec.Cmd
+	exited chan struct{}
 	// beforeStop runs (in order) before the daemon is stopped, e.g. to
 	// remove CRI pods while the daemon still answers.
 	beforeStop []func()
@@ -231,7 +236,11 @@ func (d *ctdDaemon) launch(t *testing.T, env []string) {
 		t.Fatal(err)
 	}
 	defer logf.Close()
-	d.cmd = exec.Command("containerd", "--config", d.cfgPath)
+	bin := d.bin
+	if bin == "" {
+		bin = "containerd"
+	}
+	d.cmd = exec.Command(bin, append([]string{"--config", d.cfgPath}, d.args...)...)
 	d.cmd.Env = append(os.Environ(), env...)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	// Own session: a ^C on the test does not hit the daemon first, and the

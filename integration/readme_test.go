@@ -55,13 +55,18 @@ func rdmReadFile(t *testing.T, path string) []byte {
 }
 
 // rdmInstallFresh runs install on an existing config file that does not
-// register capshim yet and checks what the README and install's help
-// promise: the file is changed, its old content is saved as
-// FILE.capshim-backup, and the default policy is written to policy when
-// nothing is there. It returns install's output.
+// register capshim as asked yet and checks what the README and install's
+// help promise: the file is changed, FILE.capshim-backup holds its content
+// from before capshim's first change (the old content when there was no
+// backup; an earlier backup is kept), and the default policy is written to
+// policy when nothing is there. It returns install's output.
 func rdmInstallFresh(t *testing.T, file, policy string, args ...string) string {
 	t.Helper()
 	old := rdmReadFile(t, file)
+	wantBackup, backupErr := os.ReadFile(file + ".capshim-backup")
+	if backupErr != nil {
+		wantBackup = old
+	}
 	_, statErr := os.Lstat(policy)
 	r := rdmInstall(t, args...)
 	if !strings.Contains(r.stdout, "registered capshim in "+file) {
@@ -70,8 +75,11 @@ func rdmInstallFresh(t *testing.T, file, policy string, args ...string) string {
 	if got := rdmReadFile(t, file); string(got) == string(old) {
 		t.Errorf("install left %s unchanged", file)
 	}
-	if b, err := os.ReadFile(file + ".capshim-backup"); err != nil || string(b) != string(old) {
-		t.Errorf("backup %s.capshim-backup does not hold the old content (%v):\n%s\nwant:\n%s", file, err, b, old)
+	if b, err := os.ReadFile(file + ".capshim-backup"); err != nil || string(b) != string(wantBackup) {
+		t.Errorf("backup %s.capshim-backup does not hold the content before capshim's first change (%v):\n%s\nwant:\n%s", file, err, b, wantBackup)
+	}
+	if kept := strings.Contains(r.stdout, "is kept"); kept != (backupErr == nil) {
+		t.Errorf("install says the earlier backup is kept: %v; there was one: %v\n%s", kept, backupErr == nil, r.stdout)
 	}
 	switch {
 	case statErr == nil && !strings.Contains(r.stdout, "policy: "+policy+" exists: kept as it is"):
@@ -573,12 +581,19 @@ func TestReadmeContainerd(t *testing.T) {
 	}
 
 	t.Run("CRI dry run on a config with CRI disabled", func(t *testing.T) {
-		// The other state of the CRI plugin: install warns.
-		off := filepath.Join(t.TempDir(), "config.toml")
-		writeFile(t, off, "version = 2\ndisabled_plugins = [\"cri\"]\n", 0o644)
-		r := rdmInstall(t, "containerd", "--dry-run", "--file", off, "--policy", filepath.Join(filepath.Dir(off), "shim.toml"))
-		if !strings.Contains(r.stdout, "WARNING: the CRI plugin is disabled") {
-			t.Errorf("install does not warn that the CRI plugin is disabled:\n%s", r.stdout)
+		// The other state of the CRI plugin: install warns. A version 2
+		// file names the plugin in full; by its short id "cri" containerd
+		// does not start at all, and install says that instead.
+		for list, want := range map[string]string{
+			`["io.containerd.grpc.v1.cri"]`: "WARNING: the CRI plugin is disabled",
+			`["cri"]`:                       `would not start: disabled_plugins holds "cri"`,
+		} {
+			off := filepath.Join(t.TempDir(), "config.toml")
+			writeFile(t, off, "version = 2\ndisabled_plugins = "+list+"\n", 0o644)
+			r := rdmInstall(t, "containerd", "--dry-run", "--file", off, "--policy", filepath.Join(filepath.Dir(off), "shim.toml"))
+			if !strings.Contains(r.stdout, want) {
+				t.Errorf("disabled_plugins = %s: install does not say %q:\n%s", list, want, r.stdout)
+			}
 		}
 	})
 

@@ -27,9 +27,15 @@ var installCommand = &cli.Command{
   podman      /etc/containers/containers.conf  [engine.runtimes] capshim
 --set-default also makes capshim the engine's default runtime. Every other
 setting stays as it was (TOML files keep their comments); a file that does
-not parse is refused. The old file is saved as FILE.capshim-backup, the new
-one replaces it atomically; a second run changes nothing. --dry-run shows
-the change as a diff and writes nothing.
+not parse is refused. The old file is saved as FILE.capshim-backup (a
+backup already there, from an earlier change, is kept), the new one
+replaces it atomically; a second run changes nothing. --dry-run shows the
+change as a diff and writes nothing.
+
+containerd: the handlers the node had stay; the built-in runc is written
+out when the file lists no other runtime (containerd 1.6/1.7 would lose
+it). The result is read as containerd 1.6/1.7 and 2.x would, and refused
+when one of them would lose a runtime, its default or the CRI plugin.
 
 Also writes capshim's default policy to --policy (default --config, else
 /etc/capshim/shim.toml) when no file is there; an existing policy is kept.`,
@@ -91,9 +97,12 @@ Also writes capshim's default policy to --policy (default --config, else
 			if err := plan.Apply(); err != nil {
 				return cli.Exit(err, 2)
 			}
-			if plan.Exists {
+			switch {
+			case plan.Exists && plan.BackupKept:
+				fmt.Fprintf(w, "%s: registered capshim in %s (%s, the content before capshim first changed the file, is kept; the content just replaced is not saved)\n", engine, path, plan.Backup())
+			case plan.Exists:
 				fmt.Fprintf(w, "%s: registered capshim in %s (old content saved as %s)\n", engine, path, plan.Backup())
-			} else {
+			default:
 				fmt.Fprintf(w, "%s: created %s registering capshim\n", engine, path)
 			}
 		}

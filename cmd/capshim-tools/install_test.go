@@ -81,6 +81,8 @@ func TestInstallGolden(t *testing.T) {
 		{name: "containerd-v2-default", conf: "config.toml", fixture: "config-v2.toml", args: []string{"containerd", "--set-default"}},
 		{name: "containerd-v3", conf: "config.toml", fixture: "config-v3.toml", args: []string{"containerd"}},
 		{name: "containerd-dockerio", conf: "config.toml", fixture: "config-dockerio.toml", args: []string{"containerd"}},
+		{name: "containerd-debian-1.6", conf: "config.toml", fixture: "config-debian-1.6.toml", args: []string{"containerd"}},
+		{name: "containerd-capshim-old", conf: "config.toml", fixture: "config-capshim-old.toml", args: []string{"containerd"}},
 		{name: "containerd-config", conf: "config.toml", fixture: "config-v2.toml", args: []string{"containerd", "--config", "/etc/capshim/k8s.toml"}},
 		{name: "podman-existing", conf: "containers.conf", fixture: "containers.conf", args: []string{"podman", "--set-default"}},
 		{name: "podman-missing", conf: "containers.conf", args: []string{"podman"}},
@@ -305,5 +307,26 @@ func TestInstallMissingBinary(t *testing.T) {
 	}
 	if !strings.Contains(out, "note: $TMP/nowhere/capshim does not exist (yet)") {
 		t.Errorf("no note about the missing binary:\n%s", out)
+	}
+}
+
+// TestInstallKeepsFirstBackup: a second change (here --set-default) keeps
+// the backup of the original file and says so.
+func TestInstallKeepsFirstBackup(t *testing.T) {
+	e := newInstallEnv(t, "config.toml", "config-debian-1.6.toml")
+	orig := e.read(t, e.conf)
+	if code, _, errOut := e.run(t, "containerd"); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	code, out, errOut := e.run(t, "containerd", "--set-default")
+	if code != 0 {
+		t.Fatalf("second run: exit %d: %s", code, errOut)
+	}
+	want := "containerd: registered capshim in $TMP/etc/config.toml ($TMP/etc/config.toml.capshim-backup, the content before capshim first changed the file, is kept"
+	if !strings.Contains(out, want) {
+		t.Errorf("output does not say the first backup is kept:\n%s", out)
+	}
+	if backup := e.read(t, e.conf+".capshim-backup"); !bytes.Equal(backup, orig) {
+		t.Errorf("the backup is not the original file:\n%s", backup)
 	}
 }
