@@ -1,3 +1,5 @@
+//go:build integration
+
 package integration
 
 // capshim install containerd, checked the way containerd reads the result:
