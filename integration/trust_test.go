@@ -128,10 +128,16 @@ func trustRaces() []trustRace {
 		}
 		return
 	}
-	// exec without --process or --cap loads the policy (it fails closed)
-	// and runs the policy's runtime; no container is involved.
+	// exec loads the policy (it fails closed) and runs the policy's
+	// runtime. It reads the container's state first, so a minimal runc
+	// state stands in for a container; none runs.
 	execArgs := func(t *testing.T) []string {
-		return append(runcGlobalArgs(runcRoot(t), filepath.Join(t.TempDir(), "log.json")), "exec", "nosuch", "true")
+		root := runcRoot(t)
+		if err := os.MkdirAll(filepath.Join(root, "nosuch"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(root, "nosuch", "state.json"), `{"config":{"labels":[]}}`, 0o600)
+		return append(runcGlobalArgs(root, filepath.Join(t.TempDir(), "log.json")), "exec", "nosuch", "true")
 	}
 	return []trustRace{
 		{name: "policy: a root-owned file and a user's link swapped in a sticky directory", accepted: true,
