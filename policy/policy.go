@@ -224,3 +224,44 @@ func (p *Policy) Check(d *Decision) error {
 	}
 	return fmt.Errorf("request refused (on_denied_request = \"fail\" in %s): %s", p.Source, strings.Join(parts, "; "))
 }
+
+// Outcome is a policy applied to one spec.
+type Outcome struct {
+	Decision Decision
+	// Out is the reduced document: the input itself when nothing changes.
+	Out []byte
+	// Sets are the capability sets the runtime will read from Out.
+	Sets spec.Sets
+	// Dropped lists, by set name, what the reduction removed (only sets
+	// that lost something).
+	Dropped map[string][]string
+}
+
+// Changed reports whether Out differs from the document it came from.
+func (o *Outcome) Changed(in []byte) bool { return string(o.Out) != string(in) }
+
+// Apply decides for doc with these annotations (the spec's own at create,
+// the container's at exec) and the spec's environment, refuses what Check
+// refuses, and reduces the document; a non-nil ceiling holds every set to
+// the same set of it. The runtime and capshim's commands both come here,
+// so they reach the same decision on the same spec.
+func (p *Policy) Apply(doc *spec.Doc, annotations map[string]string, ceiling *spec.Sets) (*Outcome, error) {
+	o := &Outcome{Decision: p.Decide(annotations, doc.Env)}
+	if err := p.Check(&o.Decision); err != nil {
+		return nil, err
+	}
+	if ceiling != nil {
+		o.Out, o.Sets = doc.ReduceWithin(o.Decision.Target, *ceiling)
+	} else {
+		o.Out, o.Sets = doc.Reduce(o.Decision.Target)
+	}
+	for s, names := range doc.Dropped(o.Sets) {
+		if len(names) > 0 {
+			if o.Dropped == nil {
+				o.Dropped = map[string][]string{}
+			}
+			o.Dropped[spec.Set(s).String()] = names
+		}
+	}
+	return o, nil
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/capshim/capshim/internal/rtvalidate"
+	"github.com/capshim/capshim/internal/safetext"
 	"github.com/capshim/capshim/policy"
 	"github.com/capshim/capshim/spec"
 )
@@ -40,7 +41,7 @@ file or the policy could not be read.`,
 		if c.NArg() == 0 {
 			return cli.Exit("check needs at least one FILE; see capshim check --help", 2)
 		}
-		pol, err := cliPolicy(c)
+		pol, loc, err := cliPolicy(c)
 		if err != nil {
 			return cli.Exit(err, 2)
 		}
@@ -58,9 +59,10 @@ file or the policy could not be read.`,
 		}
 		w := c.App.Writer
 		if format == "json" {
-			data, _ := json.MarshalIndent(results, "", "  ")
+			data, _ := json.MarshalIndent(checkReport{Policy: loc.Describe(pol), Files: results}, "", "  ")
 			fmt.Fprintf(w, "%s\n", data)
 		} else {
+			fmt.Fprintf(w, "policy: %s\n", safetext.Escape(loc.Describe(pol)))
 			for _, r := range results {
 				r.writeText(w)
 			}
@@ -70,6 +72,13 @@ file or the policy could not be read.`,
 		}
 		return nil
 	},
+}
+
+// checkReport is check's JSON output: which policy decided, and a report
+// per file.
+type checkReport struct {
+	Policy string        `json:"policy"`
+	Files  []checkResult `json:"files"`
 }
 
 // checkResult is one file's report.
@@ -93,15 +102,8 @@ func checkFile(name string, stdin io.Reader, pol *policy.Policy, validate bool) 
 	if si.kind == spec.Process {
 		r.Kind = "process"
 	}
-	r.Target = si.decision.Target.Names()
-	for s, d := range si.doc.Dropped(si.out) {
-		if len(d) > 0 {
-			if r.Drop == nil {
-				r.Drop = map[string][]string{}
-			}
-			r.Drop[spec.Set(s).String()] = d
-		}
-	}
+	r.Target = si.outcome.Decision.Target.Names()
+	r.Drop = si.outcome.Dropped
 	if validate && si.kind == spec.Config {
 		r.Invalid = validateSpec(si.data, name)
 	}
@@ -117,18 +119,19 @@ func validateSpec(data []byte, name string) []string {
 func (r *checkResult) writeText(w io.Writer) {
 	switch {
 	case r.Error != "":
-		fmt.Fprintf(w, "%s: error: %s\n", r.File, r.Error)
+		fmt.Fprintf(w, "%s: error: %s\n", safetext.Escape(r.File), safetext.Line(r.Error))
 		return
 	case len(r.Drop) == 0 && len(r.Invalid) == 0:
-		fmt.Fprintf(w, "%s: ok: nothing to drop (target %s)\n", r.File, strings.Join(r.Target, ","))
+		fmt.Fprintf(w, "%s: ok: nothing to drop (target %s)\n", safetext.Escape(r.File), strings.Join(r.Target, ","))
 		return
 	}
 	for s := spec.Bounding; s < spec.NumSets; s++ {
 		if d, ok := r.Drop[s.String()]; ok {
-			fmt.Fprintf(w, "%s: %s: would drop %s\n", r.File, s, strings.Join(d, ","))
+			// Names from the spec: escaped, and bounded in number.
+			fmt.Fprintf(w, "%s: %s: would drop %s\n", safetext.Escape(r.File), s, strings.Join(safetext.Names(d), ","))
 		}
 	}
 	for _, msg := range r.Invalid {
-		fmt.Fprintf(w, "%s: invalid: %s\n", r.File, msg)
+		fmt.Fprintf(w, "%s: invalid: %s\n", safetext.Escape(r.File), safetext.Line(msg))
 	}
 }

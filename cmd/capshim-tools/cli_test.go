@@ -151,7 +151,7 @@ func TestCLIBadInput(t *testing.T) {
 		{"malformed", []string{"rewrite", "--builtin", "--in-place", malformed}, malformed, []string{malformed, "invalid JSON at byte"}},
 		{"unknown capability in policy", []string{"rewrite", "--config", badPolicy, "--in-place", good}, good, []string{badPolicy, "never", "CAP_NOPE", "capshim caps"}},
 		{"policy syntax error", []string{"rewrite", "--config", syntaxPolicy, "--in-place", good}, good, []string{syntaxPolicy + ":1", "TOML"}},
-		{"missing policy", []string{"check", "--config", filepath.Join(dir, "none.toml"), good}, good, []string{"none.toml", "cannot read the policy"}},
+		{"missing policy", []string{"check", "--config", filepath.Join(dir, "none.toml"), good}, good, []string{"none.toml", "policy not found"}},
 		{"symlink", []string{"rewrite", "--builtin", "--in-place", link}, good, []string{"symbolic link"}},
 		{"check truncated", []string{"check", "--builtin", truncated}, truncated, []string{truncated, "error"}},
 		{"two files for rewrite", []string{"rewrite", "--builtin", good, good}, good, []string{"one FILE"}},

@@ -36,7 +36,7 @@ form, capabilities beyond the policy's default are marked with "!".`,
 		if format != "text" && format != "json" {
 			return cli.Exit(fmt.Sprintf("--format %q: use text or json", format), 2)
 		}
-		pol, err := cliPolicy(c)
+		pol, _, err := cliPolicy(c)
 		if err != nil {
 			return cli.Exit(err, 2)
 		}

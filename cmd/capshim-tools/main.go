@@ -106,7 +106,10 @@ func flagsFirst(args []string, cmds []*cli.Command) []string {
 // carrying an exit code (cli.Exit) keeps it, any other error is 2.
 func run(args []string, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
-	err := app.Run(flagsFirst(args, app.Commands))
+	// The name capshim was called as picks the policy, as for the runtime;
+	// the app itself is always called capshim.
+	app.Metadata = map[string]any{"argv0": args[0]}
+	err := app.Run(flagsFirst(append([]string{"capshim"}, args[1:]...), app.Commands))
 	if err == nil {
 		return 0
 	}

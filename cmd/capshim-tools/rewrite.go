@@ -3,9 +3,11 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/capshim/capshim/internal/safetext"
 	"github.com/capshim/capshim/policy"
 	"github.com/capshim/capshim/spec"
 )
@@ -38,10 +40,12 @@ The result is what capshim writes in enforce mode, whatever the policy's mode.`,
 		if inPlace && name == "-" {
 			return cli.Exit("--in-place needs a file, not stdin", 2)
 		}
-		pol, err := cliPolicy(c)
+		pol, loc, err := cliPolicy(c)
 		if err != nil {
 			return cli.Exit(err, 2)
 		}
+		// stdout may be the spec itself: the policy is named on stderr.
+		fmt.Fprintf(c.App.ErrWriter, "capshim: policy %s\n", safetext.Escape(loc.Describe(pol)))
 		si, err := readSpec(name, c.App.Reader, pol)
 		if err != nil {
 			return cli.Exit(err, 2)
@@ -49,21 +53,21 @@ The result is what capshim writes in enforce mode, whatever the policy's mode.`,
 		w := c.App.Writer
 		switch {
 		case inPlace:
-			if string(si.reduced) != string(si.data) {
-				if err := si.file.Replace(si.reduced); err != nil {
+			if si.outcome.Changed(si.data) {
+				if err := si.file.Replace(si.outcome.Out); err != nil {
 					return cli.Exit(fmt.Errorf("%s: %w", name, err), 2)
 				}
 			}
 		case out != "":
-			if err := writeOutput(out, si.reduced); err != nil {
+			if err := writeOutput(out, si.outcome.Out); err != nil {
 				return cli.Exit(fmt.Errorf("writing %s: %w", out, err), 2)
 			}
 		case !c.Bool("diff"):
-			_, err := w.Write(si.reduced)
+			_, err := w.Write(si.outcome.Out)
 			return err
 		}
 		if c.Bool("diff") {
-			writeDiff(w, si, pol)
+			writeDiff(w, si, pol, loc)
 		}
 		return nil
 	},
@@ -71,37 +75,41 @@ The result is what capshim writes in enforce mode, whatever the policy's mode.`,
 
 // writeDiff shows the five sets before and after, one capability a line:
 // "-" dropped, " " kept.
-func writeDiff(w io.Writer, si *specInput, pol *policy.Policy) {
-	fmt.Fprintf(w, "--- %s\n+++ %s (reduced by capshim, %s)\n", si.name, si.name, pol.Source)
-	d := &si.decision
+func writeDiff(w io.Writer, si *specInput, pol *policy.Policy, loc policy.Location) {
+	e := safetext.Escape
+	fmt.Fprintf(w, "--- %s\n+++ %s (reduced by capshim; policy: %s)\n", e(si.name), e(si.name), e(loc.Describe(pol)))
+	d := &si.outcome.Decision
 	fmt.Fprintf(w, "target: %s\n", d.Target)
-	if d.Requested != 0 || len(d.Unknown) > 0 {
+	if d.Requested != 0 || len(d.Unknown) > 0 || len(d.Oversized) > 0 {
 		fmt.Fprintf(w, "requested: %s", d.Requested)
 		if len(d.Unknown) > 0 {
-			fmt.Fprintf(w, " (not capabilities: %v)", d.Unknown)
+			fmt.Fprintf(w, " (not capabilities: %s)", strings.Join(safetext.Names(d.Unknown), ","))
 		}
-		fmt.Fprintf(w, "; granted: %s; rules: %v\n", d.Granted, d.Rules)
+		for _, o := range d.Oversized {
+			fmt.Fprintf(w, " (%s)", o)
+		}
+		fmt.Fprintf(w, "; granted: %s; rules: %s\n", d.Granted, e(strings.Join(d.Rules, ",")))
 	}
 	if pol.Mode == policy.Audit {
 		fmt.Fprintf(w, "note: the policy is in audit mode: in runtime mode capshim would only log this\n")
 	}
-	defer fmt.Fprintf(w, "everything outside the capability sets: byte for byte unchanged (%d bytes before, %d after)\n", len(si.data), len(si.reduced))
+	defer fmt.Fprintf(w, "everything outside the capability sets: byte for byte unchanged (%d bytes before, %d after)\n", len(si.data), len(si.outcome.Out))
 	for s := spec.Bounding; s < spec.NumSets; s++ {
 		names, present := si.doc.Names(s)
 		if !present {
 			fmt.Fprintf(w, "@@ %s: absent @@\n", s)
 			continue
 		}
-		fmt.Fprintf(w, "@@ %s: %d -> %d @@\n", s, len(names), si.out[s].Len())
+		fmt.Fprintf(w, "@@ %s: %d -> %d @@\n", s, len(names), si.outcome.Sets[s].Len())
 		var seen spec.CapSet
 		for _, n := range names {
 			c, ok := spec.Exact(n)
 			switch {
 			case !ok:
-				fmt.Fprintf(w, "-%s (not a capability name)\n", n)
+				fmt.Fprintf(w, "-%s (not a capability name)\n", safetext.Name(n))
 			case seen.Has(c):
 				fmt.Fprintf(w, "-%s (duplicate)\n", n)
-			case si.out[s].Has(c):
+			case si.outcome.Sets[s].Has(c):
 				fmt.Fprintf(w, " %s\n", n)
 			default:
 				fmt.Fprintf(w, "-%s\n", n)

@@ -14,9 +14,8 @@ import (
 
 // configFlag names the policy for capshim's own commands.
 var configFlag = &cli.StringFlag{
-	Name:    "config",
-	Usage:   "policy `FILE` (default: $CAPSHIM_CONFIG, else /etc/capshim/shim.toml, else the built-in default)",
-	EnvVars: []string{"CAPSHIM_CONFIG"},
+	Name:  "config",
+	Usage: "policy `FILE` (default: found as the runtime finds it: the name capshim is called as, $CAPSHIM_CONFIG, /etc/capshim/shim.toml, the built-in default)",
 }
 
 // builtinFlag makes a command use the built-in default policy.
@@ -25,33 +24,41 @@ var builtinFlag = &cli.BoolFlag{
 	Usage: "use the built-in default policy (shim.toml.example), ignoring any policy file",
 }
 
-// cliPolicy loads the built-in policy with --builtin, else the policy named
-// by --config (or $CAPSHIM_CONFIG), else the default one.
-func cliPolicy(c *cli.Context) (*policy.Policy, error) {
-	if c.Bool("builtin") {
-		return policy.Builtin(), nil
-	}
-	if path := c.String("config"); path != "" {
-		if abs, err := filepath.Abs(path); err == nil {
-			if err := policy.CheckTrusted(abs, false); err != nil {
-				fmt.Fprintf(c.App.ErrWriter, "capshim: warning: %v\ncapshim: warning: as a runtime, capshim would refuse this policy file\n", err)
-			}
+// cliPolicy finds and loads the policy exactly as the runtime does
+// (policy.Locate with the name capshim was called as), with --config in
+// the place of the runtime's --capshim-config, and --builtin for the
+// built-in one. An untrusted file is refused as the runtime refuses it.
+func cliPolicy(c *cli.Context) (*policy.Policy, policy.Location, error) {
+	flag := c.String("config")
+	if flag != "" {
+		abs, err := filepath.Abs(flag)
+		if err != nil {
+			return nil, policy.Location{}, fmt.Errorf("policy path %s: %w", flag, err)
 		}
-		return policy.LoadFile(path)
+		flag = abs
 	}
-	return policy.LoadDefault()
+	loc := policy.Locate(flag, argv0(c), c.Bool("builtin"), os.Getenv)
+	pol, err := loc.Load("", "")
+	return pol, loc, err
+}
+
+// argv0 is the name capshim was called as (capshim hands it over): it
+// picks the policy as it does for the runtime.
+func argv0(c *cli.Context) string {
+	if v, ok := c.App.Metadata["argv0"].(string); ok {
+		return v
+	}
+	return "capshim"
 }
 
 // specInput is a spec read by a capshim command, parsed and decided.
 type specInput struct {
-	name     string     // file name for messages ("-" is "stdin")
-	file     *spec.File // nil for stdin
-	data     []byte
-	doc      *spec.Doc
-	kind     spec.Kind
-	decision policy.Decision
-	out      spec.Sets
-	reduced  []byte
+	name    string     // file name for messages ("-" is "stdin")
+	file    *spec.File // nil for stdin
+	data    []byte
+	doc     *spec.Doc
+	kind    spec.Kind
+	outcome *policy.Outcome
 }
 
 // readSpec reads a config.json or process.json (or "-" for stdin) and
@@ -87,11 +94,9 @@ func readSpec(name string, stdin io.Reader, pol *policy.Policy) (*specInput, err
 		}
 	}
 	si.doc = doc
-	si.decision = pol.Decide(doc.Annotations, doc.Env)
-	if err := pol.Check(&si.decision); err != nil {
+	if si.outcome, err = pol.Apply(doc, doc.Annotations, nil); err != nil {
 		return nil, fmt.Errorf("%s: %w", si.name, err)
 	}
-	si.reduced, si.out = doc.Reduce(si.decision.Target)
 	return si, nil
 }
 

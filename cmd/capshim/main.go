@@ -69,8 +69,9 @@ func execTools(args []string, stderr io.Writer) int {
 		return 2
 	}
 	tools := filepath.Join(filepath.Dir(exe), clinames.Tools)
-	argv := append([]string{"capshim"}, args[1:]...)
-	err = syscall.Exec(tools, argv, os.Environ())
+	// argv[0] stays the name capshim was called as: capshim-web's
+	// commands must read capshim-web's policy, as its runtime calls do.
+	err = syscall.Exec(tools, args, os.Environ())
 	fmt.Fprintf(stderr, "capshim: cannot run %s: %v\ncapshim: the commands %v live in that companion binary; install it next to %s (make build builds both)\n",
 		tools, err, clinames.Names[:5], exe)
 	return 2

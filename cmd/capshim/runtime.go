@@ -18,9 +18,6 @@ import (
 	"github.com/capshim/capshim/spec"
 )
 
-// policyDir holds the policies capshim finds by the name it is called as.
-const policyDir = "/etc/capshim"
-
 // defaultPath is searched for runc when the caller passes no PATH.
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -71,55 +68,11 @@ func runtimeMain(args []string, stderr io.Writer) int {
 	return 1
 }
 
-// loadRuntimePolicy finds the policy for a runtime call: the
-// --capshim-config flag, else the file named after the name capshim is
-// called as (capshim-web → /etc/capshim/capshim-web.toml; the directory is
-// $CAPSHIM_CONFIG_DIR when set), else $CAPSHIM_CONFIG, else
-// /etc/capshim/shim.toml, else (when that file does not exist) the
-// built-in default. The policy is read from the descriptor that passed
-// the trust check (policy.LoadTrusted); a policy file that anyone but root
-// could change or could have chosen is refused, and a named policy that
-// does not exist is "not found".
+// loadRuntimePolicy finds and loads the policy of a runtime call the way
+// capshim's commands do (policy.Locate): the flag, the name capshim is
+// called as, $CAPSHIM_CONFIG, the default path, the built-in default.
 func loadRuntimePolicy(flag, argv0 string) (*policy.Policy, error) {
-	path := flag
-	hint := "it is named by --capshim-config in the engine's runtime arguments: create it, or fix the argument"
-	if path == "" {
-		if name := filepath.Base(argv0); name != "capshim" && strings.HasPrefix(name, "capshim") {
-			dir := os.Getenv("CAPSHIM_CONFIG_DIR")
-			if dir == "" {
-				dir = policyDir
-			}
-			path = filepath.Join(dir, name+".toml")
-			hint = "capshim reads it because it is called as " + name + ": create it, or register capshim under its own name"
-		}
-	}
-	if path == "" {
-		path = os.Getenv("CAPSHIM_CONFIG")
-		hint = "it is named by $CAPSHIM_CONFIG: create it, or fix or unset the variable"
-	}
-	dflt := path == ""
-	if dflt {
-		path = policy.DefaultPath
-		hint = "it is a symbolic link to a missing file: restore the file, or remove the link to use the built-in policy"
-	}
-	if !filepath.IsAbs(path) {
-		return nil, fmt.Errorf("policy path %q is not absolute; runtime calls run in the bundle directory, so give the full path", path)
-	}
-	p, err := policy.LoadTrusted(path, policy.CacheDir, buildID())
-	var te *trustfs.Error
-	switch {
-	case err == nil:
-		return p, nil
-	case !errors.As(err, &te):
-		return nil, err // the policy does not parse: a *policy.LoadError
-	case errors.Is(err, fs.ErrNotExist) && dflt && !te.Dangling:
-		return policy.Builtin(), nil
-	case errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("policy not found: %w; %s", err, hint)
-	case errors.Is(err, trustfs.ErrUntrusted):
-		return nil, fmt.Errorf("untrusted policy: %w", err)
-	}
-	return nil, fmt.Errorf("cannot use the policy: %w", err)
+	return policy.Locate(flag, argv0, false, os.Getenv).Load(policy.CacheDir, buildID())
 }
 
 // self is the identity of capshim's own executable, read once.
@@ -312,31 +265,22 @@ func reduceExec(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, runtime stri
 }
 
 // apply decides for one spec file, logs the decision and, in enforce
-// mode, writes the reduced spec.
-// A non-nil ceiling (exec) limits every set further.
+// mode, writes the reduced spec. A non-nil ceiling (exec) limits every set
+// further.
 func apply(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, f *spec.File, doc *spec.Doc, annotations map[string]string, ceiling *spec.Sets) error {
-	d := pol.Decide(annotations, doc.Env)
-	if err := pol.Check(&d); err != nil {
+	o, err := pol.Apply(doc, annotations, ceiling)
+	if err != nil {
 		return err
 	}
-	var out []byte
-	var sets spec.Sets
-	if ceiling != nil {
-		out, sets = doc.ReduceWithin(d.Target, *ceiling)
-	} else {
-		out, sets = doc.Reduce(d.Target)
+	dropped := o.Dropped
+	if dropped == nil {
+		dropped = map[string][]string{}
 	}
-	dropped := map[string][]string{}
-	for s, names := range doc.Dropped(sets) {
-		if len(names) > 0 {
-			dropped[spec.Set(s).String()] = names
-		}
-	}
-	l.decision(ra, pol, &d, f.Path, dropped, &sets)
-	if pol.Mode == policy.Audit || len(out) == len(f.Data) && string(out) == string(f.Data) {
+	l.decision(ra, pol, &o.Decision, f.Path, dropped, &o.Sets)
+	if pol.Mode == policy.Audit || !o.Changed(f.Data) {
 		return nil
 	}
-	if err := f.Replace(out); err != nil {
+	if err := f.Replace(o.Out); err != nil {
 		return fmt.Errorf("writing the reduced spec: %w", err)
 	}
 	return nil
