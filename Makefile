@@ -18,7 +18,7 @@ DEPS_BINS := runc crun containerd ctr containerd-shim-runc-v2 dockerd docker pod
 
 # Fuzz budgets are execution counts (Nx), not durations: with a duration,
 # Go 1.26's fuzz coordinator can fail a run with "context deadline
-# exceeded" at the deadline although nothing failed (go.dev/issue/75804).
+# exceeded" at the deadline although nothing failed, a known fault of the Go toolchain.
 FUZZTIME ?= 2000000x
 # package:target pairs for `make fuzz`.
 FUZZ_TARGETS := spec:FuzzReduce policy:FuzzParse cmd/capshim:FuzzParseRuntimeArgs

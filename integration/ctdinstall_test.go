@@ -30,7 +30,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -149,7 +149,7 @@ func (v cinView) names() string {
 	for k := range v.runtimes {
 		n = append(n, k)
 	}
-	sort.Strings(n)
+	slices.Sort(n)
 	return v.defaultName + ": " + strings.Join(n, " ")
 }
 

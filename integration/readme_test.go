@@ -20,7 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"sort"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -384,7 +384,7 @@ func rdmCheckInspect(t *testing.T, capID, ctlID string) {
 			}
 			for _, set := range []string{"bounding", "effective", "permitted"} {
 				got := append([]string{}, p.Capabilities[set]...)
-				sort.Strings(got)
+				slices.Sort(got)
 				if !reflect.DeepEqual(got, minimal) {
 					t.Errorf("pid %d (%s) %s = %v, want %v", p.PID, p.Command, set, got, minimal)
 				}

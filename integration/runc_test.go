@@ -73,7 +73,7 @@ var runcDropped = []string{
 	"CAP_SYS_CHROOT",
 }
 
-// runcPolicy is the contract's example policy with runc as the runtime.
+// runcPolicy is the example policy with runc as the runtime.
 const runcPolicy = `runtime = "/usr/bin/runc"
 mode = "enforce"
 default = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]

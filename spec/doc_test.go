@@ -425,7 +425,7 @@ func genDoc(r *rand.Rand, kind Kind, hostile bool) ([]byte, bool) {
 	return b.Bytes(), wrote
 }
 
-// TestReduceProperties checks the invariants of design.md on generated
+// TestReduceProperties checks the reduction's invariants on generated
 // specs against random targets: never escalate, within target,
 // consistent sets, nothing else changes, idempotent, deterministic, for
 // runc's reading and crun's. Half the specs carry keys that runc and crun

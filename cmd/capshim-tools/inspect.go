@@ -1,10 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -151,11 +152,11 @@ func writeInspectText(w io.Writer, procs []*proc.Process, def spec.CapSet) {
 		fmt.Fprintln(w, "no container processes found")
 		return
 	}
-	sort.SliceStable(procs, func(i, j int) bool {
-		if procs[i].Container != procs[j].Container {
-			return procs[i].Container < procs[j].Container
+	slices.SortStableFunc(procs, func(a, b *proc.Process) int {
+		if c := strings.Compare(a.Container, b.Container); c != 0 {
+			return c
 		}
-		return procs[i].PID < procs[j].PID
+		return cmp.Compare(a.PID, b.PID)
 	})
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PID\tCONTAINER\tUID\tCOMMAND\tBEYOND DEFAULT")

@@ -3,7 +3,6 @@ package main
 import (
 	"io"
 	"slices"
-	"sort"
 	"testing"
 
 	"github.com/capshim/capshim/internal/clinames"
@@ -19,8 +18,8 @@ func TestCommandNamesMatch(t *testing.T) {
 	}
 	served = append(served, "help", "h") // urfave/cli's own help command
 	listed := slices.Clone(clinames.Names[:])
-	sort.Strings(served)
-	sort.Strings(listed)
+	slices.Sort(served)
+	slices.Sort(listed)
 	if !slices.Equal(served, listed) {
 		t.Fatalf("capshim-tools serves %v, internal/clinames lists %v", served, listed)
 	}

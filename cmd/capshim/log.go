@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -71,7 +71,7 @@ func (l *runtimeLog) line(level, msg string, fields map[string]any) {
 		for k := range fields {
 			keys = append(keys, k)
 		}
-		sort.Strings(keys)
+		slices.Sort(keys)
 		for _, k := range keys {
 			fmt.Fprintf(&b, " %s=%q", k, safetext.Truncate(textValue(fields[k]), maxLogText))
 		}

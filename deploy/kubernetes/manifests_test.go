@@ -8,10 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 
@@ -41,7 +42,7 @@ func loadDocs(t *testing.T) []doc {
 	if len(yml) > 0 {
 		t.Errorf("use the .yaml extension: %v", yml)
 	}
-	sort.Strings(files)
+	slices.Sort(files)
 	var docs []doc
 	for _, f := range files {
 		data, err := os.ReadFile(f)
@@ -213,14 +214,7 @@ func shimTOML(t *testing.T) string {
 	return s
 }
 
-func keys(m map[string]any) []string {
-	var ks []string
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
-}
+func keys(m map[string]any) []string { return slices.Sorted(maps.Keys(m)) }
 
 func TestConfigMapPolicy(t *testing.T) {
 	src := shimTOML(t)
