@@ -1,7 +1,9 @@
 package policy
 
 import (
+	"bytes"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/capshim/capshim/spec"
@@ -18,16 +20,32 @@ func FuzzParse(f *testing.F) {
 	f.Add(example, "capshim.io/capabilities", "CAP_CHOWN, setuid", "web-1")
 	f.Add([]byte("default = [\"kill\"]\nnever = []\n[[rule]]\nname = \"a\"\ncapabilities = [\"chown\"]\n[rule.match.annotations]\n\"ns\" = \"web-[a-c]*\"\n"), "ns", "chown", "web-b1")
 	f.Add([]byte("mode = \"audit\"\non_denied_request = \"fail\"\nlog = \"/var/log/capshim.jsonl\"\n"), "x", "sys_admin", "")
+	// The refused policies reach the code that finds lines and keys.
+	for _, tt := range parseErrorTests {
+		f.Add([]byte(tt.toml), "x", "chown", "y")
+	}
 	f.Fuzz(func(t *testing.T, data []byte, key, request, value string) {
 		p, err := Parse(data, "fuzz.toml")
 		if err != nil {
-			if _, ok := err.(*LoadError); !ok {
+			le, ok := err.(*LoadError)
+			if !ok {
 				t.Fatalf("error %T is not a *LoadError: %v", err, err)
 			}
 			if err.Error() == "" {
 				t.Fatal("empty error")
 			}
+			if lines := bytes.Count(data, []byte("\n")) + 1; le.Line < 0 || le.Line > lines {
+				t.Fatalf("line %d of a %d-line policy: %v", le.Line, lines, err)
+			}
+			if strings.ContainsAny(err.Error(), "\r\n") {
+				t.Fatalf("message %q is not one line", err)
+			}
 			return
+		}
+		// Parse checks the layout only for a loose rule table, on the
+		// grounds that the decoder refuses every other misfit.
+		if lerr := checkShape(data, "fuzz.toml"); lerr != nil {
+			t.Fatalf("Parse took a policy that does not fit the schema: %v", lerr)
 		}
 		if p.Default&p.Never != 0 {
 			t.Fatalf("default and never overlap: %s", p.Default&p.Never)

@@ -136,6 +136,37 @@ capabilities = ["CAP_SETUID", "setgid"]
 			},
 		},
 		{
+			name: "rules as an inline array",
+			toml: "rule = [\n  { name = \"a\", capabilities = [\"chown\"] },\n  { name = \"b\", capabilities = [\"kill\"], match = { annotations = { x = \"y\" } } },\n]\n",
+			check: func(t *testing.T, p *Policy) {
+				want := []Rule{
+					{Name: "a", Capabilities: mustCaps(t, "CHOWN")},
+					{Name: "b", Capabilities: mustCaps(t, "KILL"), Annotations: []Match{{Key: "x", Glob: "y"}}},
+				}
+				if !reflect.DeepEqual(p.Rules, want) {
+					t.Errorf("Rules = %+v\nwant %+v", p.Rules, want)
+				}
+			},
+		},
+		{
+			name: "dotted keys in a rule",
+			toml: "[[rule]]\nname = \"a\"\ncapabilities = [\"chown\"]\nmatch.annotations.\"io.kubernetes.pod.namespace\" = \"web\"\n",
+			check: func(t *testing.T, p *Policy) {
+				if len(p.Rules) != 1 || !reflect.DeepEqual(p.Rules[0].Annotations, []Match{{Key: "io.kubernetes.pod.namespace", Glob: "web"}}) {
+					t.Errorf("Rules = %+v", p.Rules)
+				}
+			},
+		},
+		{
+			name: "CRLF line ends",
+			toml: "mode = \"audit\"\r\n[[rule]]\r\nname = \"a\"\r\ncapabilities = [\"chown\"]\r\n",
+			check: func(t *testing.T, p *Policy) {
+				if p.Mode != Audit || len(p.Rules) != 1 {
+					t.Errorf("got %+v", p)
+				}
+			},
+		},
+		{
 			name: "comments and blank lines",
 			toml: "# a comment\n\nmode = \"audit\" # trailing\n",
 			check: func(t *testing.T, p *Policy) {
@@ -189,6 +220,11 @@ var parseErrorTests = []struct {
 		line: 1, key: "log", hint: "fix the TOML syntax",
 	},
 	{
+		name: "syntax error duplicate key in a rule",
+		toml: "[[rule]]\nname = \"a\"\ncapabilities = [\"chown\"]\n[[rule]]\nname = \"b\"\nname = \"c\"\n",
+		line: 6, key: "rule.name", hint: "fix the TOML syntax",
+	},
+	{
 		name: "unknown top-level key",
 		toml: "mode = \"enforce\"\ndefaults = [\"CAP_KILL\"]\n",
 		line: 2, key: "defaults", hint: "the keys are runtime, mode, default",
@@ -216,7 +252,7 @@ var parseErrorTests = []struct {
 	{
 		name: "unknown capability in a multi-line default",
 		toml: "mode = \"enforce\"\ndefault = [\n  \"CAP_KILL\",\n  \"CAP_KIL\",\n]\n",
-		line: 2, key: "default", hint: "`capshim caps` lists them",
+		line: 4, key: "default", hint: "`capshim caps` lists them",
 	},
 	{
 		name: "unknown capability in never",
@@ -329,6 +365,11 @@ var parseErrorTests = []struct {
 		line: 1, key: "rule", hint: "it must be [[rule]] tables",
 	},
 	{
+		name: "wrong type element of an inline rule array",
+		toml: "rule = [{ name = \"a\", capabilities = [\"chown\"] }, \"b\"]\n",
+		line: 1, key: "rule", hint: "it must be [[rule]] tables",
+	},
+	{
 		name: "wrong type rule name",
 		toml: "[[rule]]\nname = \"a\"\ncapabilities = [\"CHOWN\"]\n[[rule]]\nname = 2\ncapabilities = [\"CHOWN\"]\n",
 		line: 5, key: "rule.name", hint: "it must be a string in quotes",
@@ -347,6 +388,96 @@ var parseErrorTests = []struct {
 		name: "wrong type annotation glob",
 		toml: "[[rule]]\nname = \"a\"\ncapabilities = [\"CHOWN\"]\n[rule.match.annotations]\nreplicas = 3\n",
 		line: 5, key: "rule.match.annotations.replicas", hint: "it must be a glob in quotes",
+	},
+	{
+		name: "syntax error unclosed table header",
+		toml: "mode = \"audit\"\n[policy\nmode = \"audit\"\n",
+		line: 2, key: "policy", hint: "fix the TOML syntax",
+	},
+	{
+		name: "syntax error bad character at the start of a key",
+		toml: "mode = \"audit\"\n!x = 1\n",
+		line: 2, key: "", hint: "fix the TOML syntax",
+	},
+	{
+		name: "syntax error unterminated inline table in a rule",
+		toml: "[[rule]]\nname = \"a\"\nmatch = { annotations = { x = \"y\" }\ncapabilities = [\"chown\"]\n",
+		line: 4, key: "rule.match", hint: "fix the TOML syntax",
+	},
+	{
+		name: "syntax error after a commented header",
+		toml: "[[rule]] # web\nname = \"a\"\n\n# the capabilities\ncapabilities = [\"chown\",\n",
+		line: 5, key: "rule.capabilities", hint: "fix the TOML syntax",
+	},
+	{
+		name: "unknown key in an inline match table",
+		toml: "[[rule]]\nname = \"a\"\ncapabilities = [\"NET_RAW\"]\nmatch = { annotations = { \"x\" = \"y\" }, foo = 1 }\n",
+		line: 4, key: "rule.match.foo", hint: "the keys are",
+	},
+	{
+		name: "never capability on its own line in a rule",
+		toml: "[[rule]]\nname = \"admin\"\ncapabilities = [\n  \"chown\",\n  \"sys_admin\",\n]\n",
+		line: 5, key: "rule.capabilities", hint: "no rule may grant it",
+	},
+	{
+		name: "unknown capability in an inline rule",
+		toml: "rule = [\n  { name = \"a\", capabilities = [\"chown\"] },\n  { name = \"b\", capabilities = [\"kil\"] },\n]\n",
+		line: 3, key: "rule.capabilities", hint: "`capshim caps` lists them",
+	},
+	{
+		name: "inline rule without name",
+		toml: "rule = [\n  { name = \"a\", capabilities = [\"chown\"] },\n  { capabilities = [\"kill\"] },\n]\n",
+		line: 3, key: "rule.name", hint: `give every rule a name = "..."`,
+	},
+	{
+		name: "bad glob under a dotted key",
+		toml: "[[rule]]\nname = \"a\"\nmatch.annotations.x = \"[\"\ncapabilities = [\"NET_RAW\"]\n",
+		line: 3, key: "rule.match.annotations.x", hint: `write '\[' for a literal bracket`,
+	},
+	{
+		name: "relative runtime path with CRLF line ends",
+		toml: "mode = \"audit\"\r\nruntime = \"runc\"\r\n",
+		line: 2, key: "runtime", hint: "write the full path of the real runtime",
+	},
+	{
+		name: "rule as a table",
+		toml: "[rule]\nname = \"a\"\ncapabilities = [\"chown\"]\n",
+		line: 1, key: "rule", hint: "it must be [[rule]] tables",
+	},
+	{
+		name: "rule keys at the top level",
+		toml: "rule.name = \"a\"\nrule.capabilities = [\"chown\"]\n",
+		line: 1, key: "rule", hint: "it must be [[rule]] tables",
+	},
+	{
+		name: "match table before any rule",
+		toml: "mode = \"audit\"\n[rule.match.annotations]\nx = \"y\"\n",
+		line: 2, key: "rule", hint: "it must be [[rule]] tables",
+	},
+	{
+		name: "rule table and a rule array",
+		toml: "[rule]\nname = \"a\"\n[[rule]]\nname = \"b\"\n",
+		line: 1, key: "rule", hint: "it must be [[rule]] tables",
+	},
+	{
+		name: "wrong type log table",
+		toml: "mode = \"audit\"\n[log]\npath = \"/var/log/capshim.jsonl\"\n",
+		line: 2, key: "log", hint: "it must be a string in quotes",
+	},
+	{
+		name: "wrong type match array of tables",
+		toml: "[[rule]]\nname = \"a\"\ncapabilities = [\"chown\"]\n[[rule.match.annotations]]\nx = \"y\"\n",
+		line: 4, key: "rule.match.annotations", hint: "it must be a table",
+	},
+	{
+		name: "wrong type element on its own line",
+		toml: "[[rule]]\nname = \"a\"\ncapabilities = [\"chown\"]\n[[rule]]\nname = \"b\"\ncapabilities = [\n  \"chown\",\n  7,\n]\n",
+		line: 8, key: "rule.capabilities", hint: "it must be a list of capability names",
+	},
+	{
+		name: "wrong type integer too large",
+		toml: "mode = 99999999999999999999\n",
+		line: 1, key: "mode", hint: "it must be a string in quotes",
 	},
 	{
 		name: "dotted annotation key without quotes",
@@ -383,8 +514,11 @@ func TestParseErrors(t *testing.T) {
 			if tt.line > 0 {
 				prefix = source + ":" + itoa(tt.line) + ": "
 			}
-			if !strings.HasPrefix(fmt, prefix+tt.key+": ") {
-				t.Errorf("message %q does not start with %q", fmt, prefix+tt.key+": ")
+			if tt.key != "" {
+				prefix += tt.key + ": "
+			}
+			if !strings.HasPrefix(fmt, prefix) {
+				t.Errorf("message %q does not start with %q", fmt, prefix)
 			}
 			if !strings.Contains(fmt, tt.hint) {
 				t.Errorf("message %q does not say what to do (%q)", fmt, tt.hint)
@@ -463,7 +597,7 @@ func TestLoadFile(t *testing.T) {
 		{name: "good file", path: good},
 		{name: "missing file", path: filepath.Join(dir, "missing.toml"), wantErr: "cannot read the policy: no such file or directory; name a readable policy file"},
 		{name: "directory", path: dir, wantErr: "cannot read the policy: is a directory; name a readable policy file"},
-		{name: "syntax error names the file and line", path: bad, wantErr: "Key 'mode' has already been defined", wantLine: 2},
+		{name: "syntax error names the file and line", path: bad, wantErr: "key mode is already defined", wantLine: 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -486,6 +620,34 @@ func TestLoadFile(t *testing.T) {
 			}
 			if !strings.HasPrefix(err.Error(), tt.path+":") || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("error %q does not name %s or say %q", err, tt.path, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestSyntaxKey(t *testing.T) {
+	tests := []struct {
+		name string
+		toml string
+		want string // formatKey of the key, "" for none
+	}{
+		{name: "first expression", toml: "mode = \"audit\n", want: "mode"},
+		{name: "array left open across lines", toml: "mode = \"audit\"\ndefault = [\"kill\",\n\"chown\"\nlog = \"\"\n", want: "default"},
+		{name: "after comments and blank lines", toml: "mode = \"audit\" # m\n\n# c\n  log =\n", want: "log"},
+		{name: "in a rule table", toml: "[[rule]]\nname = \"a\"\ncapabilities = [\"chown\"\n", want: "rule.capabilities"},
+		{name: "in a commented rule table", toml: "[[ rule ]] # r\nname =\n", want: "rule.name"},
+		{name: "dotted and quoted key", toml: "[[rule]]\nmatch.annotations.\"a.b\" = \"x\n", want: `rule.match.annotations."a.b"`},
+		{name: "key without =", toml: "mode \"audit\"\n", want: "mode"},
+		{name: "unclosed header", toml: "mode = \"audit\"\n[rule.match\n", want: "rule.match"},
+		{name: "text after a header", toml: "[[rule]] x\n", want: "rule"},
+		{name: "no key", toml: "mode = \"audit\"\n= 1\n", want: ""},
+		{name: "bad key character", toml: "!mode = 1\n", want: ""},
+		{name: "unterminated quoted key", toml: "\"mode = 1\n", want: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := formatKey(syntaxKey([]byte(tt.toml))); got != tt.want {
+				t.Errorf("syntaxKey = %q, want %q", got, tt.want)
 			}
 		})
 	}
