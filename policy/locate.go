@@ -74,18 +74,18 @@ func Locate(flag, argv0 string, builtin bool, getenv func(string) string) Locati
 }
 
 // Load reads the policy at l: opened once, checked for trust through the
-// descriptor and parsed from it (see LoadTrusted; cacheDir "" parses
-// without the cache). A policy file others could change or could have
+// descriptor and parsed from it (see LoadTrusted). A policy file others
+// could change or could have
 // chosen is refused, a named one that does not exist is "not found", and
 // a missing default path gives the built-in policy.
-func (l Location) Load(cacheDir, build string) (*Policy, error) {
+func (l Location) Load() (*Policy, error) {
 	if l.Path == "" {
 		return Builtin(), nil
 	}
 	if !filepath.IsAbs(l.Path) {
 		return nil, fmt.Errorf("policy path %q (%s) is not absolute; runtime calls run in the bundle directory, so give the full path", l.Path, l.Why)
 	}
-	p, err := LoadTrusted(l.Path, cacheDir, build)
+	p, err := LoadTrusted(l.Path)
 	var te *trustfs.Error
 	switch {
 	case err == nil:

@@ -38,7 +38,7 @@ func cliPolicy(c *cli.Context) (*policy.Policy, policy.Location, error) {
 		flag = abs
 	}
 	loc := policy.Locate(flag, argv0(c), c.Bool("builtin"), os.Getenv)
-	pol, err := loc.Load("", "")
+	pol, err := loc.Load()
 	return pol, loc, err
 }
 

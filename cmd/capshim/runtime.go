@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -72,7 +71,7 @@ func runtimeMain(args []string, stderr io.Writer) int {
 // capshim's commands do (policy.Locate): the flag, the name capshim is
 // called as, $CAPSHIM_CONFIG, the default path, the built-in default.
 func loadRuntimePolicy(flag, argv0 string) (*policy.Policy, error) {
-	return policy.Locate(flag, argv0, false, os.Getenv).Load(policy.CacheDir, buildID())
+	return policy.Locate(flag, argv0, false, os.Getenv).Load()
 }
 
 // self is the identity of capshim's own executable, read once.
@@ -96,20 +95,6 @@ func selfStat() (*syscall.Stat_t, bool) {
 func isSelf(st *unix.Stat_t) bool {
 	me, ok := selfStat()
 	return ok && uint64(st.Dev) == uint64(me.Dev) && uint64(st.Ino) == uint64(me.Ino)
-}
-
-// buildID names this capshim build for the policy cache: its version and
-// the identity of its executable, so a new binary never reads what an old
-// one compiled.
-func buildID() string {
-	b := []byte(version)
-	if st, ok := selfStat(); ok {
-		for _, n := range []int64{int64(st.Dev), int64(st.Ino), st.Size, st.Mtim.Nano()} {
-			b = append(b, ':')
-			b = strconv.AppendInt(b, n, 10)
-		}
-	}
-	return string(b)
 }
 
 // findRuntime finds the real runtime, opened and checked: the policy's,

@@ -1,0 +1,57 @@
+package policy
+
+import (
+	"fmt"
+	"syscall"
+
+	"github.com/capshim/capshim/internal/trustfs"
+)
+
+// maxPolicy bounds a policy file; a real one is a few KB.
+const maxPolicy = 1 << 20
+
+// LoadTrusted opens the policy file at path once (trustfs.Open: no link
+// or directory on the way that anyone but root could have placed or
+// changed), and parses it from that descriptor, so the policy used is the
+// file that was checked, whatever happens to the path meanwhile.
+//
+// A path that cannot be trusted or opened is a *trustfs.Error
+// (errors.Is finds fs.ErrNotExist for a missing file, trustfs.ErrUntrusted
+// for one others could have chosen); a policy that does not parse is a
+// *LoadError.
+func LoadTrusted(path string) (*Policy, error) {
+	f, err := trustfs.Open(path, trustfs.Read)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := readFD(f.Fd, maxPolicy)
+	if err != nil {
+		return nil, &LoadError{Path: path, Msg: fmt.Sprintf("cannot read the policy: %v", err)}
+	}
+	return Parse(data, path)
+}
+
+// readFD reads an open file to its end, refusing more than max bytes.
+// Plain system calls, not os.File: on the hot path this keeps Go's poller
+// (epoll set-up) out of the call.
+func readFD(fd, max int) ([]byte, error) {
+	var data []byte
+	buf := make([]byte, 16<<10)
+	for {
+		n, err := syscall.Read(fd, buf)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			return data, nil
+		}
+		data = append(data, buf[:n]...)
+		if len(data) > max {
+			return nil, fmt.Errorf("larger than %d bytes; that is not a policy file", max)
+		}
+	}
+}
