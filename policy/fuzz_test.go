@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/capshim/capshim/spec"
+	"github.com/capshim/capshim/capability"
 )
 
 // FuzzParse feeds arbitrary policy text to Parse. It must return a
@@ -62,7 +62,7 @@ func FuzzParse(f *testing.F) {
 		if d.Target&^(p.Default|d.Allowed) != 0 {
 			t.Fatalf("target %s beyond default ∪ allowed", d.Target)
 		}
-		if d.Granted&^d.Requested != 0 || d.Target&^spec.AllCaps != 0 {
+		if d.Granted&^d.Requested != 0 || d.Target&^capability.All != 0 {
 			t.Fatalf("bad decision %+v", d)
 		}
 	})

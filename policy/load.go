@@ -4,14 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
 
-	"github.com/capshim/capshim/spec"
+	"github.com/capshim/capshim/capability"
 )
 
 // DefaultPath is where capshim looks for its policy when none is named.
@@ -72,36 +71,9 @@ func Builtin() *Policy {
 	return &Policy{
 		Source:  BuiltinSource,
 		Mode:    Enforce,
-		Default: spec.OCIDefault,
-		Never:   1<<21 | 1<<16, // CAP_SYS_ADMIN, CAP_SYS_MODULE
+		Default: capability.OCIDefault,
+		Never:   capability.Of(capability.SysAdmin, capability.SysModule),
 	}
-}
-
-// LoadFile reads and parses a policy file.
-func LoadFile(path string) (*Policy, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		var pe *os.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return nil, &LoadError{Path: path, Msg: fmt.Sprintf("cannot read the policy: %v; name a readable policy file (see shim.toml.example)", err)}
-	}
-	return Parse(data, path)
-}
-
-// LoadDefault loads DefaultPath, or the built-in default when that file
-// does not exist. Any other failure is an error: a policy that exists but
-// cannot be read is never silently replaced.
-func LoadDefault() (*Policy, error) {
-	p, err := LoadFile(DefaultPath)
-	if err != nil {
-		if _, statErr := os.Lstat(DefaultPath); errors.Is(statErr, os.ErrNotExist) {
-			return Builtin(), nil
-		}
-		return nil, err
-	}
-	return p, nil
 }
 
 // Parse parses policy text; source names it in errors.
@@ -151,14 +123,14 @@ func Parse(data []byte, source string) (*Policy, error) {
 	}
 
 	const notCap = "%q is not a Linux capability; `capshim caps` lists them"
-	p.Default = spec.OCIDefault
+	p.Default = capability.OCIDefault
 	if f.Default != nil {
 		var i int
 		if p.Default, i = capList(*f.Default); i >= 0 {
 			return nil, bad(whereElem(data, -1, i, "default"), "default", notCap, (*f.Default)[i])
 		}
 	}
-	p.Never, _ = spec.ParseList([]string{"CAP_SYS_ADMIN", "CAP_SYS_MODULE"})
+	p.Never, _ = capability.ParseList([]string{"CAP_SYS_ADMIN", "CAP_SYS_MODULE"})
 	if f.Never != nil {
 		var i int
 		if p.Never, i = capList(*f.Never); i >= 0 {
@@ -170,7 +142,7 @@ func Parse(data []byte, source string) (*Policy, error) {
 			// The file has no default key: the conflict is with the
 			// built-in default, and never is what the file says.
 			return nil, bad(whereElem(data, -1, firstIn(*f.Never, both), "never"), "never",
-				"lists %s, which is in the default set (default is not set, so it is %s); remove it from never or set default", both, spec.OCIDefault)
+				"lists %s, which is in the default set (default is not set, so it is %s); remove it from never or set default", both, capability.OCIDefault)
 		}
 		return nil, bad(whereElem(data, -1, firstIn(*f.Default, both), "default"), "default",
 			"lists %s, which never forbids; remove it from one of the two", both)
@@ -223,9 +195,9 @@ func Parse(data []byte, source string) (*Policy, error) {
 
 // capList turns capability names into a set. bad is the index of the
 // first name that is not a capability, or -1.
-func capList(names []string) (set spec.CapSet, bad int) {
+func capList(names []string) (set capability.Set, bad int) {
 	for i, n := range names {
-		c, ok := spec.Lookup(n)
+		c, ok := capability.Lookup(n)
 		if !ok {
 			return 0, i
 		}
@@ -236,9 +208,9 @@ func capList(names []string) (set spec.CapSet, bad int) {
 
 // firstIn returns the index of the first name whose capability is in set,
 // or -1.
-func firstIn(names []string, set spec.CapSet) int {
+func firstIn(names []string, set capability.Set) int {
 	for i, n := range names {
-		if c, ok := spec.Lookup(n); ok && set.Add(c) == set {
+		if c, ok := capability.Lookup(n); ok && set.Add(c) == set {
 			return i
 		}
 	}

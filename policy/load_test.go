@@ -10,14 +10,14 @@ import (
 	"testing"
 
 	"github.com/capshim/capshim"
+	"github.com/capshim/capshim/capability"
 	"github.com/capshim/capshim/internal/golden"
-	"github.com/capshim/capshim/spec"
 )
 
 // mustCaps parses capability names for a test.
-func mustCaps(t testing.TB, names ...string) spec.CapSet {
+func mustCaps(t testing.TB, names ...string) capability.Set {
 	t.Helper()
-	set, unknown := spec.ParseList(names)
+	set, unknown := capability.ParseList(names)
 	if len(unknown) > 0 {
 		t.Fatalf("bad capability names in the test: %v", unknown)
 	}
@@ -37,8 +37,8 @@ func TestParseGood(t *testing.T) {
 				if p.Mode != Enforce || p.Runtime != "" || p.Log != "" || p.FailOnDenied || len(p.Rules) != 0 {
 					t.Errorf("got %+v", p)
 				}
-				if p.Default != spec.OCIDefault {
-					t.Errorf("Default = %s, want %s", p.Default, spec.OCIDefault)
+				if p.Default != capability.OCIDefault {
+					t.Errorf("Default = %s, want %s", p.Default, capability.OCIDefault)
 				}
 				if want := mustCaps(t, "SYS_ADMIN", "SYS_MODULE"); p.Never != want {
 					t.Errorf("Never = %s, want %s", p.Never, want)
@@ -567,7 +567,7 @@ func TestBuiltin(t *testing.T) {
 	if b.Mode != Enforce {
 		t.Errorf("Mode = %q, want enforce", b.Mode)
 	}
-	if want := mustCaps(t, "CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"); b.Default != want || b.Default != spec.OCIDefault {
+	if want := mustCaps(t, "CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"); b.Default != want || b.Default != capability.OCIDefault {
 		t.Errorf("Default = %s, want %s", b.Default, want)
 	}
 	if want := mustCaps(t, "CAP_SYS_ADMIN", "CAP_SYS_MODULE"); b.Never != want {
@@ -578,7 +578,7 @@ func TestBuiltin(t *testing.T) {
 	}
 }
 
-func TestLoadFile(t *testing.T) {
+func TestLoadTrustedErrors(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "shim.toml")
 	if err := os.WriteFile(good, []byte("mode = \"audit\"\ndefault = [\"chown\", \"cap_chown\", \"CAP_CHOWN\"]\n"), 0o644); err != nil {
@@ -592,34 +592,31 @@ func TestLoadFile(t *testing.T) {
 		name     string
 		path     string
 		wantErr  string // "" for success
-		wantLine int
+		wantLine int    // for a *LoadError
 	}{
 		{name: "good file", path: good},
-		{name: "missing file", path: filepath.Join(dir, "missing.toml"), wantErr: "cannot read the policy: no such file or directory; name a readable policy file"},
-		{name: "directory", path: dir, wantErr: "cannot read the policy: is a directory; name a readable policy file"},
+		{name: "missing file", path: filepath.Join(dir, "missing.toml"), wantErr: "no such file or directory"},
+		{name: "directory", path: dir, wantErr: "not a regular file"},
 		{name: "syntax error names the file and line", path: bad, wantErr: "key mode is already defined", wantLine: 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, err := LoadFile(tt.path)
+			p, err := LoadTrusted(tt.path)
 			if tt.wantErr == "" {
 				if err != nil {
-					t.Fatalf("LoadFile: %v", err)
+					t.Fatalf("LoadTrusted: %v", err)
 				}
 				if p.Source != tt.path || p.Mode != Audit || p.Default != mustCaps(t, "CHOWN") {
 					t.Errorf("got Source %q, Mode %q, Default %s", p.Source, p.Mode, p.Default)
 				}
 				return
 			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want %q", err, tt.wantErr)
+			}
 			var le *LoadError
-			if !errors.As(err, &le) {
-				t.Fatalf("error %T is not a *LoadError: %v", err, err)
-			}
-			if le.Path != tt.path || le.Line != tt.wantLine {
-				t.Errorf("Path = %q, Line = %d; want %q, %d", le.Path, le.Line, tt.path, tt.wantLine)
-			}
-			if !strings.HasPrefix(err.Error(), tt.path+":") || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Errorf("error %q does not name %s or say %q", err, tt.path, tt.wantErr)
+			if tt.wantLine > 0 && (!errors.As(err, &le) || le.Path != tt.path || le.Line != tt.wantLine) {
+				t.Errorf("err = %#v; want a *LoadError for %s line %d", err, tt.path, tt.wantLine)
 			}
 		})
 	}

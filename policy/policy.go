@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/capshim/capshim/capability"
 	"github.com/capshim/capshim/internal/safetext"
 	"github.com/capshim/capshim/spec"
 )
@@ -50,8 +51,8 @@ type Policy struct {
 	// Runtime is the absolute path of the real runtime, or "" for runc on PATH.
 	Runtime string
 	Mode    Mode
-	Default spec.CapSet
-	Never   spec.CapSet
+	Default capability.Set
+	Never   capability.Set
 	// FailOnDenied refuses a container whose request goes beyond the rules.
 	FailOnDenied bool
 	// Log is the path of the JSON-lines decision log, or "".
@@ -62,7 +63,7 @@ type Policy struct {
 // Rule lets matching containers ask for capabilities.
 type Rule struct {
 	Name         string
-	Capabilities spec.CapSet
+	Capabilities capability.Set
 	// Annotations must all match (glob on the value); none matches all.
 	Annotations []Match
 }
@@ -86,11 +87,11 @@ func (r *Rule) Matches(annotations map[string]string) bool {
 
 // Decision is what the policy grants one container.
 type Decision struct {
-	Requested spec.CapSet // named by the container
-	Allowed   spec.CapSet // what the matching rules let it ask for
-	Granted   spec.CapSet // requested ∩ allowed
-	Denied    spec.CapSet // requested, but not in the target
-	Target    spec.CapSet // default ∪ granted
+	Requested capability.Set // named by the container
+	Allowed   capability.Set // what the matching rules let it ask for
+	Granted   capability.Set // requested ∩ allowed
+	Denied    capability.Set // requested, but not in the target
+	Target    capability.Set // default ∪ granted
 	// Unknown holds requested names that are not capabilities.
 	Unknown []string
 	// Oversized lists the requests refused unread because they were over
@@ -173,7 +174,7 @@ func (d *Decision) request(source string, values iter.Seq[string]) {
 		return
 	}
 	for v := range values {
-		set, unknown := spec.ParseCommaList(v)
+		set, unknown := capability.ParseCommaList(v)
 		d.Requested |= set
 		d.Unknown = append(d.Unknown, unknown...)
 	}
@@ -190,7 +191,7 @@ func envValues(env []string) iter.Seq[string] {
 	}
 }
 
-// countNames counts the items spec.ParseCommaList parses: those that are
+// countNames counts the items capability.ParseCommaList parses: those that are
 // not empty or blank.
 func countNames(list string) int {
 	n := 0

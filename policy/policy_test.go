@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/capshim/capshim/spec"
+	"github.com/capshim/capshim/capability"
 )
 
 // mustParse parses a policy for a test.
@@ -47,15 +47,15 @@ capabilities = ["CAP_NET_RAW", "CAP_NET_ADMIN"]
 `
 
 func TestDecide(t *testing.T) {
-	caps := func(names ...string) spec.CapSet { return mustCaps(t, names...) }
-	oci := spec.OCIDefault
+	caps := func(names ...string) capability.Set { return mustCaps(t, names...) }
+	oci := capability.OCIDefault
 	tests := []struct {
 		name        string
 		policy      string // "" for decidePolicy
 		annotations map[string]string
 		env         []string
 
-		requested, allowed, granted, denied, target spec.CapSet
+		requested, allowed, granted, denied, target capability.Set
 		unknown                                     []string
 		rules                                       []string
 	}{
@@ -317,16 +317,16 @@ func TestCheck(t *testing.T) {
 
 // randomSet returns a random subset of the capabilities, biased towards
 // small sets.
-func randomSet(rnd *rand.Rand) spec.CapSet {
+func randomSet(rnd *rand.Rand) capability.Set {
 	switch rnd.Intn(4) {
 	case 0:
 		return 0
 	case 1:
-		return spec.CapSet(rnd.Uint64()) & spec.AllCaps
+		return capability.Set(rnd.Uint64()) & capability.All
 	}
-	var s spec.CapSet
+	var s capability.Set
 	for n := rnd.Intn(5); n > 0; n-- {
-		s = s.Add(spec.Cap(rnd.Intn(spec.NumCaps)))
+		s = s.Add(capability.Cap(rnd.Intn(capability.NumCaps)))
 	}
 	return s
 }
@@ -335,7 +335,7 @@ func randomSet(rnd *rand.Rand) spec.CapSet {
 func randomRequest(rnd *rand.Rand) string {
 	var items []string
 	for n := rnd.Intn(6); n > 0; n-- {
-		c := spec.Cap(rnd.Intn(spec.NumCaps))
+		c := capability.Cap(rnd.Intn(capability.NumCaps))
 		name := c.String()
 		switch rnd.Intn(6) {
 		case 0:
@@ -395,7 +395,7 @@ func TestDecideProperties(t *testing.T) {
 		}
 		// The model of the request: a source over either bound counts
 		// for nothing, every other source adds what it names.
-		var wantReq spec.CapSet
+		var wantReq capability.Set
 		var wantOver []string
 		model := func(source string, values []string) {
 			size, names := 0, 0
@@ -412,7 +412,7 @@ func TestDecideProperties(t *testing.T) {
 				return
 			}
 			for _, v := range values {
-				set, _ := spec.ParseCommaList(v)
+				set, _ := capability.ParseCommaList(v)
 				wantReq |= set
 			}
 		}
@@ -489,8 +489,8 @@ func TestDecideProperties(t *testing.T) {
 // refused whole, reported by its size only, and grants nothing; the other
 // requests of the same container still count.
 func TestDecideBounds(t *testing.T) {
-	caps := func(names ...string) spec.CapSet { return mustCaps(t, names...) }
-	all := strings.Join(spec.AllCaps.Names(), ", ")
+	caps := func(names ...string) capability.Set { return mustCaps(t, names...) }
+	all := strings.Join(capability.All.Names(), ", ")
 	mega := strings.Repeat("A", 1<<20)
 	atBytes := "CAP_CHOWN," + strings.Repeat(" ", MaxRequestBytes-len("CAP_CHOWN,"))
 	names := func(n int) string { return "CAP_CHOWN" + strings.Repeat(",kill", n-1) }
@@ -500,14 +500,14 @@ func TestDecideBounds(t *testing.T) {
 		annotations map[string]string
 		env         []string
 
-		requested spec.CapSet
+		requested capability.Set
 		unknown   []string
 		oversized []Oversized
 	}{
 		{
 			name:        "every capability written out is well within the bounds",
 			annotations: map[string]string{AnnotationCaps: all},
-			requested:   spec.AllCaps,
+			requested:   capability.All,
 		},
 		{
 			name:        "exactly MaxRequestBytes",

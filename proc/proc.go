@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/capshim/capshim/capability"
 	"github.com/capshim/capshim/spec"
 )
 
@@ -67,7 +68,7 @@ func ParseStatus(r io.Reader) (*Status, error) {
 				if err != nil {
 					return nil, fmt.Errorf("bad %s line %q: %w", name, sc.Text(), err)
 				}
-				st.Caps[s] = spec.CapSet(mask) & spec.AllCaps
+				st.Caps[s] = capability.Set(mask) & capability.All
 				seen[s] = true
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/capshim/capshim/capability"
 	"github.com/capshim/capshim/spec"
 )
 
@@ -33,9 +34,9 @@ func TestParseStatus(t *testing.T) {
 		t.Errorf("name %q uid %d, want sleep 1000 (effective uid)", st.Name, st.UID)
 	}
 	want := spec.Sets{
-		spec.Bounding:    spec.AllCaps,
-		spec.Effective:   spec.OCIDefault,
-		spec.Permitted:   spec.OCIDefault,
+		spec.Bounding:    capability.All,
+		spec.Effective:   capability.OCIDefault,
+		spec.Permitted:   capability.OCIDefault,
 		spec.Inheritable: 0,
 		spec.Ambient:     1,
 	}

@@ -1,6 +1,6 @@
 package main
 
-import "github.com/capshim/capshim/spec"
+import "github.com/capshim/capshim/capability"
 
 // Risk ratings of a capability, from worst to mildest. The scale follows
 // Brad Spengler's 2011 grsecurity analysis "False Boundaries and Arbitrary
@@ -34,9 +34,9 @@ type capInfo struct {
 }
 
 // capInfos describes every capability, indexed by capability number in the
-// order of spec/caps.go (0 is CAP_CHOWN, 40 is CAP_CHECKPOINT_RESTORE). It
+// order of package capability (0 is CAP_CHOWN, 40 is CAP_CHECKPOINT_RESTORE). It
 // is a fixed array, so it costs nothing at program start.
-var capInfos = [spec.NumCaps]capInfo{
+var capInfos = [capability.NumCaps]capInfo{
 	// 0 CAP_CHOWN
 	{
 		Risk:   riskRootEquivalent,

@@ -7,10 +7,10 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/moby/sys/capability"
+	mobycap "github.com/moby/sys/capability"
 	"github.com/urfave/cli/v2"
 
-	"github.com/capshim/capshim/spec"
+	"github.com/capshim/capshim/capability"
 )
 
 // Output formats of `capshim caps`.
@@ -69,7 +69,7 @@ func capsAction(c *cli.Context) error {
 // knows, or -1 if it cannot be read (for example on a system other than
 // Linux).
 func capsKernelLastCap() int {
-	last, err := capability.LastCap()
+	last, err := mobycap.LastCap()
 	if err != nil {
 		return -1
 	}
@@ -86,11 +86,11 @@ func renderCaps(format, name string, lastCap int) ([]byte, error) {
 	}
 	if name == "" {
 		if format == capsFormatJSON {
-			return renderCapsJSON(spec.AllCaps.Caps())
+			return renderCapsJSON(capability.All.Caps())
 		}
 		return renderCapsTable(lastCap), nil
 	}
-	c, ok := spec.Lookup(name)
+	c, ok := capability.Lookup(name)
 	if !ok {
 		return nil, fmt.Errorf("unknown capability %q: run \"capshim caps\" for the list", name)
 	}
@@ -121,7 +121,7 @@ type capJSON struct {
 }
 
 // newCapJSON fills a capJSON for c.
-func newCapJSON(c spec.Cap) capJSON {
+func newCapJSON(c capability.Cap) capJSON {
 	info := capInfos[c]
 	return capJSON{
 		Number:        int(c),
@@ -129,14 +129,14 @@ func newCapJSON(c spec.Cap) capJSON {
 		Risk:          info.Risk,
 		Allows:        info.Allows,
 		Detail:        info.Detail,
-		OCIDefault:    spec.OCIDefault.Has(c),
-		DockerDefault: spec.DockerDefault.Has(c),
-		PodmanDefault: spec.PodmanDefault.Has(c),
+		OCIDefault:    capability.OCIDefault.Has(c),
+		DockerDefault: capability.DockerDefault.Has(c),
+		PodmanDefault: capability.PodmanDefault.Has(c),
 	}
 }
 
 // renderCapsJSON renders caps as an indented JSON list.
-func renderCapsJSON(caps []spec.Cap) ([]byte, error) {
+func renderCapsJSON(caps []capability.Cap) ([]byte, error) {
 	list := make([]capJSON, 0, len(caps))
 	for _, c := range caps {
 		list = append(list, newCapJSON(c))
@@ -145,7 +145,7 @@ func renderCapsJSON(caps []spec.Cap) ([]byte, error) {
 }
 
 // renderCapJSON renders one capability as an indented JSON object.
-func renderCapJSON(c spec.Cap) ([]byte, error) {
+func renderCapJSON(c capability.Cap) ([]byte, error) {
 	return marshalCaps(newCapJSON(c))
 }
 
@@ -180,7 +180,7 @@ func capsYesNo(in bool) string {
 
 // capsKernelSupports reports whether a kernel whose last capability is lastCap
 // supports c. An unknown lastCap (negative) supports nothing for certain.
-func capsKernelSupports(c spec.Cap, lastCap int) bool {
+func capsKernelSupports(c capability.Cap, lastCap int) bool {
 	return int(c) <= lastCap
 }
 
@@ -192,56 +192,56 @@ func renderCapsTable(lastCap int) []byte {
 	var buf bytes.Buffer
 	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NUM\tNAME\tOCI\tDOCKER\tPODMAN\tRISK\tALLOWS")
-	for c := spec.Cap(0); c < spec.NumCaps; c++ {
+	for c := capability.Cap(0); c < capability.NumCaps; c++ {
 		num := fmt.Sprint(int(c))
 		if lastCap >= 0 && !capsKernelSupports(c, lastCap) {
 			num += "*"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", num, c,
-			capsMark(spec.OCIDefault.Has(c)), capsMark(spec.DockerDefault.Has(c)),
-			capsMark(spec.PodmanDefault.Has(c)), capInfos[c].Risk, capInfos[c].Allows)
+			capsMark(capability.OCIDefault.Has(c)), capsMark(capability.DockerDefault.Has(c)),
+			capsMark(capability.PodmanDefault.Has(c)), capInfos[c].Risk, capInfos[c].Allows)
 	}
 	// Writing to a bytes.Buffer cannot fail, so neither can Flush.
 	_ = tw.Flush()
 	fmt.Fprintf(&buf, "\nOCI: the `runc spec` default, also capshim's (%d). DOCKER: the Docker and containerd default (%d).\n",
-		spec.OCIDefault.Len(), spec.DockerDefault.Len())
+		capability.OCIDefault.Len(), capability.DockerDefault.Len())
 	fmt.Fprintf(&buf, "PODMAN: the Podman default (%d). RISK: after grsecurity's 2011 \"False Boundaries\" analysis.\n",
-		spec.PodmanDefault.Len())
+		capability.PodmanDefault.Len())
 	fmt.Fprintln(&buf, capsKernelLine(lastCap))
 	fmt.Fprintln(&buf, `Run "capshim caps NAME" for details on one capability.`)
 	return buf.Bytes()
 }
 
 // capsKernelLine tells how many capabilities a kernel whose last capability is
-// lastCap knows, compared with the spec.NumCaps capshim knows.
+// lastCap knows, compared with the capability.NumCaps capshim knows.
 func capsKernelLine(lastCap int) string {
-	const last = spec.NumCaps - 1
+	const last = capability.NumCaps - 1
 	switch {
 	case lastCap < 0:
 		return "Could not read which capabilities this kernel knows."
 	case lastCap == last:
-		return fmt.Sprintf("This kernel knows all %d capabilities (0-%d).", spec.NumCaps, last)
+		return fmt.Sprintf("This kernel knows all %d capabilities (0-%d).", capability.NumCaps, last)
 	case lastCap < last:
 		return fmt.Sprintf("This kernel knows %d capabilities (0-%d); those marked * are not supported here.",
 			lastCap+1, lastCap)
 	default:
 		return fmt.Sprintf("This kernel knows %d capabilities (0-%d); capshim only knows the first %d.",
-			lastCap+1, lastCap, spec.NumCaps)
+			lastCap+1, lastCap, capability.NumCaps)
 	}
 }
 
 // renderCapDetail describes capability c, including whether a kernel whose
 // last capability is lastCap supports it.
-func renderCapDetail(c spec.Cap, lastCap int) []byte {
+func renderCapDetail(c capability.Cap, lastCap int) []byte {
 	info := capInfos[c]
 	var buf bytes.Buffer
 	fmt.Fprintf(&buf, "%s (capability %d)\n\n", c, int(c))
 	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "Risk:\t%s\n", info.Risk)
 	fmt.Fprintf(tw, "Allows:\t%s\n", info.Allows)
-	fmt.Fprintf(tw, "OCI default:\t%s\n", capsYesNo(spec.OCIDefault.Has(c)))
-	fmt.Fprintf(tw, "Docker/containerd default:\t%s\n", capsYesNo(spec.DockerDefault.Has(c)))
-	fmt.Fprintf(tw, "Podman default:\t%s\n", capsYesNo(spec.PodmanDefault.Has(c)))
+	fmt.Fprintf(tw, "OCI default:\t%s\n", capsYesNo(capability.OCIDefault.Has(c)))
+	fmt.Fprintf(tw, "Docker/containerd default:\t%s\n", capsYesNo(capability.DockerDefault.Has(c)))
+	fmt.Fprintf(tw, "Podman default:\t%s\n", capsYesNo(capability.PodmanDefault.Has(c)))
 	fmt.Fprintf(tw, "This kernel:\t%s\n", capsKernelSupport(c, lastCap))
 	// Writing to a bytes.Buffer cannot fail, so neither can Flush.
 	_ = tw.Flush()
@@ -252,7 +252,7 @@ func renderCapDetail(c spec.Cap, lastCap int) []byte {
 
 // capsKernelSupport tells in words whether a kernel whose last capability is
 // lastCap supports c.
-func capsKernelSupport(c spec.Cap, lastCap int) string {
+func capsKernelSupport(c capability.Cap, lastCap int) string {
 	switch {
 	case lastCap < 0:
 		return "unknown (could not read the kernel's last capability)"

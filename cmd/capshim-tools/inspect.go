@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/capshim/capshim/capability"
 	"github.com/capshim/capshim/internal/safetext"
 	"github.com/capshim/capshim/proc"
 	"github.com/capshim/capshim/spec"
@@ -147,7 +148,7 @@ const (
 // comes from a process (its command line, name and cgroup) is escaped: a
 // process chooses its own command line, and a newline or a terminal escape
 // in it could otherwise add fake rows or erase real ones.
-func writeInspectText(w io.Writer, procs []*proc.Process, def spec.CapSet) {
+func writeInspectText(w io.Writer, procs []*proc.Process, def capability.Set) {
 	if len(procs) == 0 {
 		fmt.Fprintln(w, "no container processes found")
 		return
@@ -161,7 +162,7 @@ func writeInspectText(w io.Writer, procs []*proc.Process, def spec.CapSet) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PID\tCONTAINER\tUID\tCOMMAND\tBEYOND DEFAULT")
 	for _, p := range procs {
-		var held spec.CapSet
+		var held capability.Set
 		for _, set := range p.Status.Caps {
 			held |= set
 		}
@@ -187,7 +188,7 @@ func writeInspectText(w io.Writer, procs []*proc.Process, def spec.CapSet) {
 	}
 }
 
-func markBeyond(set, def spec.CapSet) string {
+func markBeyond(set, def capability.Set) string {
 	if set == 0 {
 		return "-"
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/capshim/capshim/capability"
 	"github.com/capshim/capshim/internal/safetext"
 	"github.com/capshim/capshim/policy"
 	"github.com/capshim/capshim/spec"
@@ -101,9 +102,9 @@ func writeDiff(w io.Writer, si *specInput, pol *policy.Policy, loc policy.Locati
 			continue
 		}
 		fmt.Fprintf(w, "@@ %s: %d -> %d @@\n", s, len(names), si.outcome.Sets[s].Len())
-		var seen spec.CapSet
+		var seen capability.Set
 		for _, n := range names {
-			c, ok := spec.Exact(n)
+			c, ok := capability.Exact(n)
 			switch {
 			case !ok:
 				fmt.Fprintf(w, "-%s (not a capability name)\n", safetext.Name(n))

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/capshim/capshim/capability"
 	"github.com/capshim/capshim/internal/safetext"
 	"github.com/capshim/capshim/policy"
 	"github.com/capshim/capshim/spec"
@@ -223,11 +224,11 @@ func refusedList(d *policy.Decision) []string {
 // request holds) the first safetext.MaxNames are kept, each escaped and
 // cut by safetext.Name. A last entry says how many were left out.
 func logNames(names []string) []string {
-	out := make([]string, 0, min(len(names), spec.NumCaps+safetext.MaxNames+1))
-	var seen spec.CapSet
+	out := make([]string, 0, min(len(names), capability.NumCaps+safetext.MaxNames+1))
+	var seen capability.Set
 	others, left := 0, 0
 	for _, n := range names {
-		if c, ok := spec.Exact(n); ok {
+		if c, ok := capability.Exact(n); ok {
 			if seen.Has(c) {
 				left++
 				continue

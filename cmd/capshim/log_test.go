@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/capshim/capshim/capability"
 	"github.com/capshim/capshim/internal/safetext"
 	"github.com/capshim/capshim/policy"
 	"github.com/capshim/capshim/spec"
@@ -124,7 +125,7 @@ func TestLogBounded(t *testing.T) {
 	for i := 0; i < 100000; i++ {
 		manyUnknown = append(manyUnknown, "CAP_FUTURE_"+strconv.Itoa(i))
 	}
-	privileged := spec.AllCaps.Names()
+	privileged := capability.All.Names()
 	tests := []struct {
 		name        string
 		format      string // runtime log format: "json" or "text"
@@ -244,7 +245,7 @@ func TestLogBounded(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			caps := tt.caps
 			if caps == nil {
-				caps = spec.DockerDefault.Names()
+				caps = capability.DockerDefault.Names()
 			}
 			r := runLogged(t, tt.format, tt.onDenied, config(tt.env, tt.annotations, caps))
 			if (r.err != nil) != tt.wantErr {
@@ -291,7 +292,7 @@ func TestLogBounded(t *testing.T) {
 func TestLogWorstCase(t *testing.T) {
 	sets := map[string]any{}
 	for s := spec.Bounding; s < spec.NumSets; s++ {
-		names := spec.AllCaps.Names()
+		names := capability.All.Names()
 		for i := 0; i <= 2*8; i++ {
 			names = append(names, strings.Repeat("\x01", 64)+strconv.Itoa(int(s)*100+i)+strings.Repeat("x", 1<<16))
 		}
@@ -302,7 +303,7 @@ func TestLogWorstCase(t *testing.T) {
 		"ociVersion": "1.0.2",
 		"process":    map[string]any{"cwd": "/", "args": []string{"sh"}, "capabilities": sets, "env": []string{policy.EnvCaps + "=" + req}},
 		"annotations": map[string]string{
-			policy.AnnotationCaps: strings.Join(spec.AllCaps.Names(), ","),
+			policy.AnnotationCaps: strings.Join(capability.All.Names(), ","),
 			policy.PodmanCaps:     req,
 		},
 	}
@@ -350,7 +351,7 @@ func TestLogNames(t *testing.T) {
 		want []string
 	}{
 		{"empty", nil, []string{}},
-		{"capabilities are all kept", spec.AllCaps.Names(), spec.AllCaps.Names()},
+		{"capabilities are all kept", capability.All.Names(), capability.All.Names()},
 		{"repeated capabilities are left out", []string{"CAP_KILL", "CAP_KILL", "CAP_CHOWN", "CAP_KILL"}, []string{"CAP_KILL", "CAP_CHOWN", "...(2 more)"}},
 		{"other names: the first 8", []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"}, []string{"a", "b", "c", "d", "e", "f", "g", "h", "...(2 more)"}},
 		{"capabilities after many other names are kept", []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "CAP_BPF"}, []string{"a", "b", "c", "d", "e", "f", "g", "h", "CAP_BPF", "...(1 more)"}},

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/capshim/capshim/capability"
 	"github.com/capshim/capshim/internal/trustfs"
 	"github.com/capshim/capshim/policy"
 	"github.com/capshim/capshim/spec"
@@ -231,7 +232,7 @@ func reduceExec(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, runtime stri
 	next := 0
 	var dropped []string
 	for _, c := range ra.caps {
-		cp, ok := spec.Exact(c.value)
+		cp, ok := capability.Exact(c.value)
 		if ok && allowed.Has(cp) {
 			continue
 		}

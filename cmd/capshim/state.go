@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/capshim/capshim/capability"
 	"github.com/capshim/capshim/spec"
 )
 
@@ -106,7 +107,7 @@ func runcContainerState(path string, data []byte) (*containerState, error) {
 		// runc applies only the names it knows, spelled exactly.
 		for s, names := range [spec.NumSets][]string{c.Bounding, c.Effective, c.Inheritable, c.Permitted, c.Ambient} {
 			for _, n := range names {
-				if cp, ok := spec.Exact(n); ok {
+				if cp, ok := capability.Exact(n); ok {
 					cs.sets[s] = cs.sets[s].Add(cp)
 				}
 			}

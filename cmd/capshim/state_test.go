@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/capshim/capshim/capability"
 	"github.com/capshim/capshim/spec"
 )
 
@@ -24,7 +25,7 @@ func TestReadContainerState(t *testing.T) {
 		data    string
 		bundle  string // the bundle's annotations, "" for no config.json
 		want    map[string]string
-		bnd     spec.CapSet
+		bnd     capability.Set
 		wantErr string
 	}{
 		{
