@@ -28,12 +28,18 @@ type file struct {
 	Never           *[]string  `toml:"never"`
 	OnDeniedRequest string     `toml:"on_denied_request"`
 	Log             string     `toml:"log"`
+	StateDir        string     `toml:"state_dir"`
+	Explain         *bool      `toml:"explain"`
 	Rule            []fileRule `toml:"rule"`
 }
 
 type fileRule struct {
-	Name         string   `toml:"name"`
-	Capabilities []string `toml:"capabilities"`
+	Name         string    `toml:"name"`
+	Capabilities []string  `toml:"capabilities"`
+	Keep         *[]string `toml:"keep"`
+	Grant        []string  `toml:"grant"`
+	Mode         string    `toml:"mode"`
+	Learn        bool      `toml:"learn"`
 	Match        struct {
 		Annotations map[string]string `toml:"annotations"`
 	} `toml:"match"`
@@ -73,6 +79,7 @@ func Builtin() *Policy {
 		Mode:    Enforce,
 		Default: capability.OCIDefault,
 		Never:   capability.Of(capability.SysAdmin, capability.SysModule),
+		Explain: true,
 	}
 }
 
@@ -121,6 +128,11 @@ func Parse(data []byte, source string) (*Policy, error) {
 	if f.Log != "" && !filepath.IsAbs(f.Log) {
 		return nil, topBad("log", "%q is not an absolute path; give the full path of the decision log, or \"\" for none", f.Log)
 	}
+	p.StateDir = f.StateDir
+	if f.StateDir != "" && !filepath.IsAbs(f.StateDir) {
+		return nil, topBad("state_dir", "%q is not an absolute path; give the full path of capshim's state directory, or leave it out for %s", f.StateDir, DefaultStateDir)
+	}
+	p.Explain = f.Explain == nil || *f.Explain
 
 	const notCap = "%q is not a Linux capability; `capshim caps` lists them"
 	p.Default = capability.OCIDefault
@@ -165,19 +177,45 @@ func Parse(data []byte, source string) (*Policy, error) {
 			return nil, ruleBad(at("name"), []string{"name"}, "%s appears twice; rule names must be unique", label)
 		}
 		names[r.Name] = true
-		capsKey := []string{"capabilities"}
-		set, bi := capList(r.Capabilities)
-		if bi >= 0 {
-			return nil, ruleBad(whereElem(data, i, bi, capsKey...), capsKey, "%s: "+notCap, label, r.Capabilities[bi])
+		rule := Rule{Name: r.Name, Learn: r.Learn}
+		switch r.Mode {
+		case "", string(Enforce):
+		case "learn":
+			rule.LearnMode = true
+		default:
+			return nil, ruleBad(at("mode"), []string{"mode"}, "%s: %q is not a rule mode; use \"learn\" (matching containers keep what the engine granted, minus never, and are recorded) or leave it out", label, r.Mode)
 		}
-		if set == 0 {
-			return nil, ruleBad(at(capsKey...), capsKey, "%s grants nothing; list the capabilities it lets containers ask for", label)
+		// Each list of capability names: known names, none in never.
+		lists := []struct {
+			key   string
+			names []string
+			into  *capability.Set
+		}{
+			{"capabilities", r.Capabilities, &rule.Capabilities},
+			{"grant", r.Grant, &rule.Grant},
 		}
-		if both := set & p.Never; both != 0 {
-			return nil, ruleBad(whereElem(data, i, firstIn(r.Capabilities, both), capsKey...), capsKey,
-				"%s lists %s, which never forbids; no rule may grant it", label, both)
+		if r.Keep != nil {
+			rule.HasKeep = true
+			lists = append(lists, struct {
+				key   string
+				names []string
+				into  *capability.Set
+			}{"keep", *r.Keep, &rule.Keep})
 		}
-		rule := Rule{Name: r.Name, Capabilities: set}
+		for _, l := range lists {
+			set, bi := capList(l.names)
+			if bi >= 0 {
+				return nil, ruleBad(whereElem(data, i, bi, l.key), []string{l.key}, "%s: "+notCap, label, l.names[bi])
+			}
+			if both := set & p.Never; both != 0 {
+				return nil, ruleBad(whereElem(data, i, firstIn(l.names, both), l.key), []string{l.key},
+					"%s lists %s, which never forbids; no rule may grant it", label, both)
+			}
+			*l.into = set
+		}
+		if rule.Capabilities == 0 && rule.Grant == 0 && !rule.HasKeep && !rule.Learn && !rule.LearnMode {
+			return nil, ruleBad(at("capabilities"), []string{"capabilities"}, "%s grants nothing; list the capabilities it lets containers ask for (capabilities), gives them (grant) or keeps (keep), or make it learn", label)
+		}
 		for k, g := range r.Match.Annotations {
 			rule.Annotations = append(rule.Annotations, Match{Key: k, Glob: g})
 		}

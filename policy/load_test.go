@@ -64,6 +64,46 @@ log = "/var/log/capshim.jsonl"
 			},
 		},
 		{
+			name: "state, explain and the rule keys of learning",
+			toml: `state_dir = "/srv/capshim"
+explain = false
+[[rule]]
+name = "nginx"
+keep = ["CAP_CHOWN", "CAP_SETUID"]
+grant = ["CAP_NET_RAW"]
+[rule.match.annotations]
+"io.kubernetes.cri.image-name" = "docker.io/library/nginx"
+[[rule]]
+name = "nothing"
+keep = []
+[[rule]]
+name = "learn-ns"
+mode = "learn"
+[[rule]]
+name = "may-learn"
+learn = true
+`,
+			check: func(t *testing.T, p *Policy) {
+				if p.States() != "/srv/capshim" || p.Explain {
+					t.Errorf("StateDir %q, Explain %v", p.StateDir, p.Explain)
+				}
+				r := p.Rules
+				if len(r) != 4 || !r[0].HasKeep || r[0].Keep != mustCaps(t, "CHOWN", "SETUID") || r[0].Grant != mustCaps(t, "NET_RAW") ||
+					!r[1].HasKeep || r[1].Keep != 0 || !r[2].LearnMode || r[2].Learn || !r[3].Learn || r[3].LearnMode {
+					t.Errorf("rules %+v", r)
+				}
+			},
+		},
+		{
+			name: "explain is on by default",
+			toml: "",
+			check: func(t *testing.T, p *Policy) {
+				if !p.Explain || p.States() != DefaultStateDir {
+					t.Errorf("Explain %v, state dir %q", p.Explain, p.States())
+				}
+			},
+		},
+		{
 			name: "explicit enforce and drop",
 			toml: "mode = \"enforce\"\non_denied_request = \"drop\"\n",
 			check: func(t *testing.T, p *Policy) {
@@ -343,6 +383,36 @@ var parseErrorTests = []struct {
 		name: "missing capabilities",
 		toml: "[[rule]]\nname = \"nothing\"\n[rule.match.annotations]\nx = \"y\"\n",
 		line: 1, key: "rule.capabilities", hint: "list the capabilities it lets containers ask for",
+	},
+	{
+		name: "relative state_dir",
+		toml: "state_dir = \"var/lib/capshim\"\n",
+		line: 1, key: "state_dir", hint: "give the full path of capshim's state directory",
+	},
+	{
+		name: "wrong type explain",
+		toml: "\nexplain = \"yes\"\n",
+		line: 2, key: "explain", hint: "it must be true or false",
+	},
+	{
+		name: "bad rule mode",
+		toml: "[[rule]]\nname = \"r\"\nmode = \"audit\"\n",
+		line: 3, key: "rule.mode", hint: `use "learn"`,
+	},
+	{
+		name: "wrong type learn",
+		toml: "[[rule]]\nname = \"r\"\nlearn = 1\n",
+		line: 3, key: "rule.learn", hint: "it must be true or false",
+	},
+	{
+		name: "keep lists a never capability",
+		toml: "[[rule]]\nname = \"r\"\nkeep = [\"CAP_KILL\", \"CAP_SYS_ADMIN\"]\n",
+		line: 3, key: "rule.keep", hint: "which never forbids",
+	},
+	{
+		name: "grant names no capability",
+		toml: "[[rule]]\nname = \"r\"\ngrant = [\n  \"CAP_KIL\",\n]\n",
+		line: 4, key: "rule.grant", hint: "is not a Linux capability",
 	},
 	{
 		name: "wrong type mode",

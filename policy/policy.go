@@ -56,14 +56,42 @@ type Policy struct {
 	// FailOnDenied refuses a container whose request goes beyond the rules.
 	FailOnDenied bool
 	// Log is the path of the JSON-lines decision log, or "".
-	Log   string
-	Rules []Rule
+	Log string
+	// StateDir holds learned profiles and recent container records; ""
+	// is DefaultStateDir.
+	StateDir string
+	// Explain records the capability checks enforced containers are
+	// refused, where the kernel allows it.
+	Explain bool
+	Rules   []Rule
 }
 
-// Rule lets matching containers ask for capabilities.
+// DefaultStateDir is the state directory when the policy names none.
+const DefaultStateDir = "/var/lib/capshim"
+
+// States returns the state directory in force.
+func (p *Policy) States() string {
+	if p.StateDir != "" {
+		return p.StateDir
+	}
+	return DefaultStateDir
+}
+
+// Rule says what matching containers may ask for, get, or keep, and
+// whether they are learned.
 type Rule struct {
-	Name         string
+	Name string
+	// Capabilities may be asked for; Grant is given without asking.
 	Capabilities capability.Set
+	Grant        capability.Set
+	// Keep replaces the policy's default for matching containers (when
+	// HasKeep: an empty Keep keeps nothing).
+	Keep    capability.Set
+	HasKeep bool
+	// LearnMode learns every matching container; Learn lets matching
+	// containers ask to be learned.
+	LearnMode bool
+	Learn     bool
 	// Annotations must all match (glob on the value); none matches all.
 	Annotations []Match
 }
@@ -91,7 +119,20 @@ type Decision struct {
 	Allowed   capability.Set // what the matching rules let it ask for
 	Granted   capability.Set // requested ∩ allowed
 	Denied    capability.Set // requested, but not in the target
-	Target    capability.Set // default ∪ granted
+	// Given is what matching rules grant without asking; Kept replaces
+	// the default when a matching rule has keep (HasKeep).
+	Given   capability.Set
+	Kept    capability.Set
+	HasKeep bool
+	// Target is (kept, or default) ∪ given ∪ granted, minus never; for a
+	// learned container, everything but never.
+	Target capability.Set
+	// Learn says the container is learned into the profile Profile
+	// (empty: capshim derives the name). LearnDenied is a learn request
+	// that no matching rule allows: it is ignored.
+	Learn       bool
+	Profile     string
+	LearnDenied string
 	// Unknown holds requested names that are not capabilities.
 	Unknown []string
 	// Oversized lists the requests refused unread because they were over
@@ -139,17 +180,80 @@ func (p *Policy) Decide(annotations map[string]string, env []string) Decision {
 		}
 	}
 	d.request("env "+EnvCaps, envValues(env))
+	learnMode, learnAllowed := false, false
 	for i := range p.Rules {
-		if p.Rules[i].Matches(annotations) {
-			d.Allowed |= p.Rules[i].Capabilities
-			d.Rules = append(d.Rules, p.Rules[i].Name)
+		r := &p.Rules[i]
+		if !r.Matches(annotations) {
+			continue
 		}
+		d.Allowed |= r.Capabilities
+		d.Given |= r.Grant
+		if r.HasKeep {
+			d.HasKeep = true
+			d.Kept |= r.Keep
+		}
+		learnMode = learnMode || r.LearnMode
+		learnAllowed = learnAllowed || r.Learn
+		d.Rules = append(d.Rules, r.Name)
 	}
 	d.Allowed &^= p.Never
 	d.Granted = d.Requested & d.Allowed
-	d.Target = (p.Default | d.Granted) &^ p.Never
+	base := p.Default
+	if d.HasKeep {
+		base = d.Kept
+	}
+	d.Target = (base | d.Given | d.Granted) &^ p.Never
 	d.Denied = d.Requested &^ d.Target
+	// Learning: a rule decides; a container can only ask.
+	name := learnRequest(annotations, env)
+	switch {
+	case learnMode:
+		d.Learn, d.Profile = true, name
+	case name != "" && learnAllowed:
+		d.Learn, d.Profile = true, name
+	case name != "":
+		d.LearnDenied = name
+	}
+	if d.Learn {
+		// A learned container works as without capshim, less never:
+		// what it really uses is what the record is for.
+		d.Target = capability.All &^ p.Never
+		d.Denied = 0
+	}
 	return d
+}
+
+// Learn request keys: a container asks to be learned into the profile
+// NAME with the annotation capshim.io/learn=NAME or the environment
+// variable CAPSHIM_LEARN=NAME (Docker 20.10 passes no annotations).
+const (
+	AnnotationLearn = "capshim.io/learn"
+	EnvLearn        = "CAPSHIM_LEARN"
+)
+
+// maxLearnName bounds a learn request; the runtime sanitises it into a
+// profile name.
+const maxLearnName = 256
+
+// learnRequest returns the profile name a container asks to be learned
+// into, or "". An over-long request is cut, never grown into the logs.
+func learnRequest(annotations map[string]string, env []string) string {
+	v, ok := annotations[AnnotationLearn]
+	if !ok {
+		for _, e := range env {
+			if x, found := strings.CutPrefix(e, EnvLearn+"="); found {
+				v, ok = x, true
+			}
+		}
+	}
+	if !ok {
+		return ""
+	}
+	v = strings.TrimSpace(v)
+	if len(v) > maxLearnName {
+		v = v[:maxLearnName]
+	}
+	return v
 }
 
 // request adds one request to d: the values of one source (one

@@ -243,6 +243,7 @@ func offsetOf(data []byte, line, col int) int {
 // What the values of shim.toml must be, worded for "it must be ...".
 const (
 	wantString = `a string in quotes`
+	wantBool   = `true or false`
 	wantList   = `a list of capability names, e.g. ["CAP_CHOWN", "CAP_SETUID"]`
 	wantRules  = `[[rule]] tables`
 	wantTable  = `a table: [rule.match.annotations] followed by "annotation" = "glob" lines`
@@ -334,8 +335,10 @@ func misfit(e *entry) (mismatch, bool) {
 		return false
 	}
 	switch {
-	case is(0, "runtime", "mode", "on_denied_request", "log"):
+	case is(0, "runtime", "mode", "on_denied_request", "log", "state_dir"):
 		return leaf(e, 1, wantString, unstable.String)
+	case is(0, "explain"):
+		return leaf(e, 1, wantBool, unstable.Bool)
 	case is(0, "default", "never"):
 		return leaf(e, 1, wantList, unstable.Array)
 	case is(0, "rule"):
@@ -364,9 +367,11 @@ func misfit(e *entry) (mismatch, bool) {
 			return mismatch{n: 1, is: "a table", want: wantRules, at: e.key}, false
 		}
 		switch {
-		case is(1, "name"):
+		case is(1, "name", "mode"):
 			return leaf(e, 2, wantString, unstable.String)
-		case is(1, "capabilities"):
+		case is(1, "learn"):
+			return leaf(e, 2, wantBool, unstable.Bool)
+		case is(1, "capabilities", "keep", "grant"):
 			return leaf(e, 2, wantList, unstable.Array)
 		case is(1, "match"):
 			if len(p) == 2 {

@@ -1,0 +1,118 @@
+package policy
+
+import (
+	"math/rand"
+	"strings"
+	"testing"
+
+	"github.com/capshim/capshim/capability"
+)
+
+// TestDecideKeepGrantLearn: the precedence of default, keep, grant,
+// requests and learning, as tables.
+func TestDecideKeepGrantLearn(t *testing.T) {
+	chown, setuid, netraw := mustCaps(t, "CHOWN"), mustCaps(t, "SETUID"), mustCaps(t, "NET_RAW")
+	web := []Match{{Key: "app", Glob: "web"}}
+	p := &Policy{
+		Default: capability.OCIDefault, Never: mustCaps(t, "SYS_ADMIN"),
+		Rules: []Rule{
+			{Name: "keep-web", Annotations: web, HasKeep: true, Keep: chown},
+			{Name: "grant-web", Annotations: web, Grant: setuid},
+			{Name: "ask-raw", Capabilities: netraw},
+			{Name: "empty-keep", Annotations: []Match{{Key: "app", Glob: "none"}}, HasKeep: true},
+			{Name: "learn-ns", Annotations: []Match{{Key: "ns", Glob: "learn-*"}}, LearnMode: true},
+			{Name: "may-learn", Annotations: []Match{{Key: "ns", Glob: "dev"}}, Learn: true},
+		},
+	}
+	tests := []struct {
+		name        string
+		annotations map[string]string
+		env         []string
+		target      capability.Set
+		learn       bool
+		profile     string
+		learnDenied string
+	}{
+		{name: "default", target: capability.OCIDefault},
+		{name: "keep replaces the default, grant adds", annotations: map[string]string{"app": "web"}, target: chown | setuid},
+		{name: "a request on top of keep", annotations: map[string]string{"app": "web", AnnotationCaps: "NET_RAW"}, target: chown | setuid | netraw},
+		{name: "an empty keep keeps nothing", annotations: map[string]string{"app": "none"}, target: 0},
+		{name: "learn mode", annotations: map[string]string{"ns": "learn-1"}, target: capability.All &^ mustCaps(t, "SYS_ADMIN"), learn: true},
+		{name: "learn mode with a name", annotations: map[string]string{"ns": "learn-1", AnnotationLearn: "web"}, target: capability.All &^ mustCaps(t, "SYS_ADMIN"), learn: true, profile: "web"},
+		{name: "asked and allowed", annotations: map[string]string{"ns": "dev"}, env: []string{EnvLearn + "=mine"}, target: capability.All &^ mustCaps(t, "SYS_ADMIN"), learn: true, profile: "mine"},
+		{name: "asked, not allowed", env: []string{EnvLearn + "=mine"}, target: capability.OCIDefault, learnDenied: "mine"},
+		{name: "asked by annotation, not allowed", annotations: map[string]string{AnnotationLearn: strings.Repeat("x", 1000)}, target: capability.OCIDefault, learnDenied: strings.Repeat("x", maxLearnName)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := p.Decide(tt.annotations, tt.env)
+			if d.Target != tt.target || d.Learn != tt.learn || d.Profile != tt.profile || d.LearnDenied != tt.learnDenied {
+				t.Fatalf("target %s learn %v profile %q denied %q; want %s %v %q %q",
+					d.Target, d.Learn, d.Profile, d.LearnDenied, tt.target, tt.learn, tt.profile, tt.learnDenied)
+			}
+		})
+	}
+}
+
+// TestDecideNeverEscalates: over random policies and requests, the target
+// never holds a never capability, holds only what the default or keep,
+// grant and granted requests name (or, learned, what the engine gave,
+// less never), and a container is learned only where a matching rule says
+// so.
+func TestDecideNeverEscalates(t *testing.T) {
+	r := rand.New(rand.NewSource(3))
+	set := func() capability.Set { return capability.Set(r.Uint64()) & capability.All }
+	for i := 0; i < 5000; i++ {
+		never := set() & set()
+		p := &Policy{Default: set() &^ never, Never: never}
+		for j := 0; j < r.Intn(5); j++ {
+			rule := Rule{Name: "r", Capabilities: set() &^ never, Grant: set() & set() &^ never,
+				LearnMode: r.Intn(6) == 0, Learn: r.Intn(3) == 0}
+			if r.Intn(2) == 0 {
+				rule.HasKeep, rule.Keep = true, set()&^never
+			}
+			if r.Intn(2) == 0 {
+				rule.Annotations = []Match{{Key: "k", Glob: "v"}}
+			}
+			p.Rules = append(p.Rules, rule)
+		}
+		ann := map[string]string{}
+		if r.Intn(2) == 0 {
+			ann["k"] = "v"
+		}
+		req := set()
+		ann[AnnotationCaps] = strings.Join(req.Names(), ",")
+		if r.Intn(2) == 0 {
+			ann[AnnotationLearn] = "p"
+		}
+		d := p.Decide(ann, nil)
+		if d.Target&never != 0 {
+			t.Fatalf("case %d: target %s holds never %s", i, d.Target, d.Target&never)
+		}
+		var allowed, given, kept capability.Set
+		hasKeep, mayLearn := false, false
+		for _, rule := range p.Rules {
+			if rule.Matches(ann) {
+				allowed |= rule.Capabilities
+				given |= rule.Grant
+				if rule.HasKeep {
+					hasKeep, kept = true, kept|rule.Keep
+				}
+				mayLearn = mayLearn || rule.LearnMode || rule.Learn && ann[AnnotationLearn] != ""
+			}
+		}
+		if d.Learn != mayLearn {
+			t.Fatalf("case %d: learn %v, rules allow it: %v", i, d.Learn, mayLearn)
+		}
+		if d.Learn {
+			continue
+		}
+		base := p.Default
+		if hasKeep {
+			base = kept
+		}
+		if extra := d.Target &^ (base | given | req&allowed); extra != 0 {
+			t.Fatalf("case %d: target holds %s that nothing granted", i, extra)
+		}
+	}
+}
