@@ -226,7 +226,7 @@ func TestOtherCgroupsNotRecorded(t *testing.T) {
 }
 
 // progLoaded reports whether a program of that id is still in the kernel.
-func progLoaded(t *testing.T, id ebpf.ProgramID) bool {
+func progLoaded(t testing.TB, id ebpf.ProgramID) bool {
 	t.Helper()
 	p, err := ebpf.NewProgramFromID(id)
 	if err != nil {
@@ -263,7 +263,7 @@ func waitUnloaded(t *testing.T, id ebpf.ProgramID) {
 }
 
 // loadedByName lists the ids of the loaded programs named name.
-func loadedByName(t *testing.T, name string) []ebpf.ProgramID {
+func loadedByName(t testing.TB, name string) []ebpf.ProgramID {
 	t.Helper()
 	var ids []ebpf.ProgramID
 	id := ebpf.ProgramID(0)
