@@ -1,6 +1,7 @@
 package trace
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"github.com/cilium/ebpf/asm"
@@ -19,19 +20,18 @@ const (
 	wordUnsorted   = 6 // SYS_ADMIN checks that could not be sorted, not counted
 	wordLevel      = 7 // the cgroup's depth, written by Watch
 	wordMisses     = 8 // the program's recursion misses when Watch ran
-	wordReserved   = 9 // room for one more header word without a new layout
-	headerWords    = 10
+	headerWords    = 9
 
 	// MaxCap is the highest capability number the program records; checks
 	// of higher numbers set flagCapRange. Linux defines 0 to 40 today.
 	MaxCap = 63
 
 	numSlots      = MaxCap + 1
-	wordUsedN     = headerWords              // numSlots counters of successful checks
-	wordRefusedN  = wordUsedN + numSlots     // numSlots counters of refused checks
-	wordFallbackN = wordRefusedN + numSlots  // numSlots counters of refusals another capability made up for
-	valueWords    = wordFallbackN + numSlots // 202 words
-	valueSize     = valueWords * 8           // 1616 bytes
+	wordUsedN     = headerWords             // numSlots counters of successful checks
+	wordRefusedN  = wordUsedN + numSlots    // numSlots counters of refused checks
+	wordFallbackN = wordRefusedN + numSlots // numSlots counters of refusals another capability made up for
+	valueWords    = wordFallbackN + numSlots
+	valueSize     = valueWords * 8
 )
 
 // Flags in wordFlags.
@@ -75,8 +75,9 @@ type addrRange struct {
 	lo, hi uint64
 }
 
-// commPattern matches the 16-byte task command name: bytes under mask must
-// equal val. A prefix has no terminating NUL in it; an exact name has.
+// commPattern matches the 16-byte task command name, read as two native
+// 64-bit words: the bytes under mask must equal val. A prefix has no
+// terminating NUL in it; an exact name has.
 type commPattern struct {
 	val, mask [2]uint64
 }
@@ -84,34 +85,30 @@ type commPattern struct {
 // newCommPattern builds a pattern from s; exact adds the terminating NUL
 // to the bytes compared, so "crun" does not match "crunch".
 func newCommPattern(s string, exact bool) commPattern {
-	b := []byte(s)
+	var val, mask [16]byte
+	n := len(s)
 	if exact {
-		b = append(b, 0)
+		n++
 	}
-	if len(b) > 16 {
+	if n > len(val) {
 		panic("trace: command name pattern longer than the kernel's 16 bytes: " + s)
 	}
-	var p commPattern
-	for i, c := range b {
-		w, sh := i/8, uint(i%8)*8
-		p.val[w] |= uint64(c) << sh
-		p.mask[w] |= 0xff << sh
+	copy(val[:], s)
+	for i := 0; i < n; i++ {
+		mask[i] = 0xff
 	}
-	return p
+	return commPattern{val: commWords(val), mask: commWords(mask)}
+}
+
+// commWords reads a command name the way the program loads it.
+func commWords(b [16]byte) [2]uint64 {
+	return [2]uint64{binary.NativeEndian.Uint64(b[:8]), binary.NativeEndian.Uint64(b[8:])}
 }
 
 // match is the Go reading of the pattern, for tests.
 func (p commPattern) match(comm [16]byte) bool {
-	for w := 0; w < 2; w++ {
-		var v uint64
-		for i := 0; i < 8; i++ {
-			v |= uint64(comm[w*8+i]) << (uint(i) * 8)
-		}
-		if v&p.mask[w] != p.val[w] {
-			return false
-		}
-	}
-	return true
+	w := commWords(comm)
+	return w[0]&p.mask[0] == p.val[0] && w[1]&p.mask[1] == p.val[1]
 }
 
 // runtimeComms are the command names of OCI runtime processes that set a
@@ -149,7 +146,6 @@ type builder struct {
 	insns   asm.Instructions
 	pending string            // label waiting for the next instruction
 	alias   map[string]string // label -> label on the same instruction
-	err     error
 }
 
 func (b *builder) emit(ins ...asm.Instruction) {
