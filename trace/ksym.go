@@ -33,18 +33,30 @@ func kernelRanges(names []string) ([]addrRange, error) {
 	return parseRanges(f, names)
 }
 
-// parseRanges finds the functions of names in a kallsyms listing. A
-// function ends where the next higher address starts; the listing is read
-// whole for that, as module symbols are not in address order.
+// parseRanges finds the functions of names in a kallsyms listing. The
+// kernel's own symbols come in address order (the build sorts them), so a
+// function ends at the next line with a higher address, and the reading
+// stops once every name has its end: the listing takes tens of
+// milliseconds to generate in full. A compiler clone listed after that
+// point is not found; the clones (.cold parts) hold no capability check.
 func parseRanges(r io.Reader, names []string) ([]addrRange, error) {
 	want := make(map[string]bool, len(names))
 	for _, n := range names {
 		want[n] = true
 	}
-	var (
-		addrs []uint64
-		found []addrRange
-	)
+	var found []addrRange
+	ended := func() bool {
+		done := 0
+		for _, rg := range found {
+			if rg.hi == 0 {
+				return false
+			}
+			if want[rg.name] {
+				done++
+			}
+		}
+		return done == len(want)
+	}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -58,9 +70,15 @@ func parseRanges(r io.Reader, names []string) ([]addrRange, error) {
 		if err != nil || addr == 0 {
 			continue
 		}
-		addrs = append(addrs, addr)
-		typ := line[sp+1]
-		if typ != 't' && typ != 'T' {
+		for i := range found {
+			if found[i].hi == 0 && addr > found[i].lo {
+				found[i].hi = addr
+			}
+		}
+		if len(found) > 0 && ended() {
+			break
+		}
+		if typ := line[sp+1]; typ != 't' && typ != 'T' {
 			continue
 		}
 		name := line[sp+3:]
@@ -78,18 +96,19 @@ func parseRanges(r io.Reader, names []string) ([]addrRange, error) {
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("reading kernel symbols: %w", err)
 	}
-	sort.Slice(addrs, func(i, j int) bool { return addrs[i] < addrs[j] })
-	for i := range found {
-		j := sort.Search(len(addrs), func(j int) bool { return addrs[j] > found[i].lo })
-		if j == len(addrs) || addrs[j]-found[i].lo > maxFuncSize {
-			return nil, fmt.Errorf("kernel symbol %s: no plausible end", found[i].name)
-		}
-		found[i].hi = addrs[j]
-	}
-	// One of them is enough: a kernel may inline the hook into its caller.
 	if len(found) == 0 {
 		return nil, fmt.Errorf("kernel symbols %v not found (addresses hidden?)", names)
 	}
-	sort.Slice(found, func(i, j int) bool { return found[i].lo < found[j].lo })
-	return found, nil
+	ok := found[:0]
+	for _, rg := range found {
+		if rg.hi != 0 && rg.hi-rg.lo <= maxFuncSize {
+			ok = append(ok, rg)
+		}
+	}
+	// One of them is enough: a kernel may inline the hook into its caller.
+	if len(ok) == 0 {
+		return nil, fmt.Errorf("kernel symbols %v: no plausible end", names)
+	}
+	sort.Slice(ok, func(i, j int) bool { return ok[i].lo < ok[j].lo })
+	return ok, nil
 }
