@@ -179,3 +179,42 @@ func BenchmarkOvercommit(b *testing.B) {
 		return nil
 	})
 }
+
+// BenchmarkAttach is what a container start pays: the first one on a
+// host loads the program (kallsyms, verifier, attach), later ones open
+// the pins.
+func BenchmarkAttach(b *testing.B) {
+	requireTracing(b)
+	b.Run("load", func(b *testing.B) {
+		opts := testOptions(b)
+		for i := 0; i < b.N; i++ {
+			tr, err := AttachWith(opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if released, err := tr.Release(); !released || err != nil {
+				b.Fatalf("release: %v, %v", released, err)
+			}
+			tr.Close()
+		}
+	})
+	b.Run("reuse", func(b *testing.B) {
+		keep, opts := newTracer(b)
+		_ = keep
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			tr, err := AttachWith(opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			tr.Close()
+		}
+	})
+	b.Run("kallsyms", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			if _, err := kernelRanges(overcommitFuncs); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
