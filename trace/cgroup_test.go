@@ -149,34 +149,28 @@ func TestCgroupAlive(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir, cg := newCgroup(t, "")
-	for _, tt := range []struct {
+	ways := []struct {
 		name  string
 		alive func(id uint64) (bool, error)
 	}{
 		{"by handle", func(id uint64) (bool, error) { return aliveByHandle(mp, id) }},
 		{"by walk", func(id uint64) (bool, error) { return walkForID(mp, id) }},
 		{"either", CgroupAlive},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			if ok, err := tt.alive(cg.ID); !ok || err != nil {
-				t.Errorf("existing cgroup: %v, %v", ok, err)
-			}
-		})
 	}
-	removeCgroup(t, dir)
-	for _, tt := range []struct {
+	for _, phase := range []struct {
 		name  string
-		alive func(id uint64) (bool, error)
-	}{
-		{"by handle", func(id uint64) (bool, error) { return aliveByHandle(mp, id) }},
-		{"by walk", func(id uint64) (bool, error) { return walkForID(mp, id) }},
-		{"either", CgroupAlive},
-	} {
-		t.Run(tt.name+" after rmdir", func(t *testing.T) {
-			if ok, err := tt.alive(cg.ID); ok || err != nil {
-				t.Errorf("removed cgroup: %v, %v", ok, err)
-			}
-		})
+		alive bool
+	}{{"existing", true}, {"removed", false}} {
+		if !phase.alive {
+			removeCgroup(t, dir)
+		}
+		for _, w := range ways {
+			t.Run(phase.name+" "+w.name, func(t *testing.T) {
+				if ok, err := w.alive(cg.ID); ok != phase.alive || err != nil {
+					t.Errorf("alive %v, %v; want %v", ok, err, phase.alive)
+				}
+			})
+		}
 	}
 }
 

@@ -62,8 +62,8 @@ func (o Options) withDefaults() Options {
 }
 
 var (
-	// ErrNotAttached says no tracer is pinned (Open).
-	ErrNotAttached = errors.New("no capability tracer is attached")
+	// ErrNotAttached says no recorder is pinned (Open).
+	ErrNotAttached = errors.New("no capability recorder is attached")
 	// ErrNotWatched says the cgroup has no entry (Harvest).
 	ErrNotWatched = errors.New("cgroup is not watched")
 	// errNoPins is an incomplete or missing set of pins.
