@@ -38,6 +38,8 @@ func TestMain(m *testing.M) {
 //	drop CAP           remove capability number CAP from the effective set
 //	comm NAME          rename the thread
 //	unshare-uts        a new UTS namespace (needs SYS_ADMIN)
+//	mmap               a private writable page (the overcommit accounting
+//	                   asks for SYS_ADMIN)
 func runSteps(steps []string) int {
 	runtime.LockOSThread()
 	out := bufio.NewWriter(os.Stdout)
@@ -74,6 +76,11 @@ func runSteps(steps []string) int {
 			err = os.WriteFile("/proc/thread-self/comm", []byte(arg(1)), 0)
 		case "unshare-uts":
 			err = unix.Unshare(unix.CLONE_NEWUTS)
+		case "mmap":
+			var m []byte
+			if m, err = unix.Mmap(-1, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS); err == nil {
+				err = unix.Munmap(m)
+			}
 		default:
 			err = fmt.Errorf("unknown step")
 		}

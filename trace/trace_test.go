@@ -130,6 +130,11 @@ func TestRecord(t *testing.T) {
 			refused: caps(capDACRead),
 		},
 		{
+			name:  "overcommit refused sys_admin is not a refusal",
+			steps: []string{"drop " + itoa(capSysAdm), "mmap", "mmap"},
+			used:  caps(capSetPCap),
+		},
+		{
 			name:  "sys_admin used for real",
 			steps: []string{"unshare-uts"},
 			used:  caps(capSysAdm),
