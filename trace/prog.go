@@ -234,9 +234,11 @@ func program(p progParams) (asm.Instructions, error) {
 		asm.JEq.Imm(asm.R7, 0, exit),
 	)
 	// The task's ancestor at each watched level, looked up in the map: a
-	// task in a cgroup nested below a watched one is found too.
-	for lvl := 1; lvl <= maxLevel; lvl++ {
-		next := fmt.Sprintf("level%d", lvl+1)
+	// task in a cgroup nested below a watched one is found too. The
+	// deepest level goes first, so that of two watched cgroups one inside
+	// the other, the inner one gets its tasks' checks.
+	for lvl := maxLevel; lvl >= 1; lvl-- {
+		next := fmt.Sprintf("level%d", lvl-1)
 		b.emit(
 			asm.Mov.Reg(asm.R1, asm.R7),
 			asm.And.Imm(asm.R1, 1<<lvl),

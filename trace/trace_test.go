@@ -230,6 +230,39 @@ func TestOtherCgroupsNotRecorded(t *testing.T) {
 	}
 }
 
+// TestNestedWatches: of two watched cgroups one inside the other, the
+// inner one gets the checks of its tasks, the outer one those of its own.
+func TestNestedWatches(t *testing.T) {
+	requireTracing(t)
+	tr, _ := newTracer(t)
+	f := newFiles(t)
+	outerDir, outer := newCgroup(t, "")
+	innerDir, inner := newCgroup(t, outerDir)
+	for _, cg := range []Cgroup{outer, inner} {
+		if err := tr.Watch(cg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantSteps(t, runHelper(t, innerDir, "mknod "+f.node))
+	wantSteps(t, runHelper(t, outerDir, "chown "+f.own+" 1000"))
+	for _, tt := range []struct {
+		name string
+		cg   Cgroup
+		used spec.CapSet
+	}{
+		{"inner", inner, caps(capMknod)},
+		{"outer", outer, caps(capChown)},
+	} {
+		rec, err := tr.Harvest(tt.cg.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Used != tt.used {
+			t.Errorf("%s: used %v, want %v", tt.name, rec.Used, tt.used)
+		}
+	}
+}
+
 // progLoaded reports whether a program of that id is still in the kernel.
 func progLoaded(t testing.TB, id ebpf.ProgramID) bool {
 	t.Helper()

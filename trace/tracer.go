@@ -440,7 +440,8 @@ func (o *objects) misses() (uint64, error) {
 }
 
 // Watch starts recording the checks of the tasks in cg and in the cgroups
-// below it. Watching a cgroup again keeps what it has recorded.
+// below it, but for those below another watched cgroup inside cg, which
+// records them itself. Watching a cgroup again keeps what it has recorded.
 func (t *Tracer) Watch(cg Cgroup) error {
 	if cg.Level < 1 || cg.Level > maxLevel {
 		return fmt.Errorf("watching cgroup %d: level %d is not in 1..%d", cg.ID, cg.Level, maxLevel)
