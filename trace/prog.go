@@ -237,9 +237,12 @@ func program(p progParams) (asm.Instructions, error) {
 	// task in a cgroup nested below a watched one is found too. The
 	// deepest level goes first, so that of two watched cgroups one inside
 	// the other, the inner one gets its tasks' checks.
+	// A mask below the level's bit has nothing at this level or deeper:
+	// one comparison skips it.
 	for lvl := maxLevel; lvl >= 1; lvl-- {
 		next := fmt.Sprintf("level%d", lvl-1)
 		b.emit(
+			asm.JLT.Imm(asm.R7, 1<<lvl, next),
 			asm.Mov.Reg(asm.R1, asm.R7),
 			asm.And.Imm(asm.R1, 1<<lvl),
 			asm.JEq.Imm(asm.R1, 0, next),
