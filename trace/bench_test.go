@@ -1,0 +1,219 @@
+package trace
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+)
+
+// ownCgroup returns the v2 cgroup directory this process is in.
+func ownCgroup(b *testing.B) string {
+	b.Helper()
+	mp, _, err := V2Root()
+	if err != nil {
+		b.Fatal(err)
+	}
+	data, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if p, ok := strings.CutPrefix(line, "0::"); ok {
+			return filepath.Join(mp, p)
+		}
+	}
+	b.Fatal("no cgroup v2 line in /proc/self/cgroup")
+	return ""
+}
+
+// moveTo moves this whole process into the cgroup dir.
+func moveTo(b *testing.B, dir string) {
+	b.Helper()
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0); err != nil {
+		b.Fatalf("moving into %s: %v", dir, err)
+	}
+}
+
+// benchVariants runs op under the recorder's states, from nothing attached
+// to this process's own cgroup watched; check is the capability op asks
+// for. Besides the time per op it reports, untimed, what the program
+// itself costs per run (from the kernel's BPF run-time statistics, which
+// are on only for that pass since they add clock reads to every run) and,
+// when watched, the checks recorded per op.
+func benchVariants(b *testing.B, check int, op func(n int) error) {
+	requireTracing(b)
+	if others := loadedByName(b, progName); len(others) > 0 {
+		b.Logf("other recorders are attached (%v): \"detached\" is not", others)
+	}
+	home := ownCgroup(b)
+	watch := func(b *testing.B, tr *Tracer) (string, Cgroup) {
+		dir, cg := newCgroup(b, "")
+		if err := tr.Watch(cg); err != nil {
+			b.Fatal(err)
+		}
+		return dir, cg
+	}
+	variants := []struct {
+		name   string
+		attach bool
+		other  bool // another cgroup is watched
+		self   bool // this process's cgroup is watched
+	}{
+		{name: "detached"},
+		{name: "attached, nothing watched", attach: true},
+		{name: "attached, another cgroup watched", attach: true, other: true},
+		{name: "watched", attach: true, self: true},
+	}
+	for _, v := range variants {
+		b.Run(v.name, func(b *testing.B) {
+			var tr *Tracer
+			if v.attach {
+				tr, _ = newTracer(b)
+			}
+			if v.other {
+				watch(b, tr)
+			}
+			var own Cgroup
+			if v.self {
+				var dir string
+				dir, own = watch(b, tr)
+				moveTo(b, dir)
+				defer moveTo(b, home)
+			}
+			b.ResetTimer()
+			if err := op(b.N); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			if tr == nil {
+				return
+			}
+			if v.self {
+				rec, err := tr.Harvest(own.ID)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(rec.UsedCount[check])/float64(b.N), "checks/op")
+				b.ReportMetric(float64(rec.Overcommit)/float64(b.N), "overcommit/op")
+				if err := tr.Watch(own); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if ns, err := progCost(tr, op, min(b.N, 200000)); err != nil {
+				b.Logf("program cost: %v", err)
+			} else {
+				b.ReportMetric(ns, "prog-ns/run")
+			}
+		})
+	}
+}
+
+// progCost runs op n times with BPF statistics on and returns the average
+// run time of the program over the runs it made meanwhile.
+func progCost(tr *Tracer, op func(n int) error, n int) (float64, error) {
+	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
+	if err != nil {
+		return 0, err
+	}
+	defer stats.Close()
+	before, err := tr.objs.prog.Stats()
+	if err != nil {
+		return 0, err
+	}
+	if err := op(n); err != nil {
+		return 0, err
+	}
+	after, err := tr.objs.prog.Stats()
+	if err != nil {
+		return 0, err
+	}
+	runs := after.RunCount - before.RunCount
+	if runs == 0 {
+		return 0, errors.New("the program did not run")
+	}
+	return float64(after.Runtime-before.Runtime) / float64(runs), nil
+}
+
+// BenchmarkChown costs one CAP_CHOWN check per op: fchown to the owner the
+// file already has, which is not the caller.
+func BenchmarkChown(b *testing.B) {
+	f, err := os.Create(filepath.Join(b.TempDir(), "f"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	fd := int(f.Fd())
+	if err := unix.Fchown(fd, 1000, -1); err != nil {
+		b.Fatal(err)
+	}
+	benchVariants(b, int(capChown), func(n int) error {
+		for i := 0; i < n; i++ {
+			if err := unix.Fchown(fd, 1000, -1); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// BenchmarkOvercommit costs one SYS_ADMIN check of the overcommit
+// accounting per op (a private writable mapping), which the program sorts
+// out by the kernel stack when the cgroup is watched.
+func BenchmarkOvercommit(b *testing.B) {
+	benchVariants(b, int(capSysAdm), func(n int) error {
+		for i := 0; i < n; i++ {
+			m, err := unix.Mmap(-1, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+			if err != nil {
+				return err
+			}
+			if err := unix.Munmap(m); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// BenchmarkAttach is what a container start pays: the first one on a
+// host loads the program (kallsyms, verifier, attach), later ones open
+// the pins.
+func BenchmarkAttach(b *testing.B) {
+	requireTracing(b)
+	b.Run("load", func(b *testing.B) {
+		opts := testOptions(b)
+		for i := 0; i < b.N; i++ {
+			tr, err := AttachWith(opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if released, err := tr.Release(); !released || err != nil {
+				b.Fatalf("release: %v, %v", released, err)
+			}
+			tr.Close()
+		}
+	})
+	b.Run("reuse", func(b *testing.B) {
+		_, opts := newTracer(b) // holds the pins while the loop reuses them
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			tr, err := AttachWith(opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			tr.Close()
+		}
+	})
+	b.Run("kallsyms", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			if _, err := kernelRanges(overcommitFuncs); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -1,0 +1,117 @@
+package trace
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strings"
+
+	"github.com/capshim/capshim/spec"
+)
+
+// Record is what the processes of one cgroup did with capabilities while
+// it was watched.
+type Record struct {
+	CgroupID uint64
+
+	// Used holds the capabilities with at least one successful check.
+	Used spec.CapSet
+	// Refused holds the capabilities with at least one refused check that
+	// was not a fallback (below): the workload asked for them and went
+	// without.
+	Refused spec.CapSet
+	// Fallback holds the capabilities whose refusals were all first tries
+	// that another capability then satisfied in the same access: a
+	// DAC_READ_SEARCH refusal followed by a successful DAC_OVERRIDE. With
+	// DAC_OVERRIDE dropped, DAC_READ_SEARCH would be needed instead.
+	Fallback spec.CapSet
+
+	// Per-capability counts of checks, indexed by capability number.
+	// FallbackCount counts refusals (they are in RefusedCount too) that a
+	// fallback made up for.
+	UsedCount, RefusedCount, FallbackCount [MaxCap + 1]uint64
+
+	// Checks is the number of checks counted above.
+	Checks uint64
+	// Overcommit is the number of CAP_SYS_ADMIN checks made by the
+	// memory-overcommit accounting, which are not counted above.
+	Overcommit uint64
+	// Runtime is the number of checks made by the OCI runtime's own
+	// processes (runc's or crun's init), not counted above.
+	Runtime uint64
+
+	// Complete is false when checks may be missing or were not sorted;
+	// Gaps says why.
+	Complete bool
+	Gaps     []string
+}
+
+// decodeRecord reads an entry of the cgroups map. misses is the program's
+// recursion-miss count now: the kernel skips the program when it would run
+// inside itself on one CPU (a check from an interrupt taken while it ran),
+// and such a skipped check may have been this cgroup's.
+func decodeRecord(id uint64, b []byte, misses uint64) Record {
+	w := func(i int) uint64 { return binary.NativeEndian.Uint64(b[i*8:]) }
+	r := Record{
+		CgroupID:   id,
+		Used:       spec.CapSet(w(wordUsed)),
+		Checks:     w(wordChecks),
+		Overcommit: w(wordOvercommit),
+		Runtime:    w(wordRuntime),
+	}
+	refused := w(wordRefused)
+	for c := 0; c <= MaxCap; c++ {
+		r.UsedCount[c] = w(wordUsedN + c)
+		r.RefusedCount[c] = w(wordRefusedN + c)
+		r.FallbackCount[c] = w(wordFallbackN + c)
+		if refused&(1<<c) == 0 {
+			continue
+		}
+		if r.FallbackCount[c] < r.RefusedCount[c] {
+			r.Refused = r.Refused.Add(spec.Cap(c))
+		} else {
+			r.Fallback = r.Fallback.Add(spec.Cap(c))
+		}
+	}
+	flags := w(wordFlags)
+	if flags&flagCapRange != 0 {
+		r.Gaps = append(r.Gaps, fmt.Sprintf("checks of capabilities above %d were not recorded", MaxCap))
+	}
+	if flags&flagNoStack != 0 {
+		r.Gaps = append(r.Gaps, "some SYS_ADMIN checks had no readable kernel stack and were counted even if they were the overcommit accounting's")
+	}
+	if flags&flagUnsorted != 0 {
+		r.Gaps = append(r.Gaps, fmt.Sprintf("%d SYS_ADMIN checks were not recorded: the overcommit functions of this kernel are unknown", w(wordUnsorted)))
+	}
+	if misses > w(wordMisses) {
+		r.Gaps = append(r.Gaps, fmt.Sprintf("the kernel skipped the recorder %d times (checks nested in a check) while this cgroup was watched", misses-w(wordMisses)))
+	}
+	r.Complete = len(r.Gaps) == 0
+	return r
+}
+
+// String summarises r on one line.
+func (r Record) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "cgroup %d: used %s; refused %s", r.CgroupID, r.Used, r.Refused)
+	if r.Fallback != 0 {
+		fmt.Fprintf(&b, "; fallback %s", r.Fallback)
+	}
+	fmt.Fprintf(&b, " (%d checks, %d overcommit, %d runtime)", r.Checks, r.Overcommit, r.Runtime)
+	if !r.Complete {
+		fmt.Fprintf(&b, "; incomplete: %s", strings.Join(r.Gaps, "; "))
+	}
+	return b.String()
+}
+
+// newEntry is the value Watch inserts.
+func newEntry(level int, misses uint64) []byte {
+	b := make([]byte, valueSize)
+	binary.NativeEndian.PutUint64(b[wordLevel*8:], uint64(level))
+	binary.NativeEndian.PutUint64(b[wordMisses*8:], misses)
+	return b
+}
+
+// entryLevel reads the level Watch stored.
+func entryLevel(b []byte) int {
+	return int(binary.NativeEndian.Uint64(b[wordLevel*8:]))
+}
