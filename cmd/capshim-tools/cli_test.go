@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/capshim/capshim/internal/golden"
 )
 
 // runCmd runs capshim in process and returns its exit code and output.
@@ -39,93 +37,6 @@ func writeTemp(t *testing.T, name, content string) string {
 		t.Fatal(err)
 	}
 	return p
-}
-
-const chownPolicy = `default = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
-[[rule]]
-name = "chown"
-capabilities = ["CAP_CHOWN"]
-`
-
-func TestRewriteGolden(t *testing.T) {
-	t.Setenv("CAPSHIM_CONFIG", "")
-	pol := writeTemp(t, "shim.toml", chownPolicy)
-	tests := []struct {
-		name   string
-		file   string
-		args   []string
-		golden string
-	}{
-		{"docker default diff", "config.default.json", []string{"--builtin", "--diff"}, "rewrite/docker-default.diff"},
-		{"docker privileged diff", "config.privileged.json", []string{"--builtin", "--diff"}, "rewrite/docker-privileged.diff"},
-		{"cri container with chown rule", "config.cri-container.json", []string{"--config", pol, "--diff"}, "rewrite/cri-container-chown.diff"},
-		{"runc spec", "config.runc-spec.json", []string{"--builtin", "--diff"}, "rewrite/runc-spec.diff"},
-		{"exec process privileged", "exec-process.privileged.json", []string{"--builtin", "--diff"}, "rewrite/exec-privileged.diff"},
-		{"docker default spec", "config.default.json", []string{"--builtin"}, "rewrite/docker-default.json"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			p := fixture(t, tt.file)
-			before, _ := os.ReadFile(p)
-			code, out, errOut := runCmd(t, append(append([]string{"rewrite"}, tt.args...), p)...)
-			if code != 0 {
-				t.Fatalf("exit %d: %s", code, errOut)
-			}
-			out = strings.ReplaceAll(out, p, "config.json")
-			out = strings.ReplaceAll(out, pol, "shim.toml")
-			golden.Check(t, tt.golden, []byte(out))
-			after, _ := os.ReadFile(p)
-			if !bytes.Equal(before, after) {
-				t.Error("rewrite without --in-place changed the file")
-			}
-		})
-	}
-}
-
-func TestRewriteInPlace(t *testing.T) {
-	p := fixture(t, "config.default.json")
-	code, out, errOut := runCmd(t, "rewrite", "--builtin", "--in-place", p)
-	if code != 0 || out != "" {
-		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
-	}
-	st, err := os.Stat(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Mode().Perm() != 0o640 {
-		t.Errorf("mode = %v, want 0640 kept", st.Mode().Perm())
-	}
-	first, _ := os.ReadFile(p)
-	// Idempotent: a second run changes nothing.
-	if code, _, errOut := runCmd(t, "rewrite", "--builtin", "--in-place", p); code != 0 {
-		t.Fatalf("second run: exit %d: %s", code, errOut)
-	}
-	second, _ := os.ReadFile(p)
-	if !bytes.Equal(first, second) {
-		t.Error("second rewrite changed the file")
-	}
-	// Nothing left behind in the directory.
-	entries, _ := os.ReadDir(filepath.Dir(p))
-	if len(entries) != 1 {
-		t.Errorf("directory holds %d entries after rewrite, want only config.json", len(entries))
-	}
-	// check agrees: nothing more to drop.
-	if code, out, _ := runCmd(t, "check", "--builtin", "--no-validate", p); code != 0 {
-		t.Errorf("check after rewrite: exit %d: %s", code, out)
-	}
-}
-
-func TestRewriteOutputAndStdin(t *testing.T) {
-	p := fixture(t, "config.default.json")
-	outPath := filepath.Join(t.TempDir(), "out.json")
-	if code, _, errOut := runCmd(t, "rewrite", "--builtin", "-o", outPath, p); code != 0 {
-		t.Fatalf("exit %d: %s", code, errOut)
-	}
-	viaFile, _ := os.ReadFile(outPath)
-	_, viaStdout, _ := runCmd(t, "rewrite", "--builtin", p)
-	if string(viaFile) != viaStdout {
-		t.Error("-o and stdout differ")
-	}
 }
 
 func TestCLIBadInput(t *testing.T) {
