@@ -7,38 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/capshim/capshim/internal/golden"
-
 	"github.com/capshim/capshim/spec"
 )
-
-// TestCapsGolden renders `capshim caps` with a fixed kernel last capability
-// and compares the output with the golden files in testdata/caps.
-func TestCapsGolden(t *testing.T) {
-	tests := []struct {
-		name    string
-		format  string
-		arg     string
-		lastCap int
-		file    string
-	}{
-		{name: "table", format: "text", lastCap: 40, file: "caps/all.txt"},
-		{name: "table on an older kernel", format: "text", lastCap: 37, file: "caps/all-kernel37.txt"},
-		{name: "json list", format: "json", lastCap: 40, file: "caps/all.json"},
-		{name: "one capability", format: "text", arg: "chown", lastCap: 40, file: "caps/chown.txt"},
-		{name: "one the kernel lacks", format: "text", arg: "CAP_BPF", lastCap: 37, file: "caps/bpf-kernel37.txt"},
-		{name: "one as json", format: "json", arg: "net_raw", lastCap: 40, file: "caps/net_raw.json"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := renderCaps(tt.format, tt.arg, tt.lastCap)
-			if err != nil {
-				t.Fatalf("renderCaps: %v", err)
-			}
-			golden.Check(t, tt.file, got)
-		})
-	}
-}
 
 // TestCapsSpellings checks that a capability is found whatever its case and
 // with or without the CAP_ prefix.
@@ -131,50 +101,6 @@ func TestCapsRenderErrors(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not mention %s", err, w)
 				}
-			}
-		})
-	}
-}
-
-// TestCapsRun runs `capshim caps` through run, as main does.
-func TestCapsRun(t *testing.T) {
-	tests := []struct {
-		name     string
-		args     []string
-		wantCode int
-		wantOut  []string
-		wantErr  []string
-	}{
-		{name: "one capability", args: []string{"chown"}, wantOut: []string{"CAP_CHOWN (capability 0)", "root-equivalent"}},
-		{name: "cap prefix in upper case", args: []string{"CAP_SYS_ADMIN"}, wantOut: []string{"CAP_SYS_ADMIN (capability 21)"}},
-		{name: "table", wantOut: []string{"NUM", "CAP_CHECKPOINT_RESTORE", "this kernel"}},
-		{name: "explicit text format", args: []string{"--format", "text", "kill"}, wantOut: []string{"CAP_KILL (capability 5)"}},
-		{name: "unknown capability", args: []string{"NOSUCH"}, wantCode: 2, wantErr: []string{"capshim: ", `"NOSUCH"`, "capshim caps"}},
-		{name: "unknown format", args: []string{"--format", "yaml"}, wantCode: 2, wantErr: []string{`"yaml"`}},
-		{name: "two names", args: []string{"chown", "kill"}, wantCode: 2, wantErr: []string{"at most one"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var out, errOut bytes.Buffer
-			code := run(append([]string{"capshim", "caps"}, tt.args...), &out, &errOut)
-			if code != tt.wantCode {
-				t.Fatalf("exit code %d, want %d; stdout:\n%s\nstderr:\n%s", code, tt.wantCode, &out, &errOut)
-			}
-			for _, w := range tt.wantOut {
-				if !strings.Contains(strings.ToLower(out.String()), strings.ToLower(w)) {
-					t.Errorf("stdout lacks %q:\n%s", w, &out)
-				}
-			}
-			for _, w := range tt.wantErr {
-				if !strings.Contains(errOut.String(), w) {
-					t.Errorf("stderr lacks %q:\n%s", w, &errOut)
-				}
-			}
-			if tt.wantCode == 0 && errOut.Len() != 0 {
-				t.Errorf("unexpected stderr:\n%s", &errOut)
-			}
-			if tt.wantCode != 0 && out.Len() != 0 {
-				t.Errorf("unexpected stdout on failure:\n%s", &out)
 			}
 		})
 	}
