@@ -10,6 +10,7 @@ COMMIT   ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 LDFLAGS  := -s -w -X github.com/capshim/capshim.commit=$(COMMIT)
 TAGS     := urfave_cli_no_docs
 TOOLS_BIN := bin/capshim-tools
+TRACE_BIN := bin/capshim-trace
 PREFIX   ?= /usr/local
 # Debian packages the integration tests drive: real runc, crun, containerd,
 # dockerd and podman, and the static busybox the test images are built from.
@@ -28,17 +29,20 @@ FUZZ_TARGETS := spec:FuzzReduce policy:FuzzParse cmd/capshim:FuzzParseRuntimeArg
 all: build
 
 # capshim is on the path of every runtime call, so bin/capshim holds only
-# the runtime path; its commands (rewrite, check, caps, inspect, install)
-# are in bin/capshim-tools, which capshim runs from its own directory.
+# the runtime path; its commands (rewrite, check, caps, inspect, install,
+# learn, explain) are in bin/capshim-tools, and the BPF recorder of
+# learn/explain in bin/capshim-trace, which capshim runs from its own
+# directory.
 # urfave_cli_no_docs leaves out urfave/cli's man/markdown generator.
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/capshim
 	CGO_ENABLED=0 $(GO) build -trimpath -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $(TOOLS_BIN) ./cmd/capshim-tools
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(TRACE_BIN) ./cmd/capshim-trace
 
 # Installs both binaries (root-owned, 0755: capshim refuses to trust less).
 install: build
 	install -d -m 0755 $(DESTDIR)$(PREFIX)/bin
-	install -m 0755 $(BIN) $(TOOLS_BIN) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $(BIN) $(TOOLS_BIN) $(TRACE_BIN) $(DESTDIR)$(PREFIX)/bin/
 
 # The main job, on the built-in default policy: Docker 20.10's real default
 # config.json before and after.

@@ -44,7 +44,7 @@ func testMain(m *testing.M) int {
 	// capshim runs its own commands (rewrite, ...) from capshim-tools next
 	// to it, as `make install` lays them out.
 	capshimBin = filepath.Join(dir, "capshim")
-	for _, b := range []string{"capshim", "capshim-tools"} {
+	for _, b := range []string{"capshim", "capshim-tools", "capshim-trace"} {
 		build := exec.Command("go", "build", "-o", filepath.Join(dir, b), "../cmd/"+b)
 		build.Stdout, build.Stderr = os.Stderr, os.Stderr
 		if err := build.Run(); err != nil {

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -131,4 +132,18 @@ func classRune(class string, i int) (rune, int) {
 		return r, n + 1
 	}
 	return utf8.DecodeRuneInString(class[i:])
+}
+
+// GlobQuote returns a glob that matches s and nothing else: the glob
+// characters in it are escaped.
+func GlobQuote(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch r {
+		case '*', '?', '[', ']', '\\':
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

@@ -308,3 +308,15 @@ func refMatch(g, v string) bool {
 	vr, vn := utf8.DecodeRuneInString(v)
 	return gr == vr && refMatch(g[gn:], v[vn:])
 }
+
+func TestGlobQuote(t *testing.T) {
+	for _, s := range []string{"docker.io/library/nginx", "a*b?c[d]e\\f", "", "web-[1]"} {
+		g := GlobQuote(s)
+		if err := checkGlob(g); err != nil {
+			t.Fatalf("GlobQuote(%q) = %q: %v", s, g, err)
+		}
+		if !globMatch(g, s) || globMatch(g, s+"x") || s != "" && globMatch(g, "x"+s) {
+			t.Fatalf("GlobQuote(%q) = %q matches more or less than %q", s, g, s)
+		}
+	}
+}

@@ -133,7 +133,28 @@ func parseRuntimeArgs(args []string) (*runtimeArgs, error) {
 			return nil, fmt.Errorf("%s: %w", ra.command, err)
 		}
 	}
+	if ra.command == "start" || ra.command == "delete" {
+		ra.id = lifecycleID(ra.argv[ra.cmdAt+1:])
+	}
 	return ra, nil
+}
+
+// lifecycleID finds the container id of start and delete, whose only
+// flags (delete's --force, -f) take no value: the first operand. It is ""
+// when there is none; the runtime then reports the mistake itself.
+func lifecycleID(args []string) string {
+	for i, a := range args {
+		if a == "--" {
+			if i+1 < len(args) {
+				return args[i+1]
+			}
+			return ""
+		}
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			return a
+		}
+	}
+	return ""
 }
 
 // parseGlobals reads the global flags and finds the command word.

@@ -51,16 +51,19 @@ func TestParseRuntimeArgs(t *testing.T) {
 			name:    "docker start",
 			args:    dockerGlobal + " start " + dockerID,
 			command: "start", cmdAt: 6, log: dockerBundle + "/log.json", format: "json", root: "/var/run/docker/runtime-runc/moby",
+			id: dockerID,
 		},
 		{
 			name:    "docker delete",
 			args:    dockerGlobal + " delete " + dockerID,
 			command: "delete", cmdAt: 6, log: dockerBundle + "/log.json", format: "json", root: "/var/run/docker/runtime-runc/moby",
+			id: dockerID,
 		},
 		{
 			name:    "docker delete --force",
 			args:    dockerGlobal + " delete --force " + dockerID,
 			command: "delete", cmdAt: 6, log: dockerBundle + "/log.json", format: "json", root: "/var/run/docker/runtime-runc/moby",
+			id: dockerID,
 		},
 		{
 			name:    "docker kill",
@@ -90,11 +93,13 @@ func TestParseRuntimeArgs(t *testing.T) {
 			name:    "containerd start",
 			args:    criGlobal + " start " + criID,
 			command: "start", cmdAt: 6, log: criBundle + "/log.json", format: "json", root: "/run/containerd/runc/k8s.io",
+			id: criID,
 		},
 		{
 			name:    "containerd delete --force",
 			args:    criGlobal + " delete --force " + criID,
 			command: "delete", cmdAt: 6, log: criBundle + "/log.json", format: "json", root: "/run/containerd/runc/k8s.io",
+			id: criID,
 		},
 		{
 			name:    "containerd kill --all",
@@ -185,7 +190,7 @@ func TestParseRuntimeArgs(t *testing.T) {
 		// Container ids that are command words.
 		{name: "container named create", args: "--root /r create --bundle /b create", root: "/r", command: "create", cmdAt: 2, bundle: "/b", id: "create"},
 		{name: "container named rewrite", args: "--root /r create -b /b rewrite", root: "/r", command: "create", cmdAt: 2, bundle: "/b", id: "rewrite"},
-		{name: "start a container named rewrite", args: "start rewrite", command: "start"},
+		{name: "start a container named rewrite", args: "start rewrite", command: "start", id: "rewrite"},
 		{name: "exec in a container named exec", args: "exec -p /p exec", command: "exec", process: "/p", id: "exec"},
 		// capshim's own flag.
 		{
@@ -200,7 +205,7 @@ func TestParseRuntimeArgs(t *testing.T) {
 		},
 		{
 			name: "capshim-config single dash", args: "-capshim-config /x.toml start id",
-			wantArgv: []string{"start", "id"}, policy: "/x.toml", command: "start",
+			wantArgv: []string{"start", "id"}, policy: "/x.toml", command: "start", id: "id",
 		},
 		{
 			name: "capshim-config shifts cap positions", args: "--capshim-config /x.toml --root /r exec --cap CAP_CHOWN id sh",
@@ -260,7 +265,7 @@ func TestParseRuntimeArgs(t *testing.T) {
 		{name: "unknown exec flag", args: "exec --privileged id sh", wantErr: `exec: unknown flag "--privileged"`},
 		{name: "exec flag in create", args: "create --process /p id", wantErr: `create: unknown flag "--process"`},
 		{name: "create flag in exec", args: "exec --bundle /b id", wantErr: `exec: unknown flag "--bundle"`},
-		{name: "unknown flags of other commands pass", args: "delete --whatever id", command: "delete"},
+		{name: "unknown flags of other commands pass", args: "delete --whatever id", command: "delete", id: "id"},
 		// Missing values.
 		{name: "global value missing", args: "--root", wantErr: `global flag "--root" needs a value`},
 		{name: "log value missing", args: "--root /r --log", wantErr: `global flag "--log" needs a value`},
@@ -382,6 +387,30 @@ func TestDispatchIsCLI(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := isCLI(tt.args); got != tt.cli {
 				t.Errorf("isCLI(%q) = %v, want %v", tt.args, got, tt.cli)
+			}
+		})
+	}
+}
+
+func TestLifecycleID(t *testing.T) {
+	tests := []struct {
+		name, args, want string
+	}{
+		{name: "start", args: "--root /r start c1", want: "c1"},
+		{name: "delete", args: "--root /r --log l delete c1", want: "c1"},
+		{name: "delete force", args: "delete --force c1", want: "c1"},
+		{name: "delete -f after", args: "delete c1 -f", want: "c1"},
+		{name: "dashes", args: "delete -f -- -c1", want: "-c1"},
+		{name: "none", args: "start", want: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ra, err := parseRuntimeArgs(strings.Fields(tt.args))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ra.id != tt.want {
+				t.Fatalf("id %q, want %q", ra.id, tt.want)
 			}
 		})
 	}

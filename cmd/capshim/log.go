@@ -249,3 +249,21 @@ func logNames(names []string) []string {
 	}
 	return out
 }
+
+// event writes a line to the runtime log and, when the policy has one, to
+// the decision log: warnings and findings that the user must be able to
+// find after the bundle (and its log) is gone.
+func (l *runtimeLog) event(pol *policy.Policy, level, msg string, fields map[string]any) {
+	l.line(level, msg, fields)
+	if pol == nil || pol.Log == "" {
+		return
+	}
+	entry := map[string]any{"level": level, "msg": safetext.Truncate(msg, maxLogText), "time": time.Now().Format(time.RFC3339Nano)}
+	for k, v := range fields {
+		entry[k] = v
+	}
+	data, _ := json.Marshal(entry)
+	if err := appendFile(pol.Log, append(safetext.JSON(data), '\n')); err != nil {
+		l.line("warning", fmt.Sprintf("capshim: writing the decision log %s: %v", pol.Log, err), nil)
+	}
+}

@@ -56,11 +56,16 @@ func runtimeMain(args []string, stderr io.Writer) int {
 		fmt.Printf("capshim version %s\n", version)
 		ra.argv = []string{"--version"}
 	}
-	if carries {
+	switch {
+	case carries:
 		if ra.argv, err = reduce(ra, pol, l, rt.path); err != nil {
 			l.fail(err)
 			return 1
 		}
+	case ra.command == "start":
+		recordStart(ra, pol, l, rt.path)
+	case ra.command == "delete":
+		recordDelete(ra, pol, l, rt.path)
 	}
 	argv := append([]string{rt.path}, ra.argv...)
 	err = execRuntime(rt, argv, os.Environ())
@@ -167,9 +172,11 @@ func reduce(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, runtime string) 
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if err := apply(ra, pol, l, f, doc, doc.Annotations, nil); err != nil {
+	o, err := apply(ra, pol, l, f, doc, doc.Annotations, nil)
+	if err != nil {
 		return nil, err
 	}
+	recordCreate(ra, pol, l, runtime, doc, o)
 	return ra.argv, nil
 }
 
@@ -210,7 +217,7 @@ func reduceExec(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, runtime stri
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", ra.process, err)
 		}
-		if err := apply(ra, pol, l, f, doc, st.annotations, &st.sets); err != nil {
+		if _, err := apply(ra, pol, l, f, doc, st.annotations, &st.sets); err != nil {
 			return nil, err
 		}
 		env = doc.Env
@@ -253,10 +260,10 @@ func reduceExec(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, runtime stri
 // apply decides for one spec file, logs the decision and, in enforce
 // mode, writes the reduced spec. A non-nil ceiling (exec) limits every set
 // further.
-func apply(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, f *spec.File, doc *spec.Doc, annotations map[string]string, ceiling *spec.Sets) error {
+func apply(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, f *spec.File, doc *spec.Doc, annotations map[string]string, ceiling *spec.Sets) (*policy.Outcome, error) {
 	o, err := pol.Apply(doc, annotations, ceiling)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	dropped := o.Dropped
 	if dropped == nil {
@@ -264,10 +271,10 @@ func apply(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, f *spec.File, doc
 	}
 	l.decision(ra, pol, &o.Decision, f.Path, dropped, &o.Sets)
 	if pol.Mode == policy.Audit || !o.Changed(f.Data) {
-		return nil
+		return o, nil
 	}
 	if err := f.Replace(o.Out); err != nil {
-		return fmt.Errorf("writing the reduced spec: %w", err)
+		return nil, fmt.Errorf("writing the reduced spec: %w", err)
 	}
-	return nil
+	return o, nil
 }

@@ -1,0 +1,299 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/capshim/capshim/capability"
+	"github.com/capshim/capshim/internal/safetext"
+	"github.com/capshim/capshim/internal/trustfs"
+	"github.com/capshim/capshim/learn"
+	"github.com/capshim/capshim/policy"
+	"github.com/capshim/capshim/spec"
+)
+
+// What capshim keeps of a container for learning and explaining: a record
+// written at create (the decision), completed at start (the cgroup it
+// watches) and at delete (what the processes did), in learn.RunDir while
+// the container exists and in the state directory afterwards. Tracing
+// itself is done by capshim-trace, next to capshim, so that this binary
+// never carries the BPF library. All of it is observability: a failure is
+// one warning line, and the container goes on as it would without it.
+
+// traceTool is the companion binary that does the BPF work.
+const traceTool = "capshim-trace"
+
+// traceTimeout bounds a capshim-trace call; a start or delete never waits
+// longer for observability.
+const traceTimeout = 5 * time.Second
+
+// engineKeys are the annotation prefixes whose values say what the engine
+// knows about a container (name, pod, namespace, image); the record keeps
+// them, bounded, for explain and for naming profiles.
+var engineKeys = []string{"io.kubernetes.", "io.podman.", "io.container.manager", "org.opencontainers.image."}
+
+const (
+	maxEngineKeys  = 32
+	maxEngineValue = 256
+)
+
+// records is where container records live.
+func records(pol *policy.Policy) *learn.Records {
+	return &learn.Records{Store: &learn.Store{Dir: pol.States()}}
+}
+
+// runtimeRoot is the runtime's state root: the --root given, else the
+// runtime's own default.
+func runtimeRoot(runtime, root string) string {
+	if root != "" {
+		return root
+	}
+	if strings.Contains(filepath.Base(runtime), "crun") {
+		return "/run/crun"
+	}
+	return "/run/runc"
+}
+
+// recordCreate writes the record of a container being created.
+func recordCreate(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, runtime string, doc *spec.Doc, o *policy.Outcome) {
+	if os.Geteuid() != 0 {
+		return // the record directories are root's
+	}
+	d := &o.Decision
+	rec := &learn.Container{
+		ID: ra.id, Root: runtimeRoot(runtime, ra.root), Runtime: runtime,
+		Engine: engineInfo(doc.Annotations), Policy: pol.Source, Mode: string(pol.Mode),
+		EngineSets: setNames(doc.Sets()), Sets: setNames(o.Sets),
+		Rules: d.Rules, Requested: d.Requested.Names(), Granted: d.Granted.Names(), Denied: d.Denied.Names(),
+		LearnDenied: safetext.Truncate(d.LearnDenied, 64),
+		Created:     time.Now().UTC(),
+	}
+	var dropped capability.Set
+	in := doc.Sets()
+	for s := range in {
+		dropped |= in[s] &^ o.Sets[s]
+	}
+	rec.Dropped = dropped.Names()
+	switch {
+	case d.Learn:
+		rec.Mode = "learn"
+		rec.Profile = learn.Sanitize(d.Profile)
+		if rec.Profile == "" {
+			rec.Profile = learn.ProfileName(doc.Annotations, ra.id)
+		}
+		rec.Trace = true
+	case pol.Explain && pol.Mode == policy.Enforce:
+		rec.Trace = true
+	}
+	if rec.Trace && ra.command == "run" {
+		// run creates and starts in one call: there is no moment between
+		// the two at which capshim could start recording.
+		rec.Trace = false
+		rec.TraceError = "the container was started with run; capshim records containers started with create and start (as engines do)"
+	}
+	if d.LearnDenied != "" {
+		l.event(pol, "warning", fmt.Sprintf("capshim: %s %s: learn request %q ignored: no matching rule allows learning (set learn = true or mode = \"learn\" in a rule)",
+			ra.command, safetext.Truncate(ra.id, maxLogID), rec.LearnDenied), nil)
+	}
+	if err := records(pol).Save(rec); err != nil {
+		l.line("warning", fmt.Sprintf("capshim: cannot keep the record of %s for learn and explain: %v", safetext.Truncate(ra.id, maxLogID), err), nil)
+	}
+}
+
+// engineInfo keeps the annotations that describe the container, bounded.
+func engineInfo(annotations map[string]string) map[string]string {
+	var out map[string]string
+	for k, v := range annotations {
+		if len(out) >= maxEngineKeys {
+			break
+		}
+		for _, p := range engineKeys {
+			if strings.HasPrefix(k, p) && len(k) <= maxEngineValue {
+				if out == nil {
+					out = map[string]string{}
+				}
+				out[k] = safetext.Truncate(v, maxEngineValue)
+				break
+			}
+		}
+	}
+	return out
+}
+
+func setNames(s spec.Sets) map[string][]string {
+	out := make(map[string][]string, spec.NumSets)
+	for i := spec.Bounding; i < spec.NumSets; i++ {
+		out[i.String()] = s[i].Names()
+	}
+	return out
+}
+
+// recordStart starts recording a traced container, before the runtime
+// starts it: its first process waits in the runtime's init until then.
+func recordStart(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, runtime string) {
+	if os.Geteuid() != 0 || ra.id == "" {
+		return
+	}
+	r := records(pol)
+	root := runtimeRoot(runtime, ra.root)
+	rec, err := r.Load(root, ra.id)
+	if err != nil || !rec.Trace || rec.CgroupID != 0 {
+		return // not capshim's, not traced, or started before
+	}
+	rec.Started = time.Now().UTC()
+	pid, err := initPID(root, ra.id)
+	if err == nil {
+		var res traceResult
+		if res, err = runTrace("watch", strconv.Itoa(pid)); err == nil {
+			rec.CgroupID = res.CgroupID
+		}
+	}
+	if err != nil {
+		rec.Trace, rec.TraceError = false, err.Error()
+		l.event(pol, "warning", fmt.Sprintf("capshim: start %s: capability checks are not recorded (the container runs as without it): %v",
+			safetext.Truncate(ra.id, maxLogID), err), nil)
+	}
+	if err := r.Save(rec); err != nil {
+		l.line("warning", fmt.Sprintf("capshim: cannot update the record of %s: %v", safetext.Truncate(ra.id, maxLogID), err), nil)
+	}
+}
+
+// recordDelete completes a container's record: what its processes did,
+// merged into its profile when it was learned, and a warning for every
+// capability the policy dropped that it was then refused.
+func recordDelete(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, runtime string) {
+	if os.Geteuid() != 0 || ra.id == "" {
+		return
+	}
+	r := records(pol)
+	rec, err := r.Load(runtimeRoot(runtime, ra.root), ra.id)
+	if err != nil {
+		return
+	}
+	id := safetext.Truncate(ra.id, maxLogID)
+	if rec.CgroupID != 0 {
+		res, err := runTrace("harvest", strconv.FormatUint(rec.CgroupID, 10))
+		if err != nil {
+			rec.TraceError = err.Error()
+			l.event(pol, "warning", fmt.Sprintf("capshim: delete %s: what the container did is not known: %v", id, err), nil)
+		} else {
+			rec.Observed = res.Observed
+		}
+	}
+	rec.Deleted = time.Now().UTC()
+	if o := rec.Observed; o != nil {
+		dropped, _ := capability.ParseList(rec.Dropped)
+		for _, c := range (o.RefusedSet() & dropped).Caps() {
+			l.event(pol, "warning", fmt.Sprintf("capshim: container %s was refused %s (%d checks) that the policy dropped; to grant it, add %q to the capabilities of a rule that matches the container and ask with capshim.io/capabilities=%s (or CAPSHIM_CAPABILITIES=%s), or see capshim explain %s",
+				id, c, o.Refused[c.String()], c.String(), c.String(), c.String(), id), map[string]any{"container": id, "refused": c.String()})
+		}
+		if rec.Profile != "" {
+			p, err := r.Store.Merge(rec.Profile, rec.ID, *o, profileMatch(rec.Engine), rec.Deleted)
+			if err != nil {
+				l.event(pol, "warning", fmt.Sprintf("capshim: delete %s: cannot merge into profile %s: %v", id, rec.Profile, err), nil)
+			} else {
+				l.event(pol, "info", fmt.Sprintf("capshim: container %s learned into profile %s (%d containers): used %s", id, p.Name, p.Containers, o.UsedSet()), nil)
+			}
+		}
+	}
+	if err := r.Finish(rec); err != nil {
+		l.line("warning", fmt.Sprintf("capshim: cannot keep the record of %s: %v", id, err), nil)
+	}
+}
+
+// profileMatch is what a learned workload's rule matches on: the CRI
+// image (any tag or digest) and container name, which the requester
+// cannot forge under Kubernetes.
+func profileMatch(engine map[string]string) map[string]string {
+	out := map[string]string{}
+	if img := engine["io.kubernetes.cri.image-name"]; img != "" {
+		base := learn.ImageName(img)
+		out["io.kubernetes.cri.image-name"] = policy.GlobQuote(base) + "*"
+		if base == img {
+			out["io.kubernetes.cri.image-name"] = policy.GlobQuote(base)
+		}
+	}
+	if n := engine["io.kubernetes.cri.container-name"]; n != "" {
+		out["io.kubernetes.cri.container-name"] = policy.GlobQuote(n)
+	}
+	return out
+}
+
+// initPID reads the pid of the container's first process from the
+// runtime's state: runc's state.json, crun's status.
+func initPID(root, id string) (int, error) {
+	dir := filepath.Join(root, id)
+	if data, err := readStateFile(filepath.Join(dir, "state.json")); err == nil {
+		var st struct {
+			Pid int `json:"init_process_pid"`
+		}
+		if err := json.Unmarshal(data, &st); err != nil || st.Pid <= 0 {
+			return 0, fmt.Errorf("no init pid in %s/state.json", dir)
+		}
+		return st.Pid, nil
+	}
+	data, err := readStateFile(filepath.Join(dir, "status"))
+	if err != nil {
+		return 0, fmt.Errorf("no state of container %q under %s: %w", id, root, err)
+	}
+	var st struct {
+		Pid int `json:"pid"`
+	}
+	if err := json.Unmarshal(data, &st); err != nil || st.Pid <= 0 {
+		return 0, fmt.Errorf("no pid in %s/status", dir)
+	}
+	return st.Pid, nil
+}
+
+// traceResult is capshim-trace's answer.
+type traceResult struct {
+	CgroupID uint64             `json:"cgroup_id"`
+	Observed *learn.Observation `json:"observed"`
+	Summary  string             `json:"summary"`
+	Error    string             `json:"error"`
+}
+
+// runTrace runs capshim-trace from next to capshim's own executable,
+// opened and checked like the runtime, and waits for it.
+func runTrace(args ...string) (traceResult, error) {
+	var res traceResult
+	exe, err := os.Executable()
+	if err == nil {
+		exe, err = filepath.EvalSymlinks(exe)
+	}
+	if err != nil {
+		return res, fmt.Errorf("finding %s: %w", traceTool, err)
+	}
+	f, err := trustfs.Open(filepath.Join(filepath.Dir(exe), traceTool), trustfs.Exec)
+	if err != nil {
+		return res, fmt.Errorf("%s: %w (install it next to capshim: make install does)", traceTool, err)
+	}
+	defer f.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), traceTimeout)
+	defer cancel()
+	// The path names the checked descriptor, resolved by the kernel in the
+	// child before the descriptor closes at exec.
+	cmd := exec.CommandContext(ctx, "/proc/self/fd/"+strconv.Itoa(f.Fd), args...)
+	cmd.Args[0] = traceTool
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	runErr := cmd.Run()
+	if jerr := json.Unmarshal(out.Bytes(), &res); jerr != nil {
+		if runErr == nil {
+			runErr = jerr
+		}
+		return res, fmt.Errorf("%s %s: %v %s", traceTool, args[0], runErr, safetext.Truncate(strings.TrimSpace(errOut.String()), 512))
+	}
+	if res.Error != "" {
+		return res, fmt.Errorf("%s", res.Error)
+	}
+	return res, nil
+}
