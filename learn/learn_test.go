@@ -246,3 +246,34 @@ func TestRecords(t *testing.T) {
 		t.Fatal("the oldest record was not pruned")
 	}
 }
+
+func TestPrune(t *testing.T) {
+	base := t.TempDir()
+	r := &Records{Run: filepath.Join(base, "run"), Store: &Store{Dir: filepath.Join(base, "state")}}
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	for _, c := range []*Container{
+		{ID: "gone-old", Created: now.Add(-time.Hour), Trace: true},
+		{ID: "gone-new", Created: now.Add(-time.Second)},
+		{ID: "alive", Created: now.Add(-time.Hour)},
+	} {
+		if err := r.Save(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := r.Prune(func(c *Container) bool { return strings.HasPrefix(c.ID, "gone") }, now)
+	if n != 1 {
+		t.Fatalf("pruned %d, want 1", n)
+	}
+	if _, err := r.Load("", "gone-old"); err != ErrNotFound {
+		t.Fatal("the old record of a gone container was kept")
+	}
+	for _, id := range []string{"gone-new", "alive"} {
+		if _, err := r.Load("", id); err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+	}
+	found, _ := r.Find("gone-old")
+	if len(found) != 1 || !strings.Contains(found[0].TraceError, "deleted without capshim") {
+		t.Fatalf("finished record: %+v", found)
+	}
+}

@@ -192,3 +192,34 @@ func (r *Records) Find(query string) ([]*Container, error) {
 	}
 	return out, nil
 }
+
+// staleAfter is how old a running record must be before Prune may take
+// its container for gone: capshim writes the record just before the
+// runtime creates the container's state.
+const staleAfter = time.Minute
+
+// Prune finishes the records of containers that are gone although capshim
+// never saw them deleted (an engine that crashed, a runtime called
+// directly): gone reports whether a record's container no longer exists.
+// It returns how many it finished.
+func (r *Records) Prune(gone func(*Container) bool, now time.Time) int {
+	entries, err := os.ReadDir(r.runDir())
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range entries {
+		c, err := readRecord(filepath.Join(r.runDir(), e.Name()))
+		if err != nil || now.Sub(c.Created) < staleAfter || !gone(c) {
+			continue
+		}
+		c.Deleted = now
+		if c.TraceError == "" && c.Trace {
+			c.TraceError = "the container was deleted without capshim; what it did is not known"
+		}
+		if r.Finish(c) == nil {
+			n++
+		}
+	}
+	return n
+}

@@ -26,6 +26,7 @@ engine gave it): what the engine granted, what capshim kept and dropped and why
 container's processes tried to use, with the rule that would grant them.`,
 	Flags: []cli.Flag{
 		stateDirFlag,
+		configFlag,
 		&cli.StringFlag{Name: "run-dir", Value: learn.RunDir, Usage: "`DIR` of running containers' records", Hidden: true},
 		&cli.StringFlag{Name: "format", Value: "text", Usage: "`text` or json"},
 	},
@@ -36,7 +37,7 @@ func explainAction(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return cli.Exit("explain takes one container ID (a prefix is enough) or NAME", 2)
 	}
-	r := &learn.Records{Run: c.String("run-dir"), Store: &learn.Store{Dir: c.String("state-dir")}}
+	r := &learn.Records{Run: c.String("run-dir"), Store: &learn.Store{Dir: stateDir(c)}}
 	found, err := r.Find(c.Args().First())
 	if err != nil {
 		return cli.Exit(err.Error(), 2)

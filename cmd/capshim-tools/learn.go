@@ -13,11 +13,23 @@ import (
 	"github.com/capshim/capshim/learn"
 )
 
-// stateDirFlag names the directory of learned profiles.
+// stateDirFlag names the directory of learned profiles and container
+// records.
 var stateDirFlag = &cli.StringFlag{
 	Name:  "state-dir",
-	Usage: "state `DIR` holding learned profiles",
-	Value: learn.DefaultDir,
+	Usage: "state `DIR` holding learned profiles and container records (default: the policy's state_dir, else " + learn.DefaultDir + ")",
+}
+
+// stateDir is --state-dir, else the state directory of the policy capshim
+// finds as the runtime does (so the commands read what the runtime wrote).
+func stateDir(c *cli.Context) string {
+	if d := c.String("state-dir"); d != "" {
+		return d
+	}
+	if pol, _, err := cliPolicy(c); err == nil {
+		return pol.States()
+	}
+	return learn.DefaultDir
 }
 
 var learnCommand = &cli.Command{
@@ -32,14 +44,14 @@ profile NAME. "capshim learn show NAME" turns a profile into a policy rule.`,
 		{
 			Name:   "list",
 			Usage:  "list the learned profiles",
-			Flags:  []cli.Flag{stateDirFlag},
+			Flags:  []cli.Flag{stateDirFlag, configFlag},
 			Action: learnList,
 		},
 		{
 			Name:      "show",
 			Usage:     "print a profile as a policy rule (toml) or as recorded (json)",
 			ArgsUsage: "NAME",
-			Flags: []cli.Flag{stateDirFlag, &cli.StringFlag{
+			Flags: []cli.Flag{stateDirFlag, configFlag, &cli.StringFlag{
 				Name: "format", Value: "toml", Usage: "`toml` (a [[rule]] block with its evidence) or json",
 			}},
 			Action: learnShow,
@@ -48,13 +60,13 @@ profile NAME. "capshim learn show NAME" turns a profile into a policy rule.`,
 			Name:      "forget",
 			Usage:     "remove a profile",
 			ArgsUsage: "NAME",
-			Flags:     []cli.Flag{stateDirFlag},
+			Flags:     []cli.Flag{stateDirFlag, configFlag},
 			Action:    learnForget,
 		},
 	},
 }
 
-func learnStore(c *cli.Context) *learn.Store { return &learn.Store{Dir: c.String("state-dir")} }
+func learnStore(c *cli.Context) *learn.Store { return &learn.Store{Dir: stateDir(c)} }
 
 // learnName reads the one NAME operand.
 func learnName(c *cli.Context) (string, error) {
@@ -71,7 +83,7 @@ func learnList(c *cli.Context) error {
 	}
 	w := c.App.Writer
 	if len(profiles) == 0 {
-		fmt.Fprintf(w, "no learned profiles in %s\n", c.String("state-dir"))
+		fmt.Fprintf(w, "no learned profiles in %s\n", stateDir(c))
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -207,6 +209,12 @@ func recordDelete(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, runtime st
 	if err := r.Finish(rec); err != nil {
 		l.line("warning", fmt.Sprintf("capshim: cannot keep the record of %s: %v", id, err), nil)
 	}
+	// Records of containers deleted behind capshim's back go too; their
+	// recorder entries are reclaimed by capshim-trace's harvest.
+	r.Prune(func(c *learn.Container) bool {
+		_, err := os.Lstat(filepath.Join(c.Root, c.ID))
+		return errors.Is(err, fs.ErrNotExist)
+	}, time.Now().UTC())
 }
 
 // profileMatch is what a learned workload's rule matches on: the CRI
