@@ -17,9 +17,10 @@ var (
 	black  = color.RGBA{30, 30, 30, 255}
 	grey   = color.RGBA{200, 200, 200, 255}
 	colors = map[string]color.RGBA{
-		"runc":     {120, 120, 120, 255},
-		"barewrap": {70, 130, 200, 255},
-		"capshim":  {230, 130, 40, 255},
+		"runc":            {120, 120, 120, 255},
+		"barewrap":        {70, 130, 200, 255},
+		"capshim":         {230, 130, 40, 255},
+		"capshim-explain": {200, 60, 60, 255},
 	}
 )
 

@@ -35,8 +35,11 @@ import (
 	"github.com/opencontainers/runtime-tools/generate"
 )
 
-// runtimes are the three programs measured, in table order.
-var runtimes = []string{"runc", "barewrap", "capshim"}
+// runtimes are the programs measured, in table order. capshim runs with
+// explain = false; capshim-explain is the same binary with the default
+// explain = true, which records every container's capability checks from
+// start to delete (capshim-trace at start and at delete).
+var runtimes = []string{"runc", "barewrap", "capshim", "capshim-explain"}
 
 // dockerCaps are the 14 capabilities Docker and containerd grant by
 // default: the spec every create starts from.
@@ -141,22 +144,24 @@ func run(capshim, barewrap, runc string, nPass, nCycle, warmup int, gobench, jso
 // bench is one measuring session: its temporary directory and what it
 // must clean up.
 type bench struct {
-	dir     string
-	root    string // runc --root
-	bundle  string
-	config  []byte // the pristine 14-capability config.json
-	policy  string
-	bins    map[string]string
-	env     []string
-	devnull *os.File
-	errlog  *os.File
-	created map[string]bool
-	mounted bool // b.dir is a tmpfs of its own
+	dir    string
+	root   string // runc --root
+	bundle string
+	config []byte // the pristine 14-capability config.json
+	policy string
+	// envExplain is the environment of capshim-explain.
+	envExplain []string
+	bins       map[string]string
+	env        []string
+	devnull    *os.File
+	errlog     *os.File
+	created    map[string]bool
+	mounted    bool // b.dir is a tmpfs of its own
 }
 
 func measureAll(capshim, barewrap, runc string, nPass, nCycle, warmup int) (*results, error) {
 	b := &bench{bins: map[string]string{}, created: map[string]bool{}}
-	for name, p := range map[string]string{"capshim": capshim, "barewrap": barewrap, "runc": runc} {
+	for name, p := range map[string]string{"capshim": capshim, "capshim-explain": capshim, "barewrap": barewrap, "runc": runc} {
 		abs, err := filepath.Abs(p)
 		if err != nil {
 			return nil, err
@@ -256,11 +261,17 @@ func (b *bench) setup() error {
 	// The policy names the real runtime, as a deployment should: no PATH
 	// scan. The directory is root's and 0700, so the trust checks pass.
 	b.policy = filepath.Join(b.dir, "shim.toml")
-	pol := fmt.Sprintf("runtime = %q\nmode = \"enforce\"\ndefault = [\"CAP_AUDIT_WRITE\", \"CAP_KILL\", \"CAP_NET_BIND_SERVICE\"]\n", b.bins["runc"])
-	if err := os.WriteFile(b.policy, []byte(pol), 0o644); err != nil {
+	pol := fmt.Sprintf("runtime = %q\nmode = \"enforce\"\ndefault = [\"CAP_AUDIT_WRITE\", \"CAP_KILL\", \"CAP_NET_BIND_SERVICE\"]\nstate_dir = %q\n",
+		b.bins["runc"], filepath.Join(b.dir, "state"))
+	if err := os.WriteFile(b.policy, []byte(pol+"explain = false\n"), 0o644); err != nil {
+		return err
+	}
+	explainPolicy := filepath.Join(b.dir, "explain.toml")
+	if err := os.WriteFile(explainPolicy, []byte(pol), 0o644); err != nil {
 		return err
 	}
 	b.env = append(os.Environ(), "CAPSHIM_CONFIG="+b.policy)
+	b.envExplain = append(os.Environ(), "CAPSHIM_CONFIG="+explainPolicy)
 	if b.devnull, err = os.OpenFile(os.DevNull, os.O_RDWR, 0); err != nil {
 		return err
 	}
@@ -310,9 +321,13 @@ func (b *bench) exec(rt string, args ...string) (time.Duration, int, error) {
 	argv := append([]string{b.bins[rt]}, args...)
 	b.errlog.Truncate(0)
 	t0 := time.Now()
+	env := b.env
+	if rt == "capshim-explain" {
+		env = b.envExplain
+	}
 	p, err := os.StartProcess(argv[0], argv, &os.ProcAttr{
 		Dir:   b.bundle,
-		Env:   b.env,
+		Env:   env,
 		Files: []*os.File{b.devnull, b.devnull, b.errlog},
 	})
 	if err != nil {
