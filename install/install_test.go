@@ -506,6 +506,63 @@ func TestInstallEditTOMLTricky(t *testing.T) {
 	}
 }
 
+// TestInstallEditTOMLBytes pins down edits byte for byte: only the value
+// replaced or the line inserted changes, whatever the layout around it.
+func TestInstallEditTOMLBytes(t *testing.T) {
+	const rt = `capshim = ["/usr/local/bin/capshim"]`
+	tests := []struct {
+		name       string
+		in         string
+		setDefault bool
+		want       string
+		note       string // part of the one note expected; "" none
+	}{
+		{name: "spacing around = and a comment kept", setDefault: true,
+			in:   "[engine]\nruntime   =   \"crun\"  # the default\n",
+			want: "[engine]\nruntime   =   \"capshim\"  # the default\n\n[engine.runtimes]\n" + rt + "\n"},
+		{name: "literal key kept", setDefault: true,
+			in:   "[engine]\n'runtime' = 'crun'\n[engine.runtimes]\n",
+			want: "[engine]\n'runtime' = \"capshim\"\n[engine.runtimes]\n" + rt + "\n"},
+		{name: "indentation of the last key",
+			in:   "\t[engine.runtimes]\n\t\tcrun = [\"/usr/bin/crun\"] # crun\n\n# next\n[other]\n",
+			want: "\t[engine.runtimes]\n\t\tcrun = [\"/usr/bin/crun\"] # crun\n\t\t" + rt + "\n\n# next\n[other]\n"},
+		{name: "a header with a comment and no keys",
+			in:   "[engine.runtimes] # ours\n",
+			want: "[engine.runtimes] # ours\n" + rt + "\n"},
+		{name: "multi-line value with a comment",
+			in:   "[engine.runtimes]\ncapshim = [\n  \"/old\", # a comment\n]\n",
+			want: "[engine.runtimes]\n" + rt + "\n", note: "comments inside the old value of capshim (lines 2-4) are not kept"},
+		{name: "a # inside a string is no comment",
+			in:   "[engine.runtimes]\ncapshim = [\n  \"/old#x\",\n]\n",
+			want: "[engine.runtimes]\n" + rt + "\n"},
+		{name: "dotted keys define the table",
+			in:   "[engine]\nruntimes.crun = [\"/x\"] # crun\nnetwork_cmd_path = \"/x\"\n",
+			want: "[engine]\nruntimes.crun = [\"/x\"] # crun\nruntimes." + rt + "\nnetwork_cmd_path = \"/x\"\n"},
+		{name: "a dotted key at the root", setDefault: true,
+			in:   "engine.runtime = \"crun\"\n",
+			want: "engine.runtime = \"capshim\"\n\n[engine.runtimes]\n" + rt + "\n"},
+		{name: "last line without a newline, crlf",
+			in:   "[engine.runtimes]\r\ncrun = [\"/x\"]",
+			want: "[engine.runtimes]\r\ncrun = [\"/x\"]\r\n" + rt + "\r\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := Options{Binary: bin, SetDefault: tt.setDefault}
+			got, notes, err := Edit(Podman, []byte(tt.in), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != tt.want {
+				t.Errorf("got\n%q\nwant\n%q", got, tt.want)
+			}
+			if tt.note == "" && len(notes) > 0 || tt.note != "" && (len(notes) != 1 || !strings.Contains(notes[0], tt.note)) {
+				t.Errorf("notes = %q, want %q", notes, tt.note)
+			}
+			checkRegistered(t, Podman, got, opts)
+		})
+	}
+}
+
 // TestInstallContainerdRuntimes checks, for real configs, what each
 // containerd line reads from the edited file: every runtime the node had,
 // runc among them wherever containerd had it, plus capshim, the default
