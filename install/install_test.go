@@ -13,6 +13,7 @@ import (
 	"github.com/capshim/capshim/internal/golden"
 
 	"github.com/BurntSushi/toml"
+	toml2 "github.com/pelletier/go-toml/v2"
 )
 
 // input reads testdata/in/<name>; "" is a missing file.
@@ -144,6 +145,8 @@ func checkRegistered(t *testing.T, e Engine, data []byte, opts Options) {
 	case Containerd:
 		checkContainerd(t, data, opts)
 	case Podman:
+		// Podman reads containers.conf with BurntSushi/toml: the result
+		// is checked with the decoder that will read it.
 		var c struct {
 			Engine struct {
 				Runtime  string
@@ -162,8 +165,8 @@ func checkRegistered(t *testing.T, e Engine, data []byte, opts Options) {
 	}
 }
 
-// checkContainerd decodes config.toml with BurntSushi/toml and checks the
-// capshim runtime entry is exactly what capshim means (the keys of a
+// checkContainerd decodes config.toml with go-toml/v2, as containerd 2.x
+// does, and checks the capshim runtime entry is exactly what capshim means (the keys of a
 // hand-edited entry beyond these may stay).
 func checkContainerd(t *testing.T, data []byte, opts Options) {
 	t.Helper()
@@ -183,7 +186,7 @@ func checkContainerd(t *testing.T, data []byte, opts Options) {
 			} `toml:"containerd"`
 		}
 	}
-	if _, err := toml.Decode(string(data), &c); err != nil {
+	if err := toml2.Unmarshal(data, &c); err != nil {
 		t.Fatal(err)
 	}
 	plugin := criV2
