@@ -412,8 +412,8 @@ func TestInstallPlanRefused(t *testing.T) {
 	if err := os.Symlink(real, link); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Prepare(Docker, link, Options{Binary: bin}); err == nil || !strings.Contains(err.Error(), "symbolic link") {
-		t.Errorf("symlink: err = %v", err)
+	if _, err := Prepare(Docker, link, Options{Binary: bin}); err == nil || !strings.Contains(err.Error(), "symbolic link") || strings.Contains(err.Error(), "spec") {
+		t.Errorf("symlink: err = %v, want it to say symbolic link and nothing of specs", err)
 	}
 	bad := writeFile(t, "config.toml", []byte("version = 2\n[plugins\n"), 0o644)
 	_, err := Prepare(Containerd, bad, Options{Binary: bin})
@@ -422,6 +422,56 @@ func TestInstallPlanRefused(t *testing.T) {
 	}
 	if data, _ := os.ReadFile(bad); string(data) != "version = 2\n[plugins\n" {
 		t.Error("unparsable file changed")
+	}
+}
+
+// TestInstallWriteErrorsNameTheFile: a failed write names the kind of
+// file it was writing. A name so long that no temporary file can be made
+// next to it makes the write fail; the file itself still fits.
+func TestInstallWriteErrorsNameTheFile(t *testing.T) {
+	tests := []struct {
+		name   string
+		engine Engine
+		exists bool
+		want   string
+	}{
+		{name: "new daemon.json", engine: Docker, want: "next to daemon.json "},
+		{name: "new containerd config", engine: Containerd, want: "next to containerd config "},
+		{name: "new containers.conf", engine: Podman, want: "next to containers.conf "},
+		{name: "daemon.json backup", engine: Docker, exists: true, want: "next to daemon.json backup "},
+		{name: "containerd config backup", engine: Containerd, exists: true, want: "next to containerd config backup "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// 240 leaves room for the backup's suffix, not for a temporary
+			// name beside the backup; 250 leaves none beside the file.
+			n, entries := 250, 0
+			if tt.exists {
+				n, entries = 240, 1
+			}
+			dir := t.TempDir()
+			p := filepath.Join(dir, strings.Repeat("c", n))
+			if tt.exists {
+				if err := os.WriteFile(p, nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			plan, err := Prepare(tt.engine, p, Options{Binary: bin})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = plan.Apply()
+			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(strings.ReplaceAll(err.Error(), dir, ""), "spec") {
+				t.Errorf("err = %v, want it to say %q", err, tt.want)
+			}
+			if got, _ := os.ReadDir(dir); len(got) != entries {
+				t.Errorf("directory holds %d entries after a failed write, want %d", len(got), entries)
+			}
+		})
+	}
+	_, err := WritePolicy(filepath.Join(t.TempDir(), strings.Repeat("p", 250)), []byte("x"))
+	if err == nil || !strings.Contains(err.Error(), "next to policy ") {
+		t.Errorf("policy: err = %v, want it to name the policy", err)
 	}
 }
 
