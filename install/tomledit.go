@@ -100,10 +100,7 @@ func scanTOML(data []byte) (*tomlDoc, error) {
 		}
 	}
 	if err := p.Error(); err != nil {
-		var pe *unstable.ParserError
-		if errors.As(err, &pe) {
-			return nil, fmt.Errorf("line %d: %s", p.Shape(p.Range(pe.Highlight)).Start.Line, pe.Message)
-		}
+		// Not seen in practice: go-toml decoded the same text before.
 		return nil, err
 	}
 	d.tables = append(d.tables, cur)
@@ -150,9 +147,9 @@ func lineStart(data []byte, off int) int {
 }
 
 // lineEnd returns the offset just past the newline that ends the line
-// holding off, or len(data) on a last line without one. After a value or
-// a table header only spaces and a comment may follow on its line, and
-// neither holds a newline.
+// holding off, or len(data) on a last line without one. After a value,
+// or the key of a table header, only the header's brackets, spaces and a
+// comment may follow on its line, and none of them holds a newline.
 func lineEnd(data []byte, off int) int {
 	if i := bytes.IndexByte(data[off:], '\n'); i >= 0 {
 		return off + i + 1
