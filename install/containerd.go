@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
+
+	"github.com/pelletier/go-toml/v2/unstable"
 )
 
 // containerd's CRI plugin, by config version.
@@ -207,20 +209,17 @@ func toVersion2(old []byte, m map[string]any) ([]byte, string, error) {
 	return data, note + ": every setting means what it meant", nil
 }
 
-// insertVersion adds "version = 2" before the first line that is not
-// blank or a comment (a top-level key or the first table header), so that
-// it is a top-level key; a file of comments gets it at the end.
+// insertVersion adds "version = 2" at the start of the line of the first
+// key or table header, so that it is a top-level key and the comments
+// before it stay on top; a file of comments gets it at the end.
 func insertVersion(data []byte) []byte {
-	lines := splitLines(string(data))
-	nl := "\n"
-	if len(lines) > 0 && strings.HasSuffix(lines[0], "\r\n") {
-		nl = "\r\n"
-	}
-	for i, l := range lines {
-		t := strings.TrimSpace(l)
-		if t != "" && !strings.HasPrefix(t, "#") {
-			return []byte(strings.Join(lines[:i], "") + "version = 2" + nl + strings.Join(lines[i:], ""))
-		}
+	nl := lineEnding(data)
+	p := &unstable.Parser{}
+	p.Reset(data)
+	if p.NextExpression() {
+		_, start, _ := keyOf(p.Expression())
+		at := lineStart(data, start)
+		return splice(data, at, at, "version = 2"+nl)
 	}
 	s := string(data)
 	if s != "" && !strings.HasSuffix(s, "\n") {

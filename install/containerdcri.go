@@ -27,6 +27,11 @@ import (
 //     reads version 2 files too, after moving their CRI settings to the
 //     plugin io.containerd.cri.v1.runtime, and knows neither deprecated
 //     table.
+//
+// capshim decodes the file once, with go-toml/v2, into a plain tree
+// (parseTOML). How each line lays that tree over the plugin's defaults,
+// replacing maps or adding to them, is modelled below, so the answers do
+// not depend on the library that decoded the tree.
 
 // ctdReader is a containerd release line reading a config file.
 type ctdReader string

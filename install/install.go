@@ -10,11 +10,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 
-	"github.com/capshim/capshim/spec"
+	"github.com/capshim/capshim/internal/atomicfile"
 )
 
 // Engine is a container engine capshim can register with.
@@ -59,6 +61,19 @@ func (e Engine) ConfigPath() string {
 		return "/etc/containers/containers.conf"
 	}
 	return ""
+}
+
+// kind names the engine's config file in errors.
+func (e Engine) kind() string {
+	switch e {
+	case Docker:
+		return "daemon.json"
+	case Containerd:
+		return "containerd config"
+	case Podman:
+		return "containers.conf"
+	}
+	return "config"
 }
 
 // Restart is the command that makes the engine read its new config, or ""
@@ -156,22 +171,21 @@ type Plan struct {
 	// BackupKept: Apply found a backup from an earlier change and kept it
 	// (it holds the content before capshim first changed the file).
 	BackupKept bool
-	file       *spec.File
 }
 
 // Prepare reads the engine's config file at path (which may be missing,
 // but not a symbolic link) and computes the edit.
 func Prepare(e Engine, path string, opts Options) (*Plan, error) {
 	p := &Plan{Engine: e, Path: path}
-	f, err := spec.ReadFile(path)
+	f, err := readConfig(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-	case errors.Is(err, spec.ErrSymlink):
+	case errors.Is(err, atomicfile.ErrSymlink):
 		return nil, fmt.Errorf("reading the %s config: %w: give the file it points to with --file", e, err)
 	case err != nil:
 		return nil, fmt.Errorf("reading the %s config: %w", e, err)
 	default:
-		p.file, p.Exists, p.Old = f, true, f.Data
+		p.Exists, p.Old = true, f.data
 	}
 	p.New, p.Notes, err = Edit(e, p.Old, opts)
 	if err != nil {
@@ -214,38 +228,104 @@ func (p *Plan) Apply() error {
 	if !p.Changed() {
 		return nil
 	}
+	kind := p.Engine.kind()
+	root := os.Geteuid() == 0
 	if !p.Exists {
+		appeared := fmt.Errorf("%s appeared while capshim was editing it: run capshim install again", p.Path)
 		if _, err := os.Lstat(p.Path); !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("%s appeared while capshim was editing it: run capshim install again", p.Path)
+			return appeared
 		}
 		if err := mkdirAll(filepath.Dir(p.Path)); err != nil {
 			return err
 		}
-		f := &spec.File{Path: p.Path, Mode: 0o644}
-		if err := f.Replace(p.New); err != nil {
+		err := atomicfile.Write(p.Path, p.New, atomicfile.Options{
+			Kind: kind, Mode: 0o644, Chown: root, NoReplace: true, SyncDir: true,
+		})
+		switch {
+		case errors.Is(err, fs.ErrExist), errors.Is(err, atomicfile.ErrSymlink):
+			return appeared
+		case err != nil:
 			return fmt.Errorf("creating %s: %w", p.Path, err)
 		}
 		return nil
 	}
-	now, err := spec.ReadFile(p.Path)
+	now, err := readConfig(p.Path)
 	if err != nil {
 		return fmt.Errorf("reading %s again: %w", p.Path, err)
 	}
-	if !bytes.Equal(now.Data, p.Old) {
+	if !bytes.Equal(now.data, p.Old) {
 		return fmt.Errorf("%s changed while capshim was editing it: run capshim install again", p.Path)
 	}
 	if err := checkBackup(p.Backup()); err != nil {
 		return err
 	}
-	created, err := createFile(p.Backup(), p.Old, now.Mode, now.UID, now.GID)
-	if err != nil {
+	// The backup appears whole or not at all, and never over a file that
+	// is there already: that is the first backup, which is kept.
+	err = atomicfile.Write(p.Backup(), p.Old, atomicfile.Options{
+		Kind: kind + " backup", Mode: now.mode, UID: now.uid, GID: now.gid, Chown: root,
+		NoReplace: true, SyncDir: true,
+	})
+	switch {
+	case errors.Is(err, fs.ErrExist):
+		p.BackupKept = true
+	case err != nil:
 		return fmt.Errorf("backing up %s: %w", p.Path, err)
 	}
-	p.BackupKept = !created
-	if err := now.Replace(p.New); err != nil {
+	err = atomicfile.Write(p.Path, p.New, atomicfile.Options{
+		Kind: kind, Mode: now.mode, UID: now.uid, GID: now.gid, Chown: root, SyncDir: true,
+	})
+	if err != nil {
 		return fmt.Errorf("writing %s: %w", p.Path, err)
 	}
 	return nil
+}
+
+// maxConfigSize is the largest config file capshim reads. Engine configs
+// are a few KB; a larger file is refused instead of being read into
+// memory.
+const maxConfigSize = 64 << 20
+
+// configFile is an engine config read from disk, with the mode and owner
+// its replacement and backup get.
+type configFile struct {
+	data     []byte
+	mode     fs.FileMode
+	uid, gid int
+}
+
+// readConfig reads the config file at path without following a symbolic
+// link there (atomicfile.ErrSymlink): capshim writes the file it read, and
+// never through a link.
+func readConfig(path string) (*configFile, error) {
+	// O_NONBLOCK: a FIFO at the path must not hang capshim; it makes no
+	// difference to a regular file.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, syscall.ELOOP) {
+			return nil, fmt.Errorf("%s %w", path, atomicfile.ErrSymlink)
+		}
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	if len(data) > maxConfigSize {
+		return nil, fmt.Errorf("%s is more than the %d bytes capshim reads", path, maxConfigSize)
+	}
+	c := &configFile{data: data, mode: st.Mode().Perm()}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		c.uid, c.gid = int(sys.Uid), int(sys.Gid)
+	}
+	return c, nil
 }
 
 // checkBackup fails when something other than a regular file is at the
@@ -261,46 +341,6 @@ func checkBackup(path string) error {
 		return fmt.Errorf("%s exists and is not a regular file (%v): move it away and run capshim install again", path, st.Mode().Type())
 	}
 	return nil
-}
-
-// createFile creates path with data, mode and owner (the owner only as
-// root) unless something is there already, and reports whether it did.
-// The file appears whole or not at all: a temporary file next to it is
-// written, synced and linked to path, which fails if path exists.
-func createFile(path string, data []byte, mode os.FileMode, uid, gid int) (created bool, err error) {
-	if _, err := os.Lstat(path); err == nil {
-		return false, nil
-	}
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".capshim-*")
-	if err != nil {
-		return false, fmt.Errorf("creating a temporary file next to %s: %w", path, err)
-	}
-	name := tmp.Name()
-	defer os.Remove(name)
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Chmod(mode)
-	}
-	if err == nil && os.Geteuid() == 0 {
-		err = tmp.Chown(uid, gid)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return false, fmt.Errorf("writing %s: %w", name, err)
-	}
-	if err := os.Link(name, path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return false, nil
-		}
-		return false, fmt.Errorf("creating %s: %w", path, err)
-	}
-	return true, nil
 }
 
 // mkdirAll creates dir and its missing parents with mode 0755 (whatever
@@ -334,10 +374,9 @@ func PolicyExists(path string) (bool, error) {
 }
 
 // WritePolicy writes data to path (mode 0644; missing directories 0755)
-// unless something is already there: an existing policy is never
-// replaced. It reports whether it wrote the file. The file appears whole
-// or not at all (a temporary file is linked to path, which fails if path
-// exists). Run as root, both are owned by root.
+// unless something is already there: an existing policy (or a link) is
+// never replaced. It reports whether it wrote the file. The file appears
+// whole or not at all. Run as root, both are owned by root.
 func WritePolicy(path string, data []byte) (written bool, err error) {
 	if exists, err := PolicyExists(path); err != nil || exists {
 		return false, err
@@ -345,5 +384,15 @@ func WritePolicy(path string, data []byte) (written bool, err error) {
 	if err := mkdirAll(filepath.Dir(path)); err != nil {
 		return false, err
 	}
-	return createFile(path, data, 0o644, 0, 0)
+	err = atomicfile.Write(path, data, atomicfile.Options{
+		Kind: "policy", Mode: 0o644, Chown: os.Geteuid() == 0, NoReplace: true, SyncDir: true,
+	})
+	switch {
+	case errors.Is(err, fs.ErrExist), errors.Is(err, atomicfile.ErrSymlink):
+		// Made by somebody else since PolicyExists: kept, as any policy.
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return true, nil
 }

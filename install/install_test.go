@@ -13,6 +13,7 @@ import (
 	"github.com/capshim/capshim/internal/golden"
 
 	"github.com/BurntSushi/toml"
+	toml2 "github.com/pelletier/go-toml/v2"
 )
 
 // input reads testdata/in/<name>; "" is a missing file.
@@ -144,6 +145,8 @@ func checkRegistered(t *testing.T, e Engine, data []byte, opts Options) {
 	case Containerd:
 		checkContainerd(t, data, opts)
 	case Podman:
+		// Podman reads containers.conf with BurntSushi/toml: the result
+		// is checked with the decoder that will read it.
 		var c struct {
 			Engine struct {
 				Runtime  string
@@ -162,8 +165,8 @@ func checkRegistered(t *testing.T, e Engine, data []byte, opts Options) {
 	}
 }
 
-// checkContainerd decodes config.toml with BurntSushi/toml and checks the
-// capshim runtime entry is exactly what capshim means (the keys of a
+// checkContainerd decodes config.toml with go-toml/v2, as containerd 2.x
+// does, and checks the capshim runtime entry is exactly what capshim means (the keys of a
 // hand-edited entry beyond these may stay).
 func checkContainerd(t *testing.T, data []byte, opts Options) {
 	t.Helper()
@@ -183,7 +186,7 @@ func checkContainerd(t *testing.T, data []byte, opts Options) {
 			} `toml:"containerd"`
 		}
 	}
-	if _, err := toml.Decode(string(data), &c); err != nil {
+	if err := toml2.Unmarshal(data, &c); err != nil {
 		t.Fatal(err)
 	}
 	plugin := criV2
@@ -409,8 +412,8 @@ func TestInstallPlanRefused(t *testing.T) {
 	if err := os.Symlink(real, link); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Prepare(Docker, link, Options{Binary: bin}); err == nil || !strings.Contains(err.Error(), "symbolic link") {
-		t.Errorf("symlink: err = %v", err)
+	if _, err := Prepare(Docker, link, Options{Binary: bin}); err == nil || !strings.Contains(err.Error(), "symbolic link") || strings.Contains(err.Error(), "spec") {
+		t.Errorf("symlink: err = %v, want it to say symbolic link and nothing of specs", err)
 	}
 	bad := writeFile(t, "config.toml", []byte("version = 2\n[plugins\n"), 0o644)
 	_, err := Prepare(Containerd, bad, Options{Binary: bin})
@@ -419,6 +422,56 @@ func TestInstallPlanRefused(t *testing.T) {
 	}
 	if data, _ := os.ReadFile(bad); string(data) != "version = 2\n[plugins\n" {
 		t.Error("unparsable file changed")
+	}
+}
+
+// TestInstallWriteErrorsNameTheFile: a failed write names the kind of
+// file it was writing. A name so long that no temporary file can be made
+// next to it makes the write fail; the file itself still fits.
+func TestInstallWriteErrorsNameTheFile(t *testing.T) {
+	tests := []struct {
+		name   string
+		engine Engine
+		exists bool
+		want   string
+	}{
+		{name: "new daemon.json", engine: Docker, want: "next to daemon.json "},
+		{name: "new containerd config", engine: Containerd, want: "next to containerd config "},
+		{name: "new containers.conf", engine: Podman, want: "next to containers.conf "},
+		{name: "daemon.json backup", engine: Docker, exists: true, want: "next to daemon.json backup "},
+		{name: "containerd config backup", engine: Containerd, exists: true, want: "next to containerd config backup "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// 240 leaves room for the backup's suffix, not for a temporary
+			// name beside the backup; 250 leaves none beside the file.
+			n, entries := 250, 0
+			if tt.exists {
+				n, entries = 240, 1
+			}
+			dir := t.TempDir()
+			p := filepath.Join(dir, strings.Repeat("c", n))
+			if tt.exists {
+				if err := os.WriteFile(p, nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			plan, err := Prepare(tt.engine, p, Options{Binary: bin})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = plan.Apply()
+			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(strings.ReplaceAll(err.Error(), dir, ""), "spec") {
+				t.Errorf("err = %v, want it to say %q", err, tt.want)
+			}
+			if got, _ := os.ReadDir(dir); len(got) != entries {
+				t.Errorf("directory holds %d entries after a failed write, want %d", len(got), entries)
+			}
+		})
+	}
+	_, err := WritePolicy(filepath.Join(t.TempDir(), strings.Repeat("p", 250)), []byte("x"))
+	if err == nil || !strings.Contains(err.Error(), "next to policy ") {
+		t.Errorf("policy: err = %v, want it to name the policy", err)
 	}
 }
 
@@ -502,6 +555,63 @@ func TestInstallEditTOMLTricky(t *testing.T) {
 			if err != nil || !bytes.Equal(again, got) {
 				t.Errorf("second edit: %v\n%s", err, Diff("first", "second", got, again))
 			}
+		})
+	}
+}
+
+// TestInstallEditTOMLBytes pins down edits byte for byte: only the value
+// replaced or the line inserted changes, whatever the layout around it.
+func TestInstallEditTOMLBytes(t *testing.T) {
+	const rt = `capshim = ["/usr/local/bin/capshim"]`
+	tests := []struct {
+		name       string
+		in         string
+		setDefault bool
+		want       string
+		note       string // part of the one note expected; "" none
+	}{
+		{name: "spacing around = and a comment kept", setDefault: true,
+			in:   "[engine]\nruntime   =   \"crun\"  # the default\n",
+			want: "[engine]\nruntime   =   \"capshim\"  # the default\n\n[engine.runtimes]\n" + rt + "\n"},
+		{name: "literal key kept", setDefault: true,
+			in:   "[engine]\n'runtime' = 'crun'\n[engine.runtimes]\n",
+			want: "[engine]\n'runtime' = \"capshim\"\n[engine.runtimes]\n" + rt + "\n"},
+		{name: "indentation of the last key",
+			in:   "\t[engine.runtimes]\n\t\tcrun = [\"/usr/bin/crun\"] # crun\n\n# next\n[other]\n",
+			want: "\t[engine.runtimes]\n\t\tcrun = [\"/usr/bin/crun\"] # crun\n\t\t" + rt + "\n\n# next\n[other]\n"},
+		{name: "a header with a comment and no keys",
+			in:   "[engine.runtimes] # ours\n",
+			want: "[engine.runtimes] # ours\n" + rt + "\n"},
+		{name: "multi-line value with a comment",
+			in:   "[engine.runtimes]\ncapshim = [\n  \"/old\", # a comment\n]\n",
+			want: "[engine.runtimes]\n" + rt + "\n", note: "comments inside the old value of capshim (lines 2-4) are not kept"},
+		{name: "a # inside a string is no comment",
+			in:   "[engine.runtimes]\ncapshim = [\n  \"/old#x\",\n]\n",
+			want: "[engine.runtimes]\n" + rt + "\n"},
+		{name: "dotted keys define the table",
+			in:   "[engine]\nruntimes.crun = [\"/x\"] # crun\nnetwork_cmd_path = \"/x\"\n",
+			want: "[engine]\nruntimes.crun = [\"/x\"] # crun\nruntimes." + rt + "\nnetwork_cmd_path = \"/x\"\n"},
+		{name: "a dotted key at the root", setDefault: true,
+			in:   "engine.runtime = \"crun\"\n",
+			want: "engine.runtime = \"capshim\"\n\n[engine.runtimes]\n" + rt + "\n"},
+		{name: "last line without a newline, crlf",
+			in:   "[engine.runtimes]\r\ncrun = [\"/x\"]",
+			want: "[engine.runtimes]\r\ncrun = [\"/x\"]\r\n" + rt + "\r\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := Options{Binary: bin, SetDefault: tt.setDefault}
+			got, notes, err := Edit(Podman, []byte(tt.in), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != tt.want {
+				t.Errorf("got\n%q\nwant\n%q", got, tt.want)
+			}
+			if tt.note == "" && len(notes) > 0 || tt.note != "" && (len(notes) != 1 || !strings.Contains(notes[0], tt.note)) {
+				t.Errorf("notes = %q, want %q", notes, tt.note)
+			}
+			checkRegistered(t, Podman, got, opts)
 		})
 	}
 }

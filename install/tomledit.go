@@ -4,32 +4,35 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"reflect"
-	"strconv"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
-	"github.com/BurntSushi/toml"
+	"github.com/pelletier/go-toml/v2"
+	"github.com/pelletier/go-toml/v2/unstable"
 )
 
 // TOML files are edited as text so that comments, order and layout stay as
-// they were: the file is scanned into table headers and key/value lines
-// (tomlDoc), one key line is replaced or inserted (setKey), and the result
-// is parsed again to check that it says what was meant (checkTOML).
+// they were. go-toml decodes the file (parseTOML), and its parser gives the
+// byte offsets of every table header and key/value (scanTOML). An edit
+// replaces the bytes of one value, or inserts one line, and leaves every
+// other byte as it was (setKey); the result is decoded again to check that
+// it says what was meant (checkTOML).
 
 // tomlDoc is a TOML text with the positions of its tables and keys.
 type tomlDoc struct {
-	lines  []string // every line with its line ending
-	nl     string   // the line ending the file uses: "\n" or "\r\n"
+	data   []byte
+	nl     string // the line ending the file uses: "\n" or "\r\n"
 	tables []tomlTable
 }
 
 // tomlTable is a [table] or [[array]] header and the keys written under
-// it. The root table (keys before the first header) has header -1.
+// it. The root table (keys before the first header) has root set.
 type tomlTable struct {
 	key    []string
 	array  bool
-	header int // line index
+	root   bool
+	end    int // offset just past the header's line (0 for the root table)
 	indent string
 	keys   []tomlKV
 }
@@ -37,26 +40,24 @@ type tomlTable struct {
 // tomlKV is one key = value, possibly over several lines.
 type tomlKV struct {
 	key         []string
-	keyText     string // the key as written
-	first, last int    // line indexes
+	start, end  int // the value's bytes
+	lineEnd     int // offset just past the line the value ends on
+	first, last int // the lines (from 1) the key/value spans
 	indent      string
-	trail       string // what follows the value on its last line (spaces, comment)
+	comments    bool // a comment inside the value (an array over several lines)
 }
 
-// parseTOML checks that data is valid TOML and returns it decoded. A
-// syntax error names the line.
+// parseTOML checks that data is valid TOML and returns it decoded. An
+// error names the line.
 func parseTOML(data []byte) (map[string]any, error) {
 	m := map[string]any{}
-	if _, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&m); err != nil {
-		var pe toml.ParseError
-		if errors.As(err, &pe) {
-			// The position's own line is one too far when the error is
-			// at a newline; count the lines up to its offset instead.
-			line := pe.Position.Line
-			if s := pe.Position.Start; s >= 0 && s < len(data) {
-				line = 1 + bytes.Count(data[:s], []byte("\n"))
-			}
-			return nil, fmt.Errorf("line %d: %s", line, pe.Message)
+	if err := toml.Unmarshal(data, &m); err != nil {
+		var de *toml.DecodeError
+		if errors.As(err, &de) {
+			line, _ := de.Position()
+			// go-toml's message without its "toml: " prefix, since the
+			// caller already says which file.
+			return nil, fmt.Errorf("line %d: %s", line, strings.TrimPrefix(de.Error(), "toml: "))
 		}
 		return nil, err
 	}
@@ -66,295 +67,108 @@ func parseTOML(data []byte) (map[string]any, error) {
 // scanTOML finds the tables and keys of data, which must be valid TOML
 // (parseTOML it first).
 func scanTOML(data []byte) (*tomlDoc, error) {
-	s := string(data)
-	d := &tomlDoc{lines: splitLines(s), nl: "\n"}
-	if i := strings.IndexByte(s, '\n'); i > 0 && s[i-1] == '\r' {
-		d.nl = "\r\n"
-	}
-	lineStart := make([]int, 0, len(d.lines))
-	off := 0
-	for _, l := range d.lines {
-		lineStart = append(lineStart, off)
-		off += len(l)
-	}
-	lineOf := func(pos int) int {
-		lo, hi := 0, len(lineStart)-1
-		for lo < hi {
-			mid := (lo + hi + 1) / 2
-			if lineStart[mid] <= pos {
-				lo = mid
-			} else {
-				hi = mid - 1
-			}
-		}
-		return lo
-	}
-	sc := &scanner{s: s}
-	cur := tomlTable{header: -1}
-	for sc.pos < len(s) {
-		start := sc.pos
-		sc.skipSpace()
-		indent := s[start:sc.pos]
-		if sc.pos >= len(s) {
-			break
-		}
-		switch c := s[sc.pos]; {
-		case c == '\n' || c == '\r' || c == '#':
-			sc.skipLine()
-		case c == '[':
+	d := &tomlDoc{data: data, nl: lineEnding(data)}
+	p := &unstable.Parser{KeepComments: true}
+	p.Reset(data)
+	cur := tomlTable{root: true}
+	for p.NextExpression() {
+		e := p.Expression()
+		switch e.Kind {
+		case unstable.Table, unstable.ArrayTable:
 			d.tables = append(d.tables, cur)
-			line := lineOf(sc.pos)
-			sc.pos++
-			array := sc.peek() == '['
-			if array {
-				sc.pos++
+			key, start, end := keyOf(e)
+			cur = tomlTable{
+				key:    key,
+				array:  e.Kind == unstable.ArrayTable,
+				end:    lineEnd(data, end),
+				indent: indentAt(data, lineStart(data, start)),
 			}
-			key, _, err := sc.key()
-			if err != nil {
-				return nil, fmt.Errorf("line %d: %w", line+1, err)
-			}
-			if !sc.accept("]") || array && !sc.accept("]") {
-				return nil, fmt.Errorf("line %d: table header not closed", line+1)
-			}
-			sc.skipLine()
-			cur = tomlTable{key: key, array: array, header: line, indent: indent}
-		default:
-			line := lineOf(sc.pos)
-			key, keyText, err := sc.key()
-			if err != nil {
-				return nil, fmt.Errorf("line %d: %w", line+1, err)
-			}
-			if !sc.accept("=") {
-				return nil, fmt.Errorf("line %d: no = after the key", line+1)
-			}
-			sc.skipSpace()
-			if err := sc.value(); err != nil {
-				return nil, fmt.Errorf("line %d: %w", line+1, err)
-			}
-			last := lineOf(max(sc.pos-1, 0))
-			end := sc.pos
-			sc.skipLine()
-			trail := strings.TrimRight(s[end:sc.pos], "\r\n")
-			cur.keys = append(cur.keys, tomlKV{key: key, keyText: keyText, first: line, last: last, indent: indent, trail: trail})
+		case unstable.KeyValue:
+			key, start, keyEnd := keyOf(e)
+			end := int(e.Raw.Offset + e.Raw.Length)
+			shape := p.Shape(e.Raw)
+			cur.keys = append(cur.keys, tomlKV{
+				key:      key,
+				start:    valueStart(data, keyEnd),
+				end:      end,
+				lineEnd:  lineEnd(data, end),
+				first:    shape.Start.Line,
+				last:     shape.End.Line,
+				indent:   indentAt(data, lineStart(data, start)),
+				comments: hasComment(e.Value()),
+			})
 		}
+	}
+	if err := p.Error(); err != nil {
+		// Not seen in practice: go-toml decoded the same text before.
+		return nil, err
 	}
 	d.tables = append(d.tables, cur)
 	return d, nil
 }
 
-// scanner reads the parts of TOML text that editing needs.
-type scanner struct {
-	s   string
-	pos int
-}
-
-func (sc *scanner) peek() byte {
-	if sc.pos < len(sc.s) {
-		return sc.s[sc.pos]
+// keyOf returns the parts of a table header's or key/value's key and the
+// offsets where the key starts and ends.
+func keyOf(e *unstable.Node) (parts []string, start, end int) {
+	start = -1
+	for it := e.Key(); it.Next(); {
+		k := it.Node()
+		if start < 0 {
+			start = int(k.Raw.Offset)
+		}
+		end = int(k.Raw.Offset + k.Raw.Length)
+		parts = append(parts, string(k.Data))
 	}
-	return 0
+	return parts, start, end
 }
 
-func (sc *scanner) accept(tok string) bool {
-	sc.skipSpace()
-	if strings.HasPrefix(sc.s[sc.pos:], tok) {
-		sc.pos += len(tok)
-		return true
+// valueStart returns where the value of a key/value starts, given where
+// its key ends. The parser gives no start for an array value, but TOML
+// allows only spaces, tabs and one "=" between a key and its value.
+func valueStart(data []byte, keyEnd int) int {
+	i := keyEnd + bytes.IndexByte(data[keyEnd:], '=') + 1
+	return i + len(data[i:]) - len(bytes.TrimLeft(data[i:], " \t"))
+}
+
+// hasComment reports whether a value holds a comment (arrays and inline
+// tables over several lines may).
+func hasComment(n *unstable.Node) bool {
+	for it := n.Children(); it.Next(); {
+		if c := it.Node(); c.Kind == unstable.Comment || hasComment(c) {
+			return true
+		}
 	}
 	return false
 }
 
-func (sc *scanner) skipSpace() {
-	for sc.pos < len(sc.s) && (sc.s[sc.pos] == ' ' || sc.s[sc.pos] == '\t') {
-		sc.pos++
-	}
+// lineStart returns the offset of the start of the line that holds off.
+func lineStart(data []byte, off int) int {
+	return bytes.LastIndexByte(data[:off], '\n') + 1
 }
 
-// skipLine moves past the rest of the line (a comment, spaces) and its
-// newline.
-func (sc *scanner) skipLine() {
-	if i := strings.IndexByte(sc.s[sc.pos:], '\n'); i >= 0 {
-		sc.pos += i + 1
-	} else {
-		sc.pos = len(sc.s)
+// lineEnd returns the offset just past the newline that ends the line
+// holding off, or len(data) on a last line without one. After a value,
+// or the key of a table header, only the header's brackets, spaces and a
+// comment may follow on its line, and none of them holds a newline.
+func lineEnd(data []byte, off int) int {
+	if i := bytes.IndexByte(data[off:], '\n'); i >= 0 {
+		return off + i + 1
 	}
+	return len(data)
 }
 
-// skipBlank skips spaces, newlines and comments, as allowed inside arrays.
-func (sc *scanner) skipBlank() {
-	for sc.pos < len(sc.s) {
-		switch sc.s[sc.pos] {
-		case ' ', '\t', '\r', '\n':
-			sc.pos++
-		case '#':
-			sc.skipLine()
-		default:
-			return
-		}
-	}
+// indentAt returns the spaces and tabs at the start of the line at start.
+func indentAt(data []byte, start int) string {
+	rest := data[start:]
+	return string(rest[:len(rest)-len(bytes.TrimLeft(rest, " \t"))])
 }
 
-// key reads a dotted key and returns its parts and the text it was
-// written as.
-func (sc *scanner) key() (parts []string, text string, err error) {
-	sc.skipSpace()
-	start := sc.pos
-	for {
-		sc.skipSpace()
-		var part string
-		switch sc.peek() {
-		case '"':
-			b := sc.pos
-			if err := sc.basicString(); err != nil {
-				return nil, "", err
-			}
-			raw := sc.s[b:sc.pos]
-			if part, err = strconv.Unquote(raw); err != nil {
-				part = raw[1 : len(raw)-1]
-			}
-		case '\'':
-			b := sc.pos
-			i := strings.IndexByte(sc.s[b+1:], '\'')
-			if i < 0 {
-				return nil, "", errors.New("literal string not closed")
-			}
-			part = sc.s[b+1 : b+1+i]
-			sc.pos = b + i + 2
-		default:
-			b := sc.pos
-			for sc.pos < len(sc.s) && isBare(sc.s[sc.pos]) {
-				sc.pos++
-			}
-			if sc.pos == b {
-				return nil, "", fmt.Errorf("unexpected %q in a key", sc.peek())
-			}
-			part = sc.s[b:sc.pos]
-		}
-		parts = append(parts, part)
-		end := sc.pos
-		sc.skipSpace()
-		if sc.peek() != '.' {
-			return parts, sc.s[start:end], nil
-		}
-		sc.pos++
+// lineEnding returns the line ending the file's first line uses.
+func lineEnding(data []byte) string {
+	if i := bytes.IndexByte(data, '\n'); i > 0 && data[i-1] == '\r' {
+		return "\r\n"
 	}
-}
-
-func isBare(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
-}
-
-// basicString moves past a "..." string at pos.
-func (sc *scanner) basicString() error {
-	for i := sc.pos + 1; i < len(sc.s); i++ {
-		switch sc.s[i] {
-		case '\\':
-			i++
-		case '"':
-			sc.pos = i + 1
-			return nil
-		case '\n':
-			return errors.New("string not closed on its line")
-		}
-	}
-	return errors.New("string not closed")
-}
-
-// multiline moves past a multi-line string (three q quotes each side) at pos.
-func (sc *scanner) multiline(q byte) error {
-	delim := strings.Repeat(string(q), 3)
-	for i := sc.pos + 3; i < len(sc.s); i++ {
-		if q == '"' && sc.s[i] == '\\' {
-			i++
-			continue
-		}
-		if strings.HasPrefix(sc.s[i:], delim) {
-			end := i + 3
-			// Up to two quotes right before the delimiter belong to the
-			// string: """a""""" is a"".
-			for k := 0; k < 2 && end < len(sc.s) && sc.s[end] == q; k++ {
-				end++
-			}
-			sc.pos = end
-			return nil
-		}
-	}
-	return errors.New("multi-line string not closed")
-}
-
-// value moves past one value at pos.
-func (sc *scanner) value() error {
-	switch {
-	case strings.HasPrefix(sc.s[sc.pos:], `"""`):
-		return sc.multiline('"')
-	case strings.HasPrefix(sc.s[sc.pos:], `'''`):
-		return sc.multiline('\'')
-	case sc.peek() == '"':
-		return sc.basicString()
-	case sc.peek() == '\'':
-		i := strings.IndexByte(sc.s[sc.pos+1:], '\'')
-		if i < 0 {
-			return errors.New("literal string not closed")
-		}
-		sc.pos += i + 2
-		return nil
-	case sc.peek() == '[':
-		sc.pos++
-		for {
-			sc.skipBlank()
-			if sc.peek() == ']' {
-				sc.pos++
-				return nil
-			}
-			if err := sc.value(); err != nil {
-				return err
-			}
-			sc.skipBlank()
-			if sc.peek() == ',' {
-				sc.pos++
-			} else if sc.peek() != ']' {
-				return fmt.Errorf("unexpected %q in an array", sc.peek())
-			}
-		}
-	case sc.peek() == '{':
-		sc.pos++
-		for {
-			sc.skipBlank()
-			if sc.peek() == '}' {
-				sc.pos++
-				return nil
-			}
-			if _, _, err := sc.key(); err != nil {
-				return err
-			}
-			if !sc.accept("=") {
-				return errors.New("no = in an inline table")
-			}
-			sc.skipSpace()
-			if err := sc.value(); err != nil {
-				return err
-			}
-			sc.skipBlank()
-			if sc.peek() == ',' {
-				sc.pos++
-			} else if sc.peek() != '}' {
-				return fmt.Errorf("unexpected %q in an inline table", sc.peek())
-			}
-		}
-	default:
-		// Numbers, booleans, dates (which may hold one space).
-		b := sc.pos
-		for sc.pos < len(sc.s) && !strings.ContainsRune(",]}#\r\n", rune(sc.s[sc.pos])) {
-			sc.pos++
-		}
-		for sc.pos > b && (sc.s[sc.pos-1] == ' ' || sc.s[sc.pos-1] == '\t') {
-			sc.pos--
-		}
-		if sc.pos == b {
-			return fmt.Errorf("unexpected %q where a value should be", sc.peek())
-		}
-		return nil
-	}
+	return "\n"
 }
 
 // table returns the [table] with the given key (the root table for an
@@ -362,40 +176,94 @@ func (sc *scanner) value() error {
 func (d *tomlDoc) table(key []string) *tomlTable {
 	for i := range d.tables {
 		t := &d.tables[i]
-		if t.header < 0 {
+		if t.root {
 			if len(key) == 0 {
 				return t
 			}
 			continue
 		}
-		if !t.array && slicesEqual(t.key, key) {
+		if !t.array && slices.Equal(t.key, key) {
 			return t
 		}
 	}
 	return nil
 }
 
-func slicesEqual(a, b []string) bool {
-	return len(a) == len(b) && (len(a) == 0 || reflect.DeepEqual(a, b))
+// find returns the key/value whose full key (its table's key and its own)
+// is path, or nil. Keys under [[array]] headers are not looked at: their
+// path names one element of an array.
+func (d *tomlDoc) find(path []string) *tomlKV {
+	for i := range d.tables {
+		t := &d.tables[i]
+		if t.array {
+			continue
+		}
+		for j := range t.keys {
+			kv := &t.keys[j]
+			if len(t.key)+len(kv.key) == len(path) && slices.Equal(t.key, path[:len(t.key)]) && slices.Equal(kv.key, path[len(t.key):]) {
+				return kv
+			}
+		}
+	}
+	return nil
+}
+
+// dotted returns the table whose dotted keys define the table at path
+// (as "[engine]" holds "runtimes.crun = ..." for engine.runtimes), the
+// last of those keys, and the path's part below that table; nil when no
+// dotted key does. TOML forbids a [path] header for such a table: a key is
+// added to it as one more dotted key.
+func (d *tomlDoc) dotted(path []string) (t *tomlTable, last *tomlKV, rel []string) {
+	for i := range d.tables {
+		t := &d.tables[i]
+		if t.array || len(t.key) >= len(path) || !slices.Equal(t.key, path[:len(t.key)]) {
+			continue
+		}
+		rel := path[len(t.key):]
+		for j := range t.keys {
+			kv := &t.keys[j]
+			if len(kv.key) > len(rel) && slices.Equal(kv.key[:len(rel)], rel) {
+				last = kv
+			}
+		}
+		if last != nil {
+			return t, last, rel
+		}
+	}
+	return nil, nil, nil
 }
 
 // setKey returns data with key = value (value is TOML text) in [table]:
-// the line of an existing key is replaced (keeping its indentation and a
-// comment after the value), a missing key is added after the table's last
-// key (or after its header), and a missing table is added at the end of
-// the file. note is set when comments inside a replaced multi-line value
-// are lost.
+// the bytes of an existing key's value are replaced (the key, its
+// indentation and a comment after the value stay), a missing key is added
+// after the table's last key (or after its header, or as one more dotted
+// key where dotted keys define the table), and a missing table is added at
+// the end of the file. note is set when comments inside a replaced
+// multi-line value are lost.
 func setKey(data []byte, table []string, key, value string) (out []byte, note string, err error) {
 	d, err := scanTOML(data)
 	if err != nil {
 		return nil, "", err
 	}
-	line := func(indent, keyText, trail string) string {
-		return indent + keyText + " = " + value + trail + d.nl
+	path := append(slices.Clone(table), key)
+	if kv := d.find(path); kv != nil {
+		if kv.comments {
+			note = fmt.Sprintf("comments inside the old value of %s (lines %d-%d) are not kept", key, kv.first, kv.last)
+		}
+		return splice(data, kv.start, kv.end, value), note, nil
 	}
-	t := d.table(table)
-	if t == nil {
-		var b strings.Builder
+	var at int
+	var line string
+	if t := d.table(table); t != nil {
+		at, line = t.end, t.indent
+		if n := len(t.keys); n > 0 {
+			at, line = t.keys[n-1].lineEnd, t.keys[n-1].indent
+		}
+		line += formatKey([]string{key})
+	} else if _, kv, rel := d.dotted(table); kv != nil {
+		at, line = kv.lineEnd, kv.indent+formatKey(append(slices.Clone(rel), key))
+	} else {
+		var b bytes.Buffer
 		b.Write(data)
 		if len(data) > 0 && !bytes.HasSuffix(data, []byte("\n")) {
 			b.WriteString(d.nl)
@@ -404,31 +272,23 @@ func setKey(data []byte, table []string, key, value string) (out []byte, note st
 			b.WriteString(d.nl)
 		}
 		b.WriteString("[" + formatKey(table) + "]" + d.nl)
-		b.WriteString(line("", formatKey([]string{key}), ""))
-		return []byte(b.String()), "", nil
+		b.WriteString(formatKey([]string{key}) + " = " + value + d.nl)
+		return b.Bytes(), "", nil
 	}
-	lines := d.lines
-	for _, kv := range t.keys {
-		if slicesEqual(kv.key, []string{key}) {
-			if kv.last > kv.first && strings.Contains(strings.Join(lines[kv.first:kv.last+1], ""), "#") {
-				note = fmt.Sprintf("comments inside the old value of %s (lines %d-%d) are not kept", key, kv.first+1, kv.last+1)
-			}
-			out := append([]string{}, lines[:kv.first]...)
-			out = append(out, line(kv.indent, kv.keyText, kv.trail))
-			out = append(out, lines[kv.last+1:]...)
-			return []byte(strings.Join(out, "")), note, nil
-		}
+	line += " = " + value + d.nl
+	if at > 0 && at == len(data) && data[at-1] != '\n' {
+		// The last line has no newline: it gets one before the new line.
+		line = d.nl + line
 	}
-	at, indent := t.header+1, t.indent
-	if n := len(t.keys); n > 0 {
-		at, indent = t.keys[n-1].last+1, t.keys[n-1].indent
-	}
-	if at > 0 && at == len(lines) && !strings.HasSuffix(lines[at-1], "\n") {
-		lines = append([]string{}, lines...)
-		lines[at-1] += d.nl
-	}
-	out = []byte(strings.Join(lines[:at], "") + line(indent, formatKey([]string{key}), "") + strings.Join(lines[at:], ""))
-	return out, "", nil
+	return splice(data, at, at, line), "", nil
+}
+
+// splice returns data with the bytes from start to end replaced by s.
+func splice(data []byte, start, end int, s string) []byte {
+	out := make([]byte, 0, len(data)-(end-start)+len(s))
+	out = append(out, data[:start]...)
+	out = append(out, s...)
+	return append(out, data[end:]...)
 }
 
 // formatKey writes a dotted key, quoting the parts that are not bare.
@@ -446,6 +306,11 @@ func formatKey(parts []string) string {
 		}
 	}
 	return strings.Join(q, ".")
+}
+
+// isBare reports whether c may appear in a key written without quotes.
+func isBare(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
 }
 
 // tomlString writes s as a TOML basic string.

@@ -9,7 +9,7 @@ import (
 
 	"github.com/capshim/capshim/internal/golden"
 
-	"github.com/BurntSushi/toml"
+	"github.com/pelletier/go-toml/v2"
 
 	"github.com/capshim/capshim"
 )
@@ -166,7 +166,8 @@ func TestInstallContainerdDecodes(t *testing.T) {
 			}
 		}
 	}
-	if _, err := toml.Decode(string(e.read(t, e.conf)), &c); err != nil {
+	// go-toml/v2 decodes the file as containerd 2.x does.
+	if err := toml.Unmarshal(e.read(t, e.conf), &c); err != nil {
 		t.Fatal(err)
 	}
 	cri := c.Plugins["io.containerd.grpc.v1.cri"].Containerd
