@@ -36,7 +36,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/BurntSushi/toml"
+	"github.com/pelletier/go-toml/v2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -89,7 +89,7 @@ func cinPrivate(t *testing.T, d *ctdDaemon, config string, two bool) string {
 	t.Helper()
 	config = cinLocalize(config, d.dir)
 	var m map[string]any
-	if _, err := toml.Decode(config, &m); err != nil {
+	if err := toml.Unmarshal([]byte(config), &m); err != nil {
 		t.Fatalf("config does not decode: %v", err)
 	}
 	has := func(path ...string) bool {

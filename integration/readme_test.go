@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	gotoml "github.com/pelletier/go-toml/v2"
 )
 
 const rdmTimeout = time.Minute
@@ -553,7 +554,7 @@ func TestReadmeContainerd(t *testing.T) {
 		}
 		rdmInstallAgain(t, d.cfgPath, args...)
 		var c rdmCtdConfig
-		if _, err := toml.DecodeFile(d.cfgPath, &c); err != nil {
+		if err := gotoml.Unmarshal(rdmReadFile(t, d.cfgPath), &c); err != nil {
 			t.Fatalf("%s does not decode after install: %v", d.cfgPath, err)
 		}
 		h, ok := c.Plugins.CRI.Containerd.Runtimes["capshim"]
@@ -743,6 +744,7 @@ func TestReadmePodman(t *testing.T) {
 					Runtimes map[string][]string `toml:"runtimes"`
 				} `toml:"engine"`
 			}
+			// Read the way Podman reads containers.conf (BurntSushi/toml).
 			if _, err := toml.DecodeFile(file, &m); err != nil {
 				t.Fatalf("%s does not decode: %v", file, err)
 			}

@@ -16,7 +16,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/BurntSushi/toml"
+	"github.com/pelletier/go-toml/v2"
 	"gopkg.in/yaml.v3"
 
 	"github.com/capshim/capshim/policy"
@@ -235,12 +235,10 @@ func TestConfigMapPolicy(t *testing.T) {
 			} `toml:"match"`
 		} `toml:"rule"`
 	}
-	md, err := toml.Decode(src, &f)
-	if err != nil {
+	dec := toml.NewDecoder(strings.NewReader(src))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
 		t.Fatalf("shim.toml: %v", err)
-	}
-	if und := md.Undecoded(); len(und) > 0 {
-		t.Errorf("shim.toml: unknown keys %v", und)
 	}
 	tests := []struct {
 		name string
