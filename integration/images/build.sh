@@ -322,6 +322,16 @@ new_tmp() {
 	echo "$d"
 }
 
+# need_debootstrap installs debootstrap from the same Debian mirror when
+# it is missing (it is only needed on a cold build).
+need_debootstrap() {
+	command -v debootstrap >/dev/null && return 0
+	log "installing debootstrap"
+	apt-get -qq update >&2
+	DEBIAN_FRONTEND=noninteractive apt-get -qq -y install debootstrap >&2
+	command -v debootstrap >/dev/null || die "debootstrap still missing after apt-get install"
+}
+
 # hash_of reads stdin and prints its sha256.
 hash_of() { sha256sum | cut -d' ' -f1; }
 
@@ -408,6 +418,7 @@ main() {
 		log "building ${todo[*]} from $mirror ($SUITE, $VARIANT, $ARCH) into $set_dir"
 		local base=$CACHE/base/$base_key
 		if [ ! -d "$base" ]; then
+			need_debootstrap
 			start=$SECONDS
 			d=$(new_tmp base)
 			build_base "$d" "$mirror" "$keyring"
