@@ -214,6 +214,9 @@ prepare_nginx() {
 	apt_install "$root" $PKGS_NGINX
 	grep -qx 'user www-data;' "$root/etc/nginx/nginx.conf" ||
 		die "nginx.conf of the package has no 'user www-data;' line"
+	# As the official image: the logs go to the container's output.
+	ln -sf /dev/stdout "$root/var/log/nginx/access.log"
+	ln -sf /dev/stderr "$root/var/log/nginx/error.log"
 }
 
 # prepare_postgres ROOT: as the official image, no cluster is made at
@@ -252,7 +255,7 @@ finish_rootfs() {
 	in_root "$root" apt-get clean
 	rm -rf "${root:?}"/var/lib/apt/lists/* "${root:?}"/var/cache/apt/*.bin \
 		"${root:?}"/var/log/apt/* "${root:?}"/var/cache/debconf/*-old "${root:?}"/var/lib/dpkg/*-old
-	find "$root/var/log" -type f -name '*.log' -delete
+	find "$root/var/log" -type f -name '*.log' -delete # the nginx links stay
 	find "$root/tmp" "$root/var/tmp" "$root/dev" -mindepth 1 -delete
 	printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$root/etc/hosts"
 	: >"$root/etc/resolv.conf"

@@ -26,6 +26,16 @@ last_line() {
 	if [ -f "$1" ]; then grep -v '^[[:space:]]*$' "$1" | tail -n 1 || true; fi
 }
 
+# log_reason FILE prints the line of a service log that best says why it
+# failed: the first error-like line (the cause; later ones tend to be
+# consequences), else the last line.
+log_reason() {
+	local first
+	[ -f "$1" ] || return 0
+	first=$(grep -m 1 -i -E 'emerg|alert|crit|fatal|panic|error|denied|not permitted' "$1" || true)
+	if [ -n "$first" ]; then echo "$first"; else last_line "$1"; fi
+}
+
 ok() {
 	printf 'capshim-workload: OK %s\n' "$WORKLOAD"
 	exit 0
@@ -105,7 +115,7 @@ service_died() {
 	wait "$SERVICE_PID" || rc=$?
 	SERVICE_PID=""
 	cat "$SERVICE_LOG" >&2
-	fail "$1: $SERVICE_NAME exited (code $rc): $(last_line "$SERVICE_LOG")"
+	fail "$1: $SERVICE_NAME exited (code $rc): $(log_reason "$SERVICE_LOG")"
 }
 
 # wait_until WHAT SECONDS CMD...: polls CMD until it succeeds; fails early
@@ -124,7 +134,7 @@ wait_until() {
 		fi
 		if ((SECONDS >= deadline)); then
 			cat "$STEP_LOG" >&2
-			fail "$what: not within ${secs}s: $(last_line "$STEP_LOG") $(last_line "$SERVICE_LOG")"
+			fail "$what: not within ${secs}s: $(last_line "$STEP_LOG") $(log_reason "$SERVICE_LOG")"
 		fi
 		sleep 0.2
 	done
@@ -146,7 +156,7 @@ wait_service_exit() {
 	SERVICE_PID=""
 	if [ "$rc" != 0 ]; then
 		cat "$SERVICE_LOG" >&2
-		fail "stop: $SERVICE_NAME exited with code $rc: $(last_line "$SERVICE_LOG")"
+		fail "stop: $SERVICE_NAME exited with code $rc: $(log_reason "$SERVICE_LOG")"
 	fi
 }
 

@@ -5,7 +5,7 @@
 # over loopback, checks who serves it, and stops nginx.
 set -euo pipefail
 WORKLOAD=nginx
-# shellcheck source=lib.sh
+# shellcheck source=SCRIPTDIR/lib.sh
 . /usr/local/lib/capshim-workload/lib.sh
 
 # workers_run_as USER: the master is still root and at least one worker
@@ -27,9 +27,13 @@ workers_run_as() {
 
 check_loopback
 step "nginx.conf runs the workers as www-data" grep -qx 'user www-data;' /etc/nginx/nginx.conf
+# The image sends nginx's logs to its stdout and stderr, as the official
+# image does, so a worker's error ends up in the service log too.
 start_service "nginx" /tmp/nginx.log nginx -g 'daemon off;'
-wait_until "nginx listens on 127.0.0.1:80" 20 curl -fsS -o /dev/null http://127.0.0.1/
-step "GET http://127.0.0.1/ returns the page" sh -c 'curl -fsS http://127.0.0.1/ | grep "Welcome to nginx"'
+# curl gives up after a few seconds: a master whose workers died still
+# accepts connections in the kernel, but nobody answers them.
+wait_until "nginx listens on 127.0.0.1:80" 20 curl -fsS --max-time 3 -o /dev/null http://127.0.0.1/
+step "GET http://127.0.0.1/ returns the page" sh -c 'curl -fsS --max-time 10 http://127.0.0.1/ | grep "Welcome to nginx"'
 step "workers run as www-data" workers_run_as www-data
 step "nginx -s quit" nginx -s quit
 wait_service_exit 20

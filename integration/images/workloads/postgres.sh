@@ -6,7 +6,7 @@
 # `psql -c 'select 1'` over both and stops the server.
 set -euo pipefail
 WORKLOAD=postgres
-# shellcheck source=lib.sh
+# shellcheck source=SCRIPTDIR/lib.sh
 . /usr/local/lib/capshim-workload/lib.sh
 
 export PGDATA=${PGDATA:-/var/lib/postgresql/data}
@@ -39,7 +39,7 @@ step "initdb as postgres" as_user postgres initdb --username=postgres --pgdata="
 if ! as_user postgres pg_ctl --pgdata="$PGDATA" --wait --timeout=60 --log=/tmp/postgres.log \
 	--options="-c listen_addresses=127.0.0.1 -c unix_socket_directories=$SOCKDIR" start >&2; then
 	cat /tmp/postgres.log >&2 || true
-	fail "start postgres (pg_ctl start): $(last_line /tmp/postgres.log)"
+	fail "start postgres (pg_ctl start): $(log_reason /tmp/postgres.log)"
 fi
 step "psql -c 'select 1' over 127.0.0.1" select1 -h 127.0.0.1
 step "psql -c 'select 1' over the unix socket" as_user postgres bash -c "$(declare -f select1); select1 -h $SOCKDIR"

@@ -6,7 +6,7 @@
 # /data, and shuts it down.
 set -euo pipefail
 WORKLOAD=redis
-# shellcheck source=lib.sh
+# shellcheck source=SCRIPTDIR/lib.sh
 . /usr/local/lib/capshim-workload/lib.sh
 
 # shellcheck disable=SC2317 # run through step, which shellcheck cannot follow
