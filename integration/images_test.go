@@ -97,6 +97,40 @@ func imgTail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
+// TestImagesBuildCached runs build.sh again after imgSet: with nothing
+// changed it must print the same directory at once, without building.
+func TestImagesBuildCached(t *testing.T) {
+	set := imgSet(t)
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{name: "all workloads", args: nil},
+		{name: "one workload", args: []string{"redis"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			argv := append([]string{"bash", filepath.Join("images", "build.sh")}, tc.args...)
+			r := engRun(time.Minute, os.Environ(), argv...)
+			if r.err != nil {
+				t.Fatalf("%v", r)
+			}
+			if got := strings.TrimSpace(r.stdout); got != set {
+				t.Errorf("printed %q, want %q\n%v", got, set, r)
+			}
+			if strings.Contains(r.stderr, "building") {
+				t.Errorf("built again although nothing changed:\n%v", r)
+			}
+			// A warm run only looks at a few files; seconds would mean
+			// it did real work.
+			if r.took > 5*time.Second {
+				t.Errorf("warm run took %v", r.took)
+			}
+			t.Logf("warm run: %v", r.took.Round(time.Millisecond))
+		})
+	}
+}
+
 // imgBundle makes a bundle whose rootfs is an overlay on the cached rootfs
 // of workload (the container writes PGDATA, /data and logs; the cache must
 // stay as built), with a config.json from `runc spec`: the entrypoint as

@@ -398,7 +398,8 @@ main() {
 		flock 9
 	fi
 	# Holding the lock: any temporary directory left is from a build that
-	# was killed.
+	# was killed. (Its children inherit fd 9, so a killed build's apt or
+	# debootstrap still running keeps the lock until it ends.)
 	local d
 	for d in "$CACHE"/.tmp-*; do
 		[ -e "$d" ] || continue
