@@ -10,10 +10,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/capshim/capshim/internal/golden"
-
 	"github.com/BurntSushi/toml"
 	toml2 "github.com/pelletier/go-toml/v2"
+
+	"github.com/capshim/capshim/internal/golden"
 )
 
 // input reads testdata/in/<name>; "" is a missing file.

@@ -26,6 +26,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/capshim/capshim/capability"
 )
 
 // Kind says which document a spec is.
@@ -58,8 +60,8 @@ var setNames = [NumSets]string{"bounding", "effective", "inheritable", "permitte
 // String is the set's JSON key.
 func (s Set) String() string { return setNames[s] }
 
-// Sets holds one CapSet per capability set.
-type Sets [NumSets]CapSet
+// Sets holds one capability.Set per capability set.
+type Sets [NumSets]capability.Set
 
 // capField is one capability array of the document.
 type capField struct {
@@ -259,7 +261,7 @@ func (d *Doc) exactSets() Sets {
 	var in Sets
 	for s := range d.sets {
 		for _, n := range d.sets[s].names {
-			if c, ok := Exact(n); ok {
+			if c, ok := capability.Exact(n); ok {
 				in[s] = in[s].Add(c)
 			}
 		}
@@ -279,7 +281,7 @@ func (d *Doc) Unknown() [NumSets][]string {
 	var out [NumSets][]string
 	for s := range d.sets {
 		for _, n := range d.sets[s].names {
-			if _, ok := Exact(n); !ok {
+			if _, ok := capability.Exact(n); !ok {
 				out[s] = append(out[s], n)
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/capshim/capshim/capability"
 	"github.com/capshim/capshim/internal/golden"
 )
 
@@ -33,10 +34,10 @@ var fixtures = []struct {
 func TestReduceFixtures(t *testing.T) {
 	targets := []struct {
 		name   string
-		target CapSet
+		target capability.Set
 	}{
-		{"oci", OCIDefault},
-		{"oci+chown", OCIDefault | 1},
+		{"oci", capability.OCIDefault},
+		{"oci+chown", capability.OCIDefault | 1},
 		{"none", 0},
 	}
 	for _, fx := range fixtures {
@@ -72,13 +73,13 @@ func TestDockerDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := doc.Sets()[Bounding]; got != DockerDefault {
+	if got := doc.Sets()[Bounding]; got != capability.DockerDefault {
 		t.Fatalf("input bounding = %s, want Docker's 14", got)
 	}
-	out, sets := doc.Reduce(OCIDefault)
+	out, sets := doc.Reduce(capability.OCIDefault)
 	for _, s := range []Set{Bounding, Effective, Permitted} {
-		if sets[s] != OCIDefault {
-			t.Errorf("%s = %s, want %s", s, sets[s], OCIDefault)
+		if sets[s] != capability.OCIDefault {
+			t.Errorf("%s = %s, want %s", s, sets[s], capability.OCIDefault)
 		}
 	}
 	if sets[Inheritable] != 0 || sets[Ambient] != 0 {
@@ -173,51 +174,51 @@ func TestReduceCases(t *testing.T) {
 		name   string
 		kind   Kind
 		doc    string
-		target CapSet
+		target capability.Set
 		want   string
 	}{
 		{"unchanged when within target", Config,
-			`{"process":{"capabilities":{"bounding":["CAP_KILL"]}}}`, OCIDefault,
+			`{"process":{"capabilities":{"bounding":["CAP_KILL"]}}}`, capability.OCIDefault,
 			`{"process":{"capabilities":{"bounding":["CAP_KILL"]}}}`},
 		{"null sets stay null", Config,
 			`{"process":{"capabilities":{"bounding":null,"ambient":null}}}`, 0,
 			`{"process":{"capabilities":{"bounding":null,"ambient":null}}}`},
 		{"no process", Config, `{"ociVersion":"1.0.2"}`, 0, `{"ociVersion":"1.0.2"}`},
 		{"lower-case names are unknown to runc and dropped", Config,
-			`{"process":{"capabilities":{"bounding":["kill","cap_kill","CAP_KILL"]}}}`, OCIDefault,
+			`{"process":{"capabilities":{"bounding":["kill","cap_kill","CAP_KILL"]}}}`, capability.OCIDefault,
 			`{"process":{"capabilities":{"bounding":["CAP_KILL"]}}}`},
 		{"escaped names are read like runc reads them", Config,
-			`{"process":{"capabilities":{"bounding":["CAP_\u004bILL","CAP_SYS_ADMIN"]}}}`, OCIDefault,
+			`{"process":{"capabilities":{"bounding":["CAP_\u004bILL","CAP_SYS_ADMIN"]}}}`, capability.OCIDefault,
 			`{"process":{"capabilities":{"bounding":["CAP_KILL"]}}}`},
 		{"escaped name kept as written when nothing changes", Config,
-			`{"process":{"capabilities":{"bounding":["CAP_\u004bILL"]}}}`, OCIDefault,
+			`{"process":{"capabilities":{"bounding":["CAP_\u004bILL"]}}}`, capability.OCIDefault,
 			`{"process":{"capabilities":{"bounding":["CAP_\u004bILL"]}}}`},
 		{"duplicates removed", Config,
-			`{"process":{"capabilities":{"bounding":["CAP_KILL","CAP_KILL"]}}}`, OCIDefault,
+			`{"process":{"capabilities":{"bounding":["CAP_KILL","CAP_KILL"]}}}`, capability.OCIDefault,
 			`{"process":{"capabilities":{"bounding":["CAP_KILL"]}}}`},
 		{"null element dropped", Config,
-			`{"process":{"capabilities":{"bounding":[null,"CAP_KILL"]}}}`, OCIDefault,
+			`{"process":{"capabilities":{"bounding":[null,"CAP_KILL"]}}}`, capability.OCIDefault,
 			`{"process":{"capabilities":{"bounding":["CAP_KILL"]}}}`},
 		{"ambient needs permitted and inheritable", Config,
-			`{"process":{"capabilities":{"bounding":["CAP_KILL"],"permitted":["CAP_KILL"],"ambient":["CAP_KILL"]}}}`, OCIDefault,
+			`{"process":{"capabilities":{"bounding":["CAP_KILL"],"permitted":["CAP_KILL"],"ambient":["CAP_KILL"]}}}`, capability.OCIDefault,
 			`{"process":{"capabilities":{"bounding":["CAP_KILL"],"permitted":["CAP_KILL"],"ambient":[]}}}`},
 		{"effective needs permitted", Config,
-			`{"process":{"capabilities":{"bounding":["CAP_KILL"],"effective":["CAP_KILL"]}}}`, OCIDefault,
+			`{"process":{"capabilities":{"bounding":["CAP_KILL"],"effective":["CAP_KILL"]}}}`, capability.OCIDefault,
 			`{"process":{"capabilities":{"bounding":["CAP_KILL"],"effective":[]}}}`},
 		{"permitted needs bounding", Config,
-			`{"process":{"capabilities":{"permitted":["CAP_KILL"]}}}`, OCIDefault,
+			`{"process":{"capabilities":{"permitted":["CAP_KILL"]}}}`, capability.OCIDefault,
 			`{"process":{"capabilities":{"permitted":[]}}}`},
 		{"big integers and unknown fields untouched", Config,
-			`{"x-future":{"n":18446744073709551615,"f":1e400},"process":{"capabilities":{"bounding":["CAP_CHOWN"]}},"s":"\u0000\ud800"}`, OCIDefault,
+			`{"x-future":{"n":18446744073709551615,"f":1e400},"process":{"capabilities":{"bounding":["CAP_CHOWN"]}},"s":"\u0000\ud800"}`, capability.OCIDefault,
 			`{"x-future":{"n":18446744073709551615,"f":1e400},"process":{"capabilities":{"bounding":[]}},"s":"\u0000\ud800"}`},
 		{"indented arrays stay indented", Config,
-			"{\"process\": {\"capabilities\": {\"bounding\": [\n\t\"CAP_CHOWN\",\n\t\"CAP_KILL\",\n\t\"CAP_NET_BIND_SERVICE\"\n]}}}", OCIDefault,
+			"{\"process\": {\"capabilities\": {\"bounding\": [\n\t\"CAP_CHOWN\",\n\t\"CAP_KILL\",\n\t\"CAP_NET_BIND_SERVICE\"\n]}}}", capability.OCIDefault,
 			"{\"process\": {\"capabilities\": {\"bounding\": [\n\t\"CAP_KILL\",\n\t\"CAP_NET_BIND_SERVICE\"\n]}}}"},
 		{"spaced arrays keep their spacing", Config,
-			`{"process":{"capabilities":{"bounding":[ "CAP_CHOWN", "CAP_KILL", "CAP_AUDIT_WRITE" ]}}}`, OCIDefault,
+			`{"process":{"capabilities":{"bounding":[ "CAP_CHOWN", "CAP_KILL", "CAP_AUDIT_WRITE" ]}}}`, capability.OCIDefault,
 			`{"process":{"capabilities":{"bounding":[ "CAP_KILL", "CAP_AUDIT_WRITE" ]}}}`},
 		{"process.json", Process,
-			`{"args":["sh"],"capabilities":{"bounding":["CAP_SYS_ADMIN","CAP_KILL"]}}`, OCIDefault,
+			`{"args":["sh"],"capabilities":{"bounding":["CAP_SYS_ADMIN","CAP_KILL"]}}`, capability.OCIDefault,
 			`{"args":["sh"],"capabilities":{"bounding":["CAP_KILL"]}}`},
 		{"capabilities keys elsewhere are not ours", Config,
 			`{"linux":{"capabilities":{"bounding":["CAP_SYS_ADMIN"]}},"process":{"user":{"capabilities":1}}}`, 0,
@@ -302,7 +303,7 @@ func genDoc(r *rand.Rand, kind Kind, hostile bool) ([]byte, bool) {
 		}
 	}
 	name := func() string {
-		c := Cap(r.Intn(NumCaps))
+		c := capability.Cap(r.Intn(capability.NumCaps))
 		switch r.Intn(12) {
 		case 0:
 			return strings.ToLower(c.String())
@@ -441,9 +442,9 @@ func TestReduceProperties(t *testing.T) {
 	for i := 0; i < n; i++ {
 		kind := Kind(r.Intn(2))
 		data, hostile := genDoc(r, kind, i%2 == 1)
-		target := CapSet(r.Uint64()) & AllCaps
+		target := capability.Set(r.Uint64()) & capability.All
 		if r.Intn(3) == 0 {
-			target = OCIDefault
+			target = capability.OCIDefault
 		}
 		doc, err := Parse(data, kind)
 		if hostile {
@@ -482,7 +483,7 @@ func TestDropped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, out := doc.Reduce(OCIDefault)
+	_, out := doc.Reduce(capability.OCIDefault)
 	got := doc.Dropped(out)
 	if fmt.Sprint(got[Bounding]) != "[CAP_CHOWN kill]" || fmt.Sprint(got[Ambient]) != "[CAP_KILL]" || len(got[Effective]) != 0 {
 		t.Fatalf("Dropped = %q", got)
@@ -496,10 +497,10 @@ func TestReduceWithinProperties(t *testing.T) {
 	for i := 0; i < 1000; i++ {
 		kind := Kind(r.Intn(2))
 		data, _ := genDoc(r, kind, false)
-		target := CapSet(r.Uint64()) & AllCaps
+		target := capability.Set(r.Uint64()) & capability.All
 		var ceiling Sets
 		for s := range ceiling {
-			ceiling[s] = CapSet(r.Uint64()) & AllCaps
+			ceiling[s] = capability.Set(r.Uint64()) & capability.All
 		}
 		doc, err := Parse(data, kind)
 		if err != nil {

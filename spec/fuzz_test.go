@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/capshim/capshim/capability"
 )
 
 // FuzzReduce feeds arbitrary bytes to Parse and Reduce. Any input must end
@@ -34,7 +36,7 @@ func FuzzReduce(f *testing.F) {
 		if bytes.HasPrefix(bytes.TrimSpace(data), []byte(`{"capabilities"`)) {
 			kind = Process
 		}
-		target := uint64(OCIDefault) ^ uint64(len(data)%7)<<uint(len(data)%41)
+		target := uint64(capability.OCIDefault) ^ uint64(len(data)%7)<<uint(len(data)%41)
 		doc, err := Parse(data, kind)
 		if err != nil {
 			if err.Error() == "" {
@@ -42,7 +44,7 @@ func FuzzReduce(f *testing.F) {
 			}
 			return
 		}
-		tgt := CapSet(target) & AllCaps
+		tgt := capability.Set(target) & capability.All
 		out, sets := doc.Reduce(tgt)
 		runc, err := runcSets(data, kind)
 		if err != nil {

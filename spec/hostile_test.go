@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/capshim/capshim/capability"
 )
 
 // TestHostileWrongTypes puts a value of every wrong JSON type at every
@@ -38,8 +40,8 @@ func TestHostileWrongTypes(t *testing.T) {
 					if err != nil {
 						t.Fatalf("refused %s: %v", doc, err)
 					}
-					out, sets := d.Reduce(OCIDefault)
-					if err := checkReduce([]byte(doc), p.kind, OCIDefault, out, sets); err != nil {
+					out, sets := d.Reduce(capability.OCIDefault)
+					if err := checkReduce([]byte(doc), p.kind, capability.OCIDefault, out, sets); err != nil {
 						t.Fatal(err)
 					}
 					return
@@ -73,8 +75,8 @@ func TestHostileLarge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, sets := doc.Reduce(OCIDefault)
-	if sets[Bounding] != OCIDefault || len(out) != len(big)-(len(base)-8591) {
+	out, sets := doc.Reduce(capability.OCIDefault)
+	if sets[Bounding] != capability.OCIDefault || len(out) != len(big)-(len(base)-8591) {
 		t.Fatalf("sets %v, %d bytes out of %d", sets, len(out), len(big))
 	}
 }
@@ -119,8 +121,8 @@ func TestHostileInputs(t *testing.T) {
 			if err != nil {
 				t.Fatalf("refused: %v", err)
 			}
-			out, sets := d.Reduce(OCIDefault)
-			if err := checkReduce([]byte(tt.doc), Config, OCIDefault, out, sets); err != nil {
+			out, sets := d.Reduce(capability.OCIDefault)
+			if err := checkReduce([]byte(tt.doc), Config, capability.OCIDefault, out, sets); err != nil {
 				t.Fatal(err)
 			}
 		})

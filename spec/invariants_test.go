@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/capshim/capshim/capability"
 )
 
 // runcSets decodes data exactly as runc does (encoding/json into
@@ -39,7 +41,7 @@ func runcSets(data []byte, kind Kind) (Sets, error) {
 	lists := [NumSets][]string{caps.Bounding, caps.Effective, caps.Inheritable, caps.Permitted, caps.Ambient}
 	for s, l := range lists {
 		for _, n := range l {
-			if c, ok := Exact(n); ok {
+			if c, ok := capability.Exact(n); ok {
 				out[s] = out[s].Add(c)
 			}
 		}
@@ -73,7 +75,7 @@ func withoutCaps(data []byte, kind Kind) (any, error) {
 
 // checkReduce verifies every invariant of a reduction of in to target
 // (out, sets as returned by Reduce). It returns the first violation.
-func checkReduce(in []byte, kind Kind, target CapSet, out []byte, sets Sets) error {
+func checkReduce(in []byte, kind Kind, target capability.Set, out []byte, sets Sets) error {
 	before, err := runcSets(in, kind)
 	if err != nil {
 		return fmt.Errorf("capshim accepted a document runc cannot decode: %v", err)
@@ -231,7 +233,7 @@ func crunGet(n *crunNode, name string, kind byte) *crunNode {
 // be a number, and otherwise only its leading letters and underscores are
 // compared, case-insensitively, so "cap_kill", "CAP_KILL,x" and
 // "CAP_KILL\u0000x" all mean CAP_KILL.
-func crunCapName(s string) (Cap, bool) {
+func crunCapName(s string) (capability.Cap, bool) {
 	s = cString(s)
 	if s != "" && s[0] >= '0' && s[0] <= '9' {
 		return strtoulCap(s)
@@ -240,7 +242,7 @@ func crunCapName(s string) (Cap, bool) {
 	for end < len(s) && (s[end] == '_' || s[end] >= 'a' && s[end] <= 'z' || s[end] >= 'A' && s[end] <= 'Z') {
 		end++
 	}
-	for c := Cap(0); c < NumCaps; c++ {
+	for c := capability.Cap(0); c < capability.NumCaps; c++ {
 		if strings.EqualFold(s[:end], c.String()) {
 			return c, true
 		}
@@ -282,7 +284,7 @@ func crunRead(data []byte, kind Kind) (Sets, [NumSets][]string, error) {
 // accepted: crun must take the very arrays capshim found, and the reduced
 // document must give crun exactly what it gives runc, within the target
 // and the input.
-func checkBothRuntimes(doc *Doc, in []byte, kind Kind, target CapSet, out []byte) error {
+func checkBothRuntimes(doc *Doc, in []byte, kind Kind, target capability.Set, out []byte) error {
 	crunOut, err := checkCrun(doc, in, kind, target, out)
 	if err != nil {
 		return err
@@ -300,7 +302,7 @@ func checkBothRuntimes(doc *Doc, in []byte, kind Kind, target CapSet, out []byte
 // checkCrun is the crun half of checkBothRuntimes, on its own for
 // documents runc refuses but crun might still run. It returns the sets
 // crun reads from out.
-func checkCrun(doc *Doc, in []byte, kind Kind, target CapSet, out []byte) (Sets, error) {
+func checkCrun(doc *Doc, in []byte, kind Kind, target capability.Set, out []byte) (Sets, error) {
 	crunIn, rawIn, err := crunRead(in, kind)
 	if err != nil {
 		return Sets{}, fmt.Errorf("crun model cannot read an accepted document: %v", err)
@@ -330,7 +332,7 @@ func checkCrun(doc *Doc, in []byte, kind Kind, target CapSet, out []byte) (Sets,
 
 // strtoulCap reads a leading number the way strtoul(s, &end, 0) does
 // (hexadecimal after 0x, octal after 0, else decimal; the rest ignored).
-func strtoulCap(s string) (Cap, bool) {
+func strtoulCap(s string) (capability.Cap, bool) {
 	base, digits := uint64(10), s
 	switch {
 	case len(s) > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X'):
@@ -353,9 +355,9 @@ func strtoulCap(s string) (Cap, bool) {
 			break
 		}
 		n = n*base + d
-		if n >= NumCaps {
+		if n >= capability.NumCaps {
 			return 0, false
 		}
 	}
-	return Cap(n), true
+	return capability.Cap(n), true
 }

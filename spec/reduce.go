@@ -3,13 +3,15 @@ package spec
 import (
 	"bytes"
 	"slices"
+
+	"github.com/capshim/capshim/capability"
 )
 
 // Tidy reduces in to target and makes the result consistent, the way the
 // kernel and runc need it: effective ⊆ permitted ⊆ bounding and
 // ambient ⊆ permitted ∩ inheritable. Every result set is a subset of the
 // same input set and of target.
-func Tidy(in Sets, target CapSet) Sets {
+func Tidy(in Sets, target capability.Set) Sets {
 	var out Sets
 	out[Bounding] = in[Bounding] & target
 	out[Permitted] = in[Permitted] & target & out[Bounding]
@@ -24,14 +26,14 @@ func Tidy(in Sets, target CapSet) Sets {
 // keeps its bytes; a changed set is written as a JSON array of canonical
 // names in their original order, laid out like the original array. When
 // nothing changes, Reduce returns the input slice itself.
-func (d *Doc) Reduce(target CapSet) ([]byte, Sets) {
+func (d *Doc) Reduce(target capability.Set) ([]byte, Sets) {
 	return d.splice(Tidy(d.Sets(), target))
 }
 
 // ReduceWithin is Reduce with a ceiling per set: every result set is also a
 // subset of the same set of ceiling. It is how a process started in a
 // running container is held to what the container's own process got.
-func (d *Doc) ReduceWithin(target CapSet, ceiling Sets) ([]byte, Sets) {
+func (d *Doc) ReduceWithin(target capability.Set, ceiling Sets) ([]byte, Sets) {
 	return d.splice(Tidy(d.Sets().Within(ceiling), target))
 }
 
@@ -88,11 +90,11 @@ func (d *Doc) setOrder() []Set {
 
 // keptNames filters names down to the canonical members of keep, in order,
 // without duplicates.
-func keptNames(names []string, keep CapSet) []string {
-	var seen CapSet
+func keptNames(names []string, keep capability.Set) []string {
+	var seen capability.Set
 	out := make([]string, 0, len(names))
 	for _, n := range names {
-		c, ok := Exact(n)
+		c, ok := capability.Exact(n)
 		if !ok || !keep.Has(c) || seen.Has(c) {
 			continue
 		}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/cilium/ebpf/asm"
 
-	"github.com/capshim/capshim/spec"
+	"github.com/capshim/capshim/capability"
 )
 
 // rawInsn is one marshalled 8-byte instruction.
@@ -260,7 +260,7 @@ func TestDecodeRecord(t *testing.T) {
 		name                    string
 		entry                   []byte
 		misses                  uint64
-		used, refused, fallback spec.CapSet
+		used, refused, fallback capability.Set
 		complete                bool
 	}{
 		{

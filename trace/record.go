@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/capshim/capshim/spec"
+	"github.com/capshim/capshim/capability"
 )
 
 // Record is what the processes of one cgroup did with capabilities while
@@ -14,16 +14,16 @@ type Record struct {
 	CgroupID uint64
 
 	// Used holds the capabilities with at least one successful check.
-	Used spec.CapSet
+	Used capability.Set
 	// Refused holds the capabilities with at least one refused check that
 	// was not a fallback (below): the workload asked for them and went
 	// without.
-	Refused spec.CapSet
+	Refused capability.Set
 	// Fallback holds the capabilities whose refusals were all first tries
 	// that another capability then satisfied in the same access: a
 	// DAC_READ_SEARCH refusal followed by a successful DAC_OVERRIDE. With
 	// DAC_OVERRIDE dropped, DAC_READ_SEARCH would be needed instead.
-	Fallback spec.CapSet
+	Fallback capability.Set
 
 	// Per-capability counts of checks, indexed by capability number.
 	// FallbackCount counts refusals (they are in RefusedCount too) that a
@@ -53,7 +53,7 @@ func decodeRecord(id uint64, b []byte, misses uint64) Record {
 	w := func(i int) uint64 { return binary.NativeEndian.Uint64(b[i*8:]) }
 	r := Record{
 		CgroupID:   id,
-		Used:       spec.CapSet(w(wordUsed)),
+		Used:       capability.Set(w(wordUsed)),
 		Checks:     w(wordChecks),
 		Overcommit: w(wordOvercommit),
 		Runtime:    w(wordRuntime),
@@ -67,9 +67,9 @@ func decodeRecord(id uint64, b []byte, misses uint64) Record {
 			continue
 		}
 		if r.FallbackCount[c] < r.RefusedCount[c] {
-			r.Refused = r.Refused.Add(spec.Cap(c))
+			r.Refused = r.Refused.Add(capability.Cap(c))
 		} else {
-			r.Fallback = r.Fallback.Add(spec.Cap(c))
+			r.Fallback = r.Fallback.Add(capability.Cap(c))
 		}
 	}
 	flags := w(wordFlags)

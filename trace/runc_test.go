@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/capshim/capshim/spec"
+	"github.com/capshim/capshim/capability"
 )
 
 // busyboxRootfs makes a root file system of the static busybox with the
@@ -47,7 +47,7 @@ func busyboxRootfs(t *testing.T, applets ...string) string {
 
 // runcBundle writes a bundle with a config of `runc spec`, changed to run
 // args non-interactively with caps in every set, in cgroup cgPath.
-func runcBundle(t *testing.T, runc, rootfs, cgPath string, caps spec.CapSet, args ...string) string {
+func runcBundle(t *testing.T, runc, rootfs, cgPath string, caps capability.Set, args ...string) string {
 	t.Helper()
 	dir := filepath.Dir(rootfs)
 	cmd := exec.Command(runc, "spec")
@@ -99,7 +99,7 @@ func TestRuncContainer(t *testing.T) {
 	rootfs := busyboxRootfs(t, "sh", "chown", "mknod", "touch")
 	id := fmt.Sprintf("capshim-trace-%d", time.Now().UnixNano())
 	cgPath := "/" + id
-	bundle := runcBundle(t, runc, rootfs, cgPath, spec.DockerDefault,
+	bundle := runcBundle(t, runc, rootfs, cgPath, capability.DockerDefault,
 		"/bin/sh", "-c", "touch /f && chown 1000 /f && mknod /n c 1 3")
 	state := t.TempDir()
 	rc := func(args ...string) error {

@@ -13,30 +13,30 @@ import (
 
 	"github.com/cilium/ebpf"
 
-	"github.com/capshim/capshim/spec"
+	"github.com/capshim/capshim/capability"
 )
 
 // Capability numbers used below.
 const (
-	capChown      = spec.Cap(0)
-	capDACOver    = spec.Cap(capDACOverride)
-	capDACRead    = spec.Cap(capDACReadSearch)
-	capSetPCap    = spec.Cap(8)
-	capSysAdm     = spec.Cap(capSysAdmin)
-	capMknod      = spec.Cap(27)
-	capSetUID     = spec.Cap(7)
+	capChown      = capability.Cap(0)
+	capDACOver    = capability.Cap(capDACOverride)
+	capDACRead    = capability.Cap(capDACReadSearch)
+	capSetPCap    = capability.Cap(8)
+	capSysAdm     = capability.Cap(capSysAdmin)
+	capMknod      = capability.Cap(27)
+	capSetUID     = capability.Cap(7)
 	capSetPCapNum = "8"
 )
 
-func caps(cs ...spec.Cap) spec.CapSet {
-	var s spec.CapSet
+func caps(cs ...capability.Cap) capability.Set {
+	var s capability.Set
 	for _, c := range cs {
 		s = s.Add(c)
 	}
 	return s
 }
 
-func itoa(c spec.Cap) string { return strconv.Itoa(int(c)) }
+func itoa(c capability.Cap) string { return strconv.Itoa(int(c)) }
 
 // files are the test's files: root's own file, a file of uid 1000 that
 // only its owner may read, and a path for a device node.
@@ -87,9 +87,9 @@ func TestRecord(t *testing.T) {
 		nested   bool     // run the helper in a cgroup below the watched one
 		steps    []string // for the helper
 		failing  []string // steps that must fail
-		used     spec.CapSet
-		refused  spec.CapSet
-		fallback spec.CapSet
+		used     capability.Set
+		refused  capability.Set
+		fallback capability.Set
 		runtime  bool // checks by a runtime-named thread were seen
 	}{
 		{
@@ -186,7 +186,7 @@ func TestRecord(t *testing.T) {
 			if (rec.Runtime > 0) != tt.runtime {
 				t.Errorf("%d checks by the runtime", rec.Runtime)
 			}
-			for c := spec.Cap(0); c <= MaxCap; c++ {
+			for c := capability.Cap(0); c <= MaxCap; c++ {
 				if (rec.UsedCount[c] > 0) != rec.Used.Has(c) {
 					t.Errorf("%v: %d successful checks, in used: %v", c, rec.UsedCount[c], rec.Used.Has(c))
 				}
@@ -248,7 +248,7 @@ func TestNestedWatches(t *testing.T) {
 	for _, tt := range []struct {
 		name string
 		cg   Cgroup
-		used spec.CapSet
+		used capability.Set
 	}{
 		{"inner", inner, caps(capMknod)},
 		{"outer", outer, caps(capChown)},

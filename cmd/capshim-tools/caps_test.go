@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/capshim/capshim/spec"
+	"github.com/capshim/capshim/capability"
 )
 
 // TestCapsSpellings checks that a capability is found whatever its case and
@@ -68,8 +68,8 @@ func TestCapsKernelLine(t *testing.T) {
 				}
 			}
 			wantStars := 0
-			if tt.lastCap >= 0 && tt.lastCap < spec.NumCaps-1 {
-				wantStars = spec.NumCaps - 1 - tt.lastCap
+			if tt.lastCap >= 0 && tt.lastCap < capability.NumCaps-1 {
+				wantStars = capability.NumCaps - 1 - tt.lastCap
 			}
 			if stars != wantStars {
 				t.Errorf("table for last cap %d marks %d capabilities unsupported, want %d", tt.lastCap, stars, wantStars)
@@ -128,15 +128,15 @@ func TestCapsRunJSON(t *testing.T) {
 		if err := json.Unmarshal(out.Bytes(), &list); err != nil {
 			t.Fatalf("decode output: %v\n%s", err, &out)
 		}
-		if len(list) != spec.NumCaps {
-			t.Fatalf("got %d objects, want %d", len(list), spec.NumCaps)
+		if len(list) != capability.NumCaps {
+			t.Fatalf("got %d objects, want %d", len(list), capability.NumCaps)
 		}
 		for i, obj := range list {
 			if got := keysOf(obj); !slices.Equal(got, wantKeys) {
 				t.Errorf("object %d has keys %v, want %v", i, got, wantKeys)
 			}
-			if obj["number"] != float64(i) || obj["name"] != spec.Cap(i).String() {
-				t.Errorf("object %d is %v %v, want %d %s", i, obj["number"], obj["name"], i, spec.Cap(i))
+			if obj["number"] != float64(i) || obj["name"] != capability.Cap(i).String() {
+				t.Errorf("object %d is %v %v, want %d %s", i, obj["number"], obj["name"], i, capability.Cap(i))
 			}
 		}
 	})
@@ -168,7 +168,7 @@ func TestCapsRunJSON(t *testing.T) {
 // TestCapsInfos checks every capInfos entry: a valid risk, a short one-line
 // Allows, and a Detail of two to four sentences.
 func TestCapsInfos(t *testing.T) {
-	for c := spec.Cap(0); c < spec.NumCaps; c++ {
+	for c := capability.Cap(0); c < capability.NumCaps; c++ {
 		t.Run(c.String(), func(t *testing.T) {
 			info := capInfos[c]
 			switch info.Risk {
@@ -220,7 +220,7 @@ func TestCapsRiskRatings(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, name := range tt.caps {
-				c, ok := spec.Lookup(name)
+				c, ok := capability.Lookup(name)
 				if !ok {
 					t.Fatalf("unknown capability %s", name)
 				}

@@ -7,11 +7,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/capshim/capshim/internal/golden"
-
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/capshim/capshim"
+	"github.com/capshim/capshim/internal/golden"
 )
 
 // installEnv is a temp dir standing in for the host: a capshim binary, an

@@ -8,12 +8,13 @@ package main
 import (
 	"errors"
 	"fmt"
-	"github.com/capshim/capshim"
 	"io"
 	"os"
 	"strings"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/capshim/capshim"
 )
 
 // version is the one capshim.Version gives both binaries.

@@ -10,12 +10,12 @@ package main
 
 import (
 	"fmt"
-	"github.com/capshim/capshim"
 	"io"
 	"os"
 	"path/filepath"
 	"syscall"
 
+	"github.com/capshim/capshim"
 	"github.com/capshim/capshim/internal/clinames"
 )
 
