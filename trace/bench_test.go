@@ -211,7 +211,7 @@ func BenchmarkAttach(b *testing.B) {
 	})
 	b.Run("kallsyms", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
-			if _, err := kernelRanges(overcommitFuncs); err != nil {
+			if _, err := kernelRanges(overcommitFuncs, ""); err != nil {
 				b.Fatal(err)
 			}
 		}

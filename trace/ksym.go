@@ -3,11 +3,16 @@ package trace
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"sort"
 	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/capshim/capshim/internal/atomicfile"
 )
 
 // overcommitFuncs are the kernel functions whose CAP_SYS_ADMIN check only
@@ -24,7 +29,76 @@ const maxFuncSize = 1 << 16
 // kernelRanges reads the text ranges of names (and of compiler clones of
 // them such as name.cold or name.constprop.0) from /proc/kallsyms. It fails
 // when none of them is there.
-func kernelRanges(names []string) ([]addrRange, error) {
+//
+// Reading the listing costs most of a first load (tens of milliseconds),
+// and capshim loads the recorder again whenever it was released, at the
+// start of the next recorded container. The addresses change only with a
+// reboot, so they are kept in cache, next to the lock and keyed on the
+// kernel's boot id; a cache of another boot, or one that cannot be read,
+// is resolved again.
+func kernelRanges(names []string, cache string) ([]addrRange, error) {
+	boot, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	key := strings.TrimSpace(string(boot)) + " " + strings.Join(names, ",")
+	if cache != "" && len(boot) > 0 {
+		if r, ok := readRangeCache(cache, key); ok {
+			return r, nil
+		}
+	}
+	r, err := readKallsyms(names)
+	if err == nil && cache != "" && len(boot) > 0 {
+		writeRangeCache(cache, key, r)
+	}
+	return r, err
+}
+
+// rangeCache is the cache file's content.
+type rangeCache struct {
+	Key    string      `json:"key"`
+	Ranges [][3]string `json:"ranges"` // name, lo, hi (hexadecimal)
+}
+
+func readRangeCache(path, key string) ([]addrRange, bool) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, false
+	}
+	defer f.Close()
+	var st syscall.Stat_t
+	if syscall.Fstat(int(f.Fd()), &st) != nil || st.Uid != 0 || st.Mode&0o022 != 0 {
+		return nil, false
+	}
+	var c rangeCache
+	if json.NewDecoder(io.LimitReader(f, 64<<10)).Decode(&c) != nil || c.Key != key || len(c.Ranges) == 0 {
+		return nil, false
+	}
+	out := make([]addrRange, 0, len(c.Ranges))
+	for _, r := range c.Ranges {
+		lo, err1 := strconv.ParseUint(r[1], 16, 64)
+		hi, err2 := strconv.ParseUint(r[2], 16, 64)
+		if err1 != nil || err2 != nil || hi <= lo || hi-lo > maxFuncSize {
+			return nil, false
+		}
+		out = append(out, addrRange{name: r[0], lo: lo, hi: hi})
+	}
+	return out, true
+}
+
+// writeRangeCache is best effort: a failure only means reading the
+// symbols again next time.
+func writeRangeCache(path, key string, ranges []addrRange) {
+	c := rangeCache{Key: key}
+	for _, r := range ranges {
+		c.Ranges = append(c.Ranges, [3]string{r.name, strconv.FormatUint(r.lo, 16), strconv.FormatUint(r.hi, 16)})
+	}
+	data, err := json.Marshal(c)
+	if err != nil {
+		return
+	}
+	atomicfile.Write(path, data, atomicfile.Options{Kind: "kernel symbol cache", Mode: 0o600, NoSync: true})
+}
+
+// readKallsyms resolves names in /proc/kallsyms.
+func readKallsyms(names []string) ([]addrRange, error) {
 	f, err := os.Open("/proc/kallsyms")
 	if err != nil {
 		return nil, fmt.Errorf("reading kernel symbols: %w", err)

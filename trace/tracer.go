@@ -198,7 +198,7 @@ func (t *Tracer) sync(create bool) error {
 	if err := removePins(t.opts.Dir); err != nil {
 		return err
 	}
-	objs, err = load(t.opts.Dir)
+	objs, err = load(t.opts.Dir, filepath.Join(filepath.Dir(t.opts.Lock), "kernel-symbols.json"))
 	if err != nil {
 		return err
 	}
@@ -333,8 +333,9 @@ func ensureBPFFS(dir string) error {
 }
 
 // load creates the maps, loads and attaches the program and pins all of
-// it, the link last: openPins finds either everything or no link.
-func load(dir string) (_ *objects, err error) {
+// it, the link last: openPins finds either everything or no link. symCache
+// keeps the kernel addresses the program needs (see kernelRanges).
+func load(dir, symCache string) (_ *objects, err error) {
 	if err := ensureBPFFS(dir); err != nil {
 		return nil, err
 	}
@@ -387,7 +388,7 @@ func load(dir string) (_ *objects, err error) {
 	}
 	// Without the overcommit functions' addresses the program still runs,
 	// and says in every record that SYS_ADMIN was not sorted.
-	ranges, _ := kernelRanges(overcommitFuncs)
+	ranges, _ := kernelRanges(overcommitFuncs, symCache)
 	insns, err := program(progParams{
 		cgroups:    o.cgroups.FD(),
 		config:     o.config.FD(),
