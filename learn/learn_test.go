@@ -277,3 +277,25 @@ func TestPrune(t *testing.T) {
 		t.Fatalf("finished record: %+v", found)
 	}
 }
+
+func TestPruneEvery(t *testing.T) {
+	base := t.TempDir()
+	r := &Records{Run: filepath.Join(base, "run"), Store: &Store{Dir: filepath.Join(base, "state")}}
+	now := time.Now()
+	if err := r.Save(&Container{ID: "gone", Created: now.Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	gone := func(*Container) bool { return true }
+	if n := r.PruneEvery(time.Minute, gone, now); n != 1 {
+		t.Fatalf("first prune finished %d", n)
+	}
+	if err := r.Save(&Container{ID: "gone2", Created: now.Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.PruneEvery(time.Minute, gone, now.Add(time.Second)); n != 0 {
+		t.Fatalf("a prune within the interval finished %d", n)
+	}
+	if n := r.PruneEvery(time.Minute, gone, now.Add(2*time.Minute)); n != 1 {
+		t.Fatalf("a prune after the interval finished %d", n)
+	}
+}

@@ -141,7 +141,10 @@ func (r *Records) Finish(c *Container) error {
 		return fmt.Errorf("encoding the record of %s: %w", c.ID, err)
 	}
 	name := c.Deleted.UTC().Format("20060102T150405.000000000Z") + "-" + recordKey(c.Root, c.ID) + ".json"
-	if err := atomicfile.Write(filepath.Join(dir, name), data, atomicfile.Options{Kind: "container record", Mode: 0o600}); err != nil {
+	// A record of a deleted container is for explain: losing the last
+	// ones in a crash costs no more than the time a sync would cost every
+	// delete.
+	if err := atomicfile.Write(filepath.Join(dir, name), data, atomicfile.Options{Kind: "container record", Mode: 0o600, NoSync: true}); err != nil {
 		return err
 	}
 	os.Remove(filepath.Join(r.runDir(), recordKey(c.Root, c.ID)+".json"))
@@ -222,4 +225,19 @@ func (r *Records) Prune(gone func(*Container) bool, now time.Time) int {
 		}
 	}
 	return n
+}
+
+// PruneEvery runs Prune at most once per interval, across processes: the
+// time of the last run is the modification time of a marker file in the
+// directory of running records.
+func (r *Records) PruneEvery(interval time.Duration, gone func(*Container) bool, now time.Time) int {
+	marker := filepath.Join(r.runDir(), ".pruned")
+	if st, err := os.Stat(marker); err == nil && now.Sub(st.ModTime()) < interval {
+		return 0
+	}
+	if f, err := os.OpenFile(marker, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600); err == nil {
+		f.Close()
+		os.Chtimes(marker, now, now)
+	}
+	return r.Prune(gone, now)
 }

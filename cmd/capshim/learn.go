@@ -105,6 +105,11 @@ func recordCreate(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, runtime st
 		l.event(pol, "warning", fmt.Sprintf("capshim: %s %s: learn request %q ignored: no matching rule allows learning (set learn = true or mode = \"learn\" in a rule)",
 			ra.command, safetext.Truncate(ra.id, maxLogID), rec.LearnDenied), nil)
 	}
+	if !rec.Trace {
+		// Nothing will be recorded, so nothing is kept: a container
+		// that is neither learned nor explained costs no record.
+		return
+	}
 	if err := records(pol).Save(rec); err != nil {
 		l.line("warning", fmt.Sprintf("capshim: cannot keep the record of %s for learn and explain: %v", safetext.Truncate(ra.id, maxLogID), err), nil)
 	}
@@ -209,9 +214,10 @@ func recordDelete(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, runtime st
 	if err := r.Finish(rec); err != nil {
 		l.line("warning", fmt.Sprintf("capshim: cannot keep the record of %s: %v", id, err), nil)
 	}
-	// Records of containers deleted behind capshim's back go too; their
+	// Records of containers deleted behind capshim's back go too (at most
+	// once a minute, so a delete does not read every record); their
 	// recorder entries are reclaimed by capshim-trace's harvest.
-	r.Prune(func(c *learn.Container) bool {
+	r.PruneEvery(time.Minute, func(c *learn.Container) bool {
 		_, err := os.Lstat(filepath.Join(c.Root, c.ID))
 		return errors.Is(err, fs.ErrNotExist)
 	}, time.Now().UTC())
