@@ -406,15 +406,13 @@ func (b *bench) startKeeper() error {
 		return err
 	}
 	spec["process"].(map[string]any)["args"] = []string{"/bin/sleep", "3600"}
+	spec["root"].(map[string]any)["path"] = filepath.Join(b.bundle, "rootfs")
 	data, err := json.Marshal(spec)
 	if err != nil {
 		return err
 	}
 	dir := filepath.Join(b.dir, "keeper")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	if err := os.Symlink(filepath.Join(b.bundle, "rootfs"), filepath.Join(dir, "rootfs")); err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(dir, "config.json"), data, 0o644); err != nil {
