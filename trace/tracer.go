@@ -388,12 +388,19 @@ func load(dir string) (_ *objects, err error) {
 	// Without the overcommit functions' addresses the program still runs,
 	// and says in every record that SYS_ADMIN was not sorted.
 	ranges, _ := kernelRanges(overcommitFuncs)
+	// Without the kernel's BTF, checks under other credentials are
+	// counted, and every record says it may hold some.
+	realCred, cerr := realCredOffset()
+	if cerr != nil {
+		realCred = -1
+	}
 	insns, err := program(progParams{
 		cgroups:    o.cgroups.FD(),
 		config:     o.config.FD(),
 		pending:    pending.FD(),
 		overcommit: ranges,
 		comms:      runtimeComms,
+		realCred:   realCred,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("generating the program: %w", err)
