@@ -73,6 +73,7 @@ func recordCreate(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, runtime st
 	rec := &learn.Container{
 		ID: ra.id, Root: runtimeRoot(runtime, ra.root), Runtime: runtime,
 		Engine: engineInfo(doc.Annotations), Policy: pol.Source, Mode: string(pol.Mode),
+		StateDir: pol.States(), Log: pol.Log,
 		EngineSets: setNames(doc.Sets()), Sets: setNames(o.Sets),
 		Rules: d.Rules, Requested: d.Requested.Names(), Granted: d.Granted.Names(), Denied: d.Denied.Names(),
 		LearnDenied: safetext.Truncate(d.LearnDenied, 64),
@@ -138,6 +139,21 @@ func setNames(s spec.Sets) map[string][]string {
 	return out
 }
 
+// ownPolicy is pol with the state directory and decision log of the
+// policy that created the container, as its record names them: the later
+// calls of the runtime for one container may find another policy, or
+// none (Podman's cleanup deletes with no runtime flags and an empty
+// environment), and what the container did belongs with what was
+// decided for it.
+func ownPolicy(pol *policy.Policy, rec *learn.Container) *policy.Policy {
+	if rec.StateDir == "" || (rec.StateDir == pol.States() && rec.Log == pol.Log) {
+		return pol
+	}
+	own := *pol
+	own.StateDir, own.Log = rec.StateDir, rec.Log
+	return &own
+}
+
 // recordStart starts recording a traced container, before the runtime
 // starts it: its first process waits in the runtime's init until then.
 func recordStart(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, runtime string) {
@@ -150,6 +166,7 @@ func recordStart(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, runtime str
 	if err != nil || !rec.Trace || rec.CgroupID != 0 {
 		return // not capshim's, not traced, or started before
 	}
+	pol = ownPolicy(pol, rec)
 	rec.Started = time.Now().UTC()
 	pid, err := initPID(root, ra.id)
 	if err == nil {
@@ -180,6 +197,7 @@ func recordDelete(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, runtime st
 	if err != nil {
 		return
 	}
+	pol = ownPolicy(pol, rec)
 	id := safetext.Truncate(ra.id, maxLogID)
 	if rec.CgroupID != 0 {
 		res, err := runTrace("harvest", strconv.FormatUint(rec.CgroupID, 10))
@@ -198,7 +216,7 @@ func recordDelete(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, runtime st
 				id, c, o.Refused[c.String()], c.String(), c.String(), c.String(), id), map[string]any{"container": id, "refused": c.String()})
 		}
 		if rec.Profile != "" {
-			p, err := r.Store.Merge(rec.Profile, rec.ID, *o, profileMatch(rec.Engine), rec.Deleted)
+			p, err := r.StoreOf(rec).Merge(rec.Profile, rec.ID, *o, profileMatch(rec.Engine), rec.Deleted)
 			if err != nil {
 				l.event(pol, "warning", fmt.Sprintf("capshim: delete %s: cannot merge into profile %s: %v", id, rec.Profile, err), nil)
 			} else {
