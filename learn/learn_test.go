@@ -47,6 +47,10 @@ func TestProfileName(t *testing.T) {
 		{"cri", map[string]string{"io.kubernetes.cri.image-name": "docker.io/library/nginx:1.25@sha256:ab", "io.kubernetes.cri.container-name": "web"}, "abc", "nginx-web"},
 		{"cri same names", map[string]string{"io.kubernetes.cri.image-name": "reg:5000/team/redis:7", "io.kubernetes.cri.container-name": "redis"}, "abc", "redis"},
 		{"id", nil, "245f721b3f05", "245f721b3f05"},
+		// containerd 1.6 gives a sandbox no image or container name.
+		{"cri sandbox", map[string]string{"io.kubernetes.cri.container-type": "sandbox", "io.kubernetes.cri.sandbox-id": "02cd8339fde6"}, "02cd8339fde6", SandboxProfile},
+		{"cri sandbox with its image", map[string]string{"io.kubernetes.cri.container-type": "sandbox", "io.kubernetes.cri.image-name": "registry.k8s.io/pause:3.9"}, "02cd8339fde6", SandboxProfile},
+		{"cri container", map[string]string{"io.kubernetes.cri.container-type": "container", "io.kubernetes.cri.image-name": "docker.io/library/nginx:1.25", "io.kubernetes.cri.container-name": "web"}, "abc", "nginx-web"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -237,18 +237,25 @@ func recordDelete(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, runtime st
 
 // profileMatch is what a learned workload's rule matches on: the CRI
 // image (any tag or digest) and container name, which the requester
-// cannot forge under Kubernetes.
+// cannot forge under Kubernetes, and for a pod sandbox its type.
 func profileMatch(engine map[string]string) map[string]string {
 	out := map[string]string{}
 	if img := engine["io.kubernetes.cri.image-name"]; img != "" {
 		base := learn.ImageName(img)
-		out["io.kubernetes.cri.image-name"] = policy.GlobQuote(base) + "*"
+		// The tag or digest follows a ':' or '@': "nginx*" would also
+		// match the image nginx-exporter, which is another workload.
+		out["io.kubernetes.cri.image-name"] = policy.GlobQuote(base) + "[:@]*"
 		if base == img {
 			out["io.kubernetes.cri.image-name"] = policy.GlobQuote(base)
 		}
 	}
 	if n := engine["io.kubernetes.cri.container-name"]; n != "" {
 		out["io.kubernetes.cri.container-name"] = policy.GlobQuote(n)
+	}
+	// A sandbox has no container name: without its type, its rule would
+	// match every container.
+	if engine["io.kubernetes.cri.container-type"] == "sandbox" {
+		out["io.kubernetes.cri.container-type"] = "sandbox"
 	}
 	return out
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"testing"
+	"time"
 
 	"github.com/capshim/capshim/learn"
 	"github.com/capshim/capshim/policy"
@@ -54,6 +55,83 @@ func TestOwnPolicy(t *testing.T) {
 			}
 			if tt.pol.StateDir != dir || tt.pol.Log != log {
 				t.Errorf("the policy found was changed: %+v", tt.pol)
+			}
+		})
+	}
+}
+
+// TestProfileMatch renders the rule a learned workload gets, loads it as
+// a policy would, and asks which containers it matches.
+func TestProfileMatch(t *testing.T) {
+	cri := func(typ, image, name string) map[string]string {
+		m := map[string]string{"io.kubernetes.cri.container-type": typ, "io.kubernetes.cri.sandbox-namespace": "learn-1"}
+		if image != "" {
+			m["io.kubernetes.cri.image-name"] = image
+		}
+		if name != "" {
+			m["io.kubernetes.cri.container-name"] = name
+		}
+		return m
+	}
+	tests := []struct {
+		name    string
+		learned map[string]string // the learned container's engine annotations
+		matches []map[string]string
+		misses  []map[string]string
+	}{
+		{
+			name:    "image with a tag",
+			learned: cri("container", "docker.io/library/nginx:1.25", "web"),
+			matches: []map[string]string{
+				cri("container", "docker.io/library/nginx:1.25", "web"),
+				cri("container", "docker.io/library/nginx:1.26", "web"),
+				cri("container", "docker.io/library/nginx@sha256:0123", "web"),
+			},
+			misses: []map[string]string{
+				cri("container", "docker.io/library/nginx-exporter:1", "web"),
+				cri("container", "docker.io/library/nginx2:1", "web"),
+				cri("container", "docker.io/library/nginx:1.25", "sidecar"),
+				cri("container", "evil.example/nginx:1.25", "web"),
+				{},
+			},
+		},
+		{
+			name:    "image without a tag",
+			learned: cri("container", "reg:5000/team/app", "app"),
+			matches: []map[string]string{cri("container", "reg:5000/team/app", "app")},
+			misses:  []map[string]string{cri("container", "reg:5000/team/app:2", "app"), cri("container", "reg:5000/team/apps", "app")},
+		},
+		{
+			name:    "image name with glob characters",
+			learned: cri("container", "reg/a[1]*:1", "x"),
+			matches: []map[string]string{cri("container", "reg/a[1]*:2", "x")},
+			misses:  []map[string]string{cri("container", "reg/a1:2", "x"), cri("container", "reg/a[1]b:2", "x")},
+		},
+		{
+			name:    "pod sandbox",
+			learned: cri("sandbox", "", ""),
+			matches: []map[string]string{cri("sandbox", "", "")},
+			misses:  []map[string]string{cri("container", "docker.io/library/nginx:1.25", "web"), {}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := &learn.Profile{Name: learn.ProfileName(tt.learned, "abc")}
+			p.Merge("abc", learn.Observation{Used: map[string]uint64{"CAP_CHOWN": 1}, Complete: true}, profileMatch(tt.learned), time.Now())
+			pol, err := policy.Parse([]byte(p.Rule()), "learned")
+			if err != nil {
+				t.Fatalf("the emitted rule does not load: %v\n%s", err, p.Rule())
+			}
+			r := &pol.Rules[0]
+			for _, a := range tt.matches {
+				if !r.Matches(a) {
+					t.Errorf("does not match %v:\n%s", a, p.Rule())
+				}
+			}
+			for _, a := range tt.misses {
+				if r.Matches(a) {
+					t.Errorf("matches %v:\n%s", a, p.Rule())
+				}
 			}
 		})
 	}
