@@ -198,12 +198,16 @@ func TestLearnEnginesDocker(t *testing.T) {
 	log := filepath.Join(t.TempDir(), "capshim.log")
 	ask := writePolicy(t, lrnEngPolicy(state, log, lrnEngRuleAsk))
 	strict := writePolicy(t, lrnEngPolicy(state, log))
+	// The policy of capshim-learned gets the learned rule once there is
+	// one; capshim reads its policy on every call.
+	learned := writePolicy(t, lrnEngPolicy(state, log))
 	runtime := func(policy string) map[string]any {
 		return map[string]any{"path": capshimBin, "runtimeArgs": []string{"--capshim-config=" + policy}}
 	}
 	e := dockerStart(t, map[string]any{"runtimes": map[string]any{
-		"capshim":        runtime(ask),
-		"capshim-strict": runtime(strict),
+		"capshim":         runtime(ask),
+		"capshim-strict":  runtime(strict),
+		"capshim-learned": runtime(learned),
 	}}, nil)
 	run := func(t *testing.T, runtime string, env ...string) (string, string) {
 		t.Helper()
@@ -228,6 +232,14 @@ func TestLearnEnginesDocker(t *testing.T) {
 			t.Errorf("a rule learned under Docker matches on something Docker did not set:\n%s", rule)
 		}
 		lrnEngLogHas(t, log, "container "+id+" learned into profile web")
+
+		// The rule runs the workload with what it used alone.
+		writeFile(t, learned, lrnEngPolicy(state, log, rule), 0o644)
+		out, _ = run(t, "capshim-learned")
+		if !lrnEngWorked(t, out) {
+			t.Fatalf("the learned rule does not run the workload:\n%s\nrule:\n%s", out, rule)
+		}
+		assertCaps(t, out, maskChown)
 	})
 
 	t.Run("explain a refused chown", func(t *testing.T) {
@@ -443,8 +455,18 @@ func TestLearnEnginesCRI(t *testing.T) {
 			t.Logf("learn list: %s", line)
 		}
 		rule = lrnEngShow(t, state, profile, "CAP_CHOWN")
-		if !strings.Contains(rule, "[rule.match.annotations]\n") || !strings.Contains(rule, `"io.kubernetes.cri.image-name" = "`+learn.ImageName(ctdImageBusybox)) {
+		// Any tag or digest of the image, and no other image.
+		if !strings.Contains(rule, "[rule.match.annotations]\n") || !strings.Contains(rule, `"io.kubernetes.cri.image-name" = "`+learn.ImageName(ctdImageBusybox)+`[:@]*"`) {
 			t.Fatalf("the emitted rule does not match on the CRI image name:\n%s", rule)
+		}
+		// The pod's sandbox learned too, into the profile every sandbox
+		// shares, and its rule matches sandboxes alone.
+		sandbox := lrnEngShow(t, state, learn.SandboxProfile)
+		if !strings.Contains(sandbox, `"io.kubernetes.cri.container-type" = "sandbox"`) {
+			t.Errorf("the sandboxes' rule does not match on the container type:\n%s", sandbox)
+		}
+		if n := strings.Count(strings.TrimSpace(list.stdout), "\n"); n != 2 {
+			t.Errorf("%d profiles after one pod, want the container's and the sandboxes':\n%s", n, list.stdout)
 		}
 	})
 	if rule == "" {
