@@ -265,11 +265,18 @@ func openPins(dir string) (_ *objects, err error) {
 	if o.link, err = link.LoadPinnedLink(path(pinLink), nil); err != nil {
 		return nil, notExist(err)
 	}
+	// The config map's layout has not changed with the entries': its
+	// version word names the other layout in the message.
 	var cfg [cfgWords]uint64
-	if o.config.ValueSize() != cfgWords*8 || o.cgroups.ValueSize() != valueSize || o.cgroups.KeySize() != 8 {
-		cfg[cfgABI] = 0
-	} else if err := o.config.Lookup(uint32(0), &cfg); err != nil {
-		return nil, fmt.Errorf("reading the recorder's config: %w", err)
+	if o.config.ValueSize() == cfgWords*8 {
+		if err := o.config.Lookup(uint32(0), &cfg); err != nil {
+			return nil, fmt.Errorf("reading the recorder's config: %w", err)
+		}
+	}
+	if o.cgroups.ValueSize() != valueSize || o.cgroups.KeySize() != 8 {
+		if cfg[cfgABI] == abiVersion {
+			cfg[cfgABI] = 0
+		}
 	}
 	if cfg[cfgABI] != abiVersion {
 		return nil, &staleError{abi: cfg[cfgABI], watched: countEntries(o.cgroups)}
