@@ -47,6 +47,10 @@ func TestProfileName(t *testing.T) {
 		{"cri", map[string]string{"io.kubernetes.cri.image-name": "docker.io/library/nginx:1.25@sha256:ab", "io.kubernetes.cri.container-name": "web"}, "abc", "nginx-web"},
 		{"cri same names", map[string]string{"io.kubernetes.cri.image-name": "reg:5000/team/redis:7", "io.kubernetes.cri.container-name": "redis"}, "abc", "redis"},
 		{"id", nil, "245f721b3f05", "245f721b3f05"},
+		// containerd 1.6 gives a sandbox no image or container name.
+		{"cri sandbox", map[string]string{"io.kubernetes.cri.container-type": "sandbox", "io.kubernetes.cri.sandbox-id": "02cd8339fde6"}, "02cd8339fde6", SandboxProfile},
+		{"cri sandbox with its image", map[string]string{"io.kubernetes.cri.container-type": "sandbox", "io.kubernetes.cri.image-name": "registry.k8s.io/pause:3.9"}, "02cd8339fde6", SandboxProfile},
+		{"cri container", map[string]string{"io.kubernetes.cri.container-type": "container", "io.kubernetes.cri.image-name": "docker.io/library/nginx:1.25", "io.kubernetes.cri.container-name": "web"}, "abc", "nginx-web"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -244,6 +248,66 @@ func TestRecords(t *testing.T) {
 	}
 	if found, _ := r.Find("web"); len(found) != 0 {
 		t.Fatal("the oldest record was not pruned")
+	}
+}
+
+// TestFinishInOwnStateDir: a record finished by a call that found another
+// policy (Podman's cleanup finds none) goes to the state directory of the
+// policy that created the container, and so do records pruned there.
+func TestFinishInOwnStateDir(t *testing.T) {
+	base := t.TempDir()
+	own := filepath.Join(base, "own")
+	other := &Records{Run: filepath.Join(base, "run"), Store: &Store{Dir: filepath.Join(base, "other")}}
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name     string
+		c        *Container
+		finish   func(c *Container) error
+		wantDir  string
+		notInDir string
+	}{
+		{
+			name:    "finished at delete",
+			c:       &Container{ID: "deleted", StateDir: own, Created: now, Deleted: now},
+			finish:  other.Finish,
+			wantDir: own, notInDir: other.Store.Dir,
+		},
+		{
+			name: "pruned",
+			c:    &Container{ID: "pruned", StateDir: own, Created: now.Add(-time.Hour)},
+			finish: func(c *Container) error {
+				if err := other.Save(c); err != nil {
+					return err
+				}
+				if n := other.Prune(func(p *Container) bool { return p.ID == c.ID }, now); n != 1 {
+					return fmt.Errorf("pruned %d records, want 1", n)
+				}
+				return nil
+			},
+			wantDir: own, notInDir: other.Store.Dir,
+		},
+		{
+			name:    "an old record naming no state directory",
+			c:       &Container{ID: "old", Created: now, Deleted: now},
+			finish:  other.Finish,
+			wantDir: other.Store.Dir,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.finish(tt.c); err != nil {
+				t.Fatal(err)
+			}
+			in := &Records{Run: other.Run, Store: &Store{Dir: tt.wantDir}}
+			if found, err := in.Find(tt.c.ID); err != nil || len(found) != 1 {
+				t.Fatalf("record not in %s: %v, %v", tt.wantDir, found, err)
+			}
+			if tt.notInDir != "" {
+				if found, _ := (&Records{Run: other.Run, Store: &Store{Dir: tt.notInDir}}).Find(tt.c.ID); len(found) != 0 {
+					t.Fatalf("record also in %s", tt.notInDir)
+				}
+			}
+		})
 	}
 }
 

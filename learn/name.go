@@ -66,10 +66,19 @@ func ImageName(ref string) string {
 	return ref
 }
 
+// SandboxProfile is the profile of CRI pod sandboxes.
+const SandboxProfile = "cri-sandbox"
+
 // ProfileName derives a workload's profile name from what the engine says
 // about the container: the CRI image (without tag or digest) and container
-// name, else the container id.
+// name, else the container id. Every CRI pod sandbox is the same workload,
+// the node's pause process, and has neither image nor container name in
+// its annotations (containerd 1.6): they share SandboxProfile rather than
+// leave a profile named by its id behind every learned pod.
 func ProfileName(annotations map[string]string, id string) string {
+	if annotations["io.kubernetes.cri.container-type"] == "sandbox" {
+		return SandboxProfile
+	}
 	image := annotations["io.kubernetes.cri.image-name"]
 	name := annotations["io.kubernetes.cri.container-name"]
 	if image != "" {

@@ -35,6 +35,14 @@ type Container struct {
 	Engine map[string]string `json:"engine,omitempty"`
 	Policy string            `json:"policy"`
 	Mode   string            `json:"mode"` // enforce, audit or learn
+	// StateDir and Log are the state directory and the decision log of
+	// the policy that decided at create. The container's profile and
+	// finished record go there, and its warnings to that log, whichever
+	// policy a later call of the runtime finds: an engine may delete a
+	// container without the flags it created it with (Podman's cleanup
+	// passes no runtime flags, hence no --capshim-config).
+	StateDir string `json:"state_dir,omitempty"`
+	Log      string `json:"log,omitempty"`
 	// The sets, by set name, as the engine granted them and as capshim
 	// left them.
 	EngineSets map[string][]string `json:"engine_sets"`
@@ -129,10 +137,20 @@ func readRecord(path string) (*Container, error) {
 	return &c, nil
 }
 
-// Finish moves a deleted container's record to the recent records, where
-// explain finds it, and drops the oldest beyond maxRecentRecords.
+// StoreOf is the state directory of a container: the one its record
+// names, else r's.
+func (r *Records) StoreOf(c *Container) *Store {
+	if c.StateDir != "" && c.StateDir != r.Store.Dir {
+		return &Store{Dir: c.StateDir}
+	}
+	return r.Store
+}
+
+// Finish moves a deleted container's record to the recent records of its
+// state directory (StoreOf), where explain finds it, and drops the oldest
+// beyond maxRecentRecords.
 func (r *Records) Finish(c *Container) error {
-	dir, err := r.Store.ensure("recent")
+	dir, err := r.StoreOf(c).ensure("recent")
 	if err != nil {
 		return err
 	}

@@ -20,8 +20,19 @@
 // as no cgroup is watched any more.
 //
 // Not every check is a need of the workload, and the program sorts out
-// three kinds before counting:
+// four kinds before counting:
 //
+//   - checks the kernel makes for the task with credentials other than
+//     the task's own (task_struct.real_cred): overlayfs, the root file
+//     system of containers, copies files up and writes its work
+//     directory with the credentials of its mounter, which hold
+//     SYS_ADMIN, DAC_OVERRIDE and more that the container never had
+//     (Record.Foreign). access(2) puts credentials of its own in place
+//     too, when the task's file system ids differ from its real ones or
+//     its effective capabilities are not what the real-id check assumes
+//     (root with effective unlike permitted, others with any); those
+//     checks are left out with the rest. Where the kernel has no BTF to
+//     locate real_cred, everything is counted and every record says so.
 //   - CAP_SYS_ADMIN checks made by the memory-overcommit accounting
 //     (security_vm_enough_memory_mm) at every fork, mmap and brk: they only
 //     tune the overcommit heuristic, and would otherwise mark SYS_ADMIN

@@ -34,6 +34,7 @@ func TestMain(m *testing.M) {
 //	chown PATH UID     chown(PATH, UID, -1)
 //	mknod PATH         a character device 1:3 (what /dev/null is)
 //	read PATH          open(PATH, O_RDONLY)
+//	create PATH        open(PATH, O_WRONLY|O_CREAT)
 //	handle PATH        open PATH by file handle (needs DAC_READ_SEARCH)
 //	drop CAP           remove capability number CAP from the effective set
 //	comm NAME          rename the thread
@@ -65,6 +66,11 @@ func runSteps(steps []string) int {
 		case "read":
 			var fd int
 			if fd, err = unix.Open(arg(1), unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
+				unix.Close(fd)
+			}
+		case "create":
+			var fd int
+			if fd, err = unix.Open(arg(1), unix.O_WRONLY|unix.O_CREAT|unix.O_CLOEXEC, 0o644); err == nil {
 				unix.Close(fd)
 			}
 		case "handle":

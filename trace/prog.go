@@ -20,7 +20,8 @@ const (
 	wordUnsorted   = 6 // SYS_ADMIN checks that could not be sorted, not counted
 	wordLevel      = 7 // the cgroup's depth, written by Watch
 	wordMisses     = 8 // the program's recursion misses when Watch ran
-	headerWords    = 9
+	wordForeign    = 9 // checks made with other credentials than the task's own, not counted
+	headerWords    = 10
 
 	// MaxCap is the highest capability number the program records; checks
 	// of higher numbers set flagCapRange. Linux defines 0 to 40 today.
@@ -39,6 +40,7 @@ const (
 	flagCapRange = 1 << iota // a check of a capability above MaxCap
 	flagNoStack              // the kernel stack of a SYS_ADMIN check could not be read; it was counted
 	flagUnsorted             // SYS_ADMIN checks were not sorted (no overcommit addresses): wordUnsorted
+	flagNoCred               // the task's own credentials could not be read (or located): checks were counted whoever's they were
 )
 
 // Layout of the one entry of the config map.
@@ -50,7 +52,7 @@ const (
 
 // abiVersion names the layout of the maps and the meaning of their words.
 // A capshim that finds pins of another version does not use them.
-const abiVersion = 1
+const abiVersion = 2
 
 // maxLevel is the deepest cgroup the program looks for. Levels are tested
 // with a 32-bit immediate mask, so they stay below bit 31.
@@ -130,6 +132,10 @@ type progParams struct {
 	// in wordUnsorted only, and flagUnsorted is set.
 	overcommit []addrRange
 	comms      []commPattern
+	// realCred is the offset of real_cred in task_struct (see cred.go),
+	// or negative when it is not known: every check is then counted as
+	// the task's own, and flagNoCred is set.
+	realCred int32
 }
 
 // Stack layout of the program, offsets from R10.
@@ -138,6 +144,7 @@ const (
 	stComm  = -24                    // 16 bytes of task command name
 	stStack = stComm - 8*stackFrames // stackFrames return addresses
 	stPid   = stStack - 8            // pid_tgid of the current task
+	stCred  = stPid - 8              // the current task's real_cred
 )
 
 // builder assembles instructions with labels that may pile up on one
@@ -272,8 +279,41 @@ func program(p progParams) (asm.Instructions, error) {
 		asm.Ja.Label(exit),
 	)
 
-	// The runtime's own processes.
+	// Checks made for the task with credentials other than its own, such
+	// as overlayfs's copy-up with its mounter's (see cred.go).
 	b.label("capok")
+	if p.realCred < 0 {
+		b.emit(
+			asm.Mov.Imm(asm.R1, flagNoCred),
+			atomicOr(asm.R7, asm.R1, off(wordFlags)),
+		)
+	} else {
+		b.emit(
+			asm.FnGetCurrentTask.Call(),
+			asm.Mov.Reg(asm.R3, asm.R0),
+			asm.Add.Imm(asm.R3, p.realCred),
+			asm.Mov.Reg(asm.R1, asm.R10),
+			asm.Add.Imm(asm.R1, stCred),
+			asm.Mov.Imm(asm.R2, 8),
+			asm.FnProbeReadKernel.Call(),
+			asm.JEq.Imm(asm.R0, 0, "credok"),
+			asm.Mov.Imm(asm.R1, flagNoCred),
+			atomicOr(asm.R7, asm.R1, off(wordFlags)),
+			asm.Ja.Label("comm"),
+		)
+		b.label("credok")
+		b.emit(
+			asm.LoadMem(asm.R1, asm.R10, stCred, asm.DWord),
+			asm.LoadMem(asm.R2, asm.R6, 0, asm.DWord),
+			asm.JEq.Reg(asm.R1, asm.R2, "comm"),
+			asm.Mov.Imm(asm.R1, 1),
+			atomicAdd(asm.R7, asm.R1, off(wordForeign)),
+			asm.Ja.Label(exit),
+		)
+	}
+
+	// The runtime's own processes.
+	b.label("comm")
 	b.emit(
 		asm.Mov.Reg(asm.R1, asm.R10),
 		asm.Add.Imm(asm.R1, stComm),

@@ -77,6 +77,7 @@ func testParams() progParams {
 		cgroups: 3, config: 4, pending: 5,
 		overcommit: []addrRange{{"a", 0xffffffff81000000, 0xffffffff81000100}, {"b", 0xffffffff82000000, 0xffffffff82000040}},
 		comms:      runtimeComms,
+		realCred:   1728,
 	}
 }
 
@@ -88,6 +89,7 @@ func TestProgramEncodes(t *testing.T) {
 		{"with overcommit ranges", testParams},
 		{"without overcommit ranges", func() progParams { p := testParams(); p.overcommit = nil; return p }},
 		{"without runtime names", func() progParams { p := testParams(); p.comms = nil; return p }},
+		{"without the offset of real_cred", func() progParams { p := testParams(); p.realCred = -1; return p }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -308,6 +310,15 @@ func TestDecodeRecord(t *testing.T) {
 		{
 			name:  "capability out of range",
 			entry: entry(func(w []uint64) { w[wordFlags] = flagCapRange }),
+		},
+		{
+			name:     "checks under other credentials left out",
+			entry:    entry(func(w []uint64) { w[wordForeign] = 4 }),
+			complete: true,
+		},
+		{
+			name:  "credentials not read",
+			entry: entry(func(w []uint64) { w[wordFlags] = flagNoCred }),
 		},
 	}
 	for _, tt := range tests {

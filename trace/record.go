@@ -38,6 +38,10 @@ type Record struct {
 	// Runtime is the number of checks made by the OCI runtime's own
 	// processes (runc's or crun's init), not counted above.
 	Runtime uint64
+	// Foreign is the number of checks made for the cgroup's tasks with
+	// credentials other than their own (overlayfs's copy-up under its
+	// mounter's), not counted above.
+	Foreign uint64
 
 	// Complete is false when checks may be missing or were not sorted;
 	// Gaps says why.
@@ -57,6 +61,7 @@ func decodeRecord(id uint64, b []byte, misses uint64) Record {
 		Checks:     w(wordChecks),
 		Overcommit: w(wordOvercommit),
 		Runtime:    w(wordRuntime),
+		Foreign:    w(wordForeign),
 	}
 	refused := w(wordRefused)
 	for c := 0; c <= MaxCap; c++ {
@@ -82,6 +87,9 @@ func decodeRecord(id uint64, b []byte, misses uint64) Record {
 	if flags&flagUnsorted != 0 {
 		r.Gaps = append(r.Gaps, fmt.Sprintf("%d SYS_ADMIN checks were not recorded: the overcommit functions of this kernel are unknown", w(wordUnsorted)))
 	}
+	if flags&flagNoCred != 0 {
+		r.Gaps = append(r.Gaps, "checks made with other credentials than the task's own (an overlay file system's copy-up) could not be told apart and were counted")
+	}
 	if misses > w(wordMisses) {
 		r.Gaps = append(r.Gaps, fmt.Sprintf("the kernel skipped the recorder %d times (checks nested in a check) while this cgroup was watched", misses-w(wordMisses)))
 	}
@@ -96,7 +104,7 @@ func (r Record) String() string {
 	if r.Fallback != 0 {
 		fmt.Fprintf(&b, "; fallback %s", r.Fallback)
 	}
-	fmt.Fprintf(&b, " (%d checks, %d overcommit, %d runtime)", r.Checks, r.Overcommit, r.Runtime)
+	fmt.Fprintf(&b, " (%d checks, %d overcommit, %d runtime, %d other credentials)", r.Checks, r.Overcommit, r.Runtime, r.Foreign)
 	if !r.Complete {
 		fmt.Fprintf(&b, "; incomplete: %s", strings.Join(r.Gaps, "; "))
 	}

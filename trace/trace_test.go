@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 
 	"github.com/capshim/capshim/capability"
 )
@@ -78,10 +79,35 @@ func wantSteps(t *testing.T, report []string, failing ...string) {
 	}
 }
 
+// newOverlay mounts an overlay file system whose lower layer holds the
+// directory d, as an engine mounts a container's root file system, and
+// returns where it is mounted.
+func newOverlay(t *testing.T) string {
+	t.Helper()
+	base := t.TempDir()
+	lower, upper, work, merged := filepath.Join(base, "lower"), filepath.Join(base, "upper"), filepath.Join(base, "work"), filepath.Join(base, "merged")
+	for _, d := range []string{filepath.Join(lower, "d"), upper, work, merged} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts := "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work
+	if err := unix.Mount("overlay", merged, "overlay", 0, opts); err != nil {
+		t.Skipf("no overlay file system here: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(merged, unix.MNT_DETACH); err != nil {
+			t.Errorf("unmounting %s: %v", merged, err)
+		}
+	})
+	return merged
+}
+
 func TestRecord(t *testing.T) {
 	requireTracing(t)
 	tr, _ := newTracer(t)
 	f := newFiles(t)
+	overlay := newOverlay(t)
 	tests := []struct {
 		name     string
 		nested   bool     // run the helper in a cgroup below the watched one
@@ -91,6 +117,7 @@ func TestRecord(t *testing.T) {
 		refused  capability.Set
 		fallback capability.Set
 		runtime  bool // checks by a runtime-named thread were seen
+		foreign  bool // checks under other credentials were seen
 	}{
 		{
 			name: "chown used then refused, mknod used",
@@ -152,6 +179,14 @@ func TestRecord(t *testing.T) {
 			used:    caps(capMknod),
 			runtime: true,
 		},
+		{
+			// Creating a file in a directory of the lower layer copies the
+			// directory up, and overlayfs does that with the credentials
+			// of its mounter (this test): checks the helper never made.
+			name:    "overlayfs copy-up under the mounter's credentials not counted",
+			steps:   []string{"create " + filepath.Join(overlay, "d", "f")},
+			foreign: true,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -185,6 +220,9 @@ func TestRecord(t *testing.T) {
 			}
 			if (rec.Runtime > 0) != tt.runtime {
 				t.Errorf("%d checks by the runtime", rec.Runtime)
+			}
+			if (rec.Foreign > 0) != tt.foreign {
+				t.Errorf("%d checks under other credentials", rec.Foreign)
 			}
 			for c := capability.Cap(0); c <= MaxCap; c++ {
 				if (rec.UsedCount[c] > 0) != rec.Used.Has(c) {

@@ -265,11 +265,18 @@ func openPins(dir string) (_ *objects, err error) {
 	if o.link, err = link.LoadPinnedLink(path(pinLink), nil); err != nil {
 		return nil, notExist(err)
 	}
+	// The config map's layout has not changed with the entries': its
+	// version word names the other layout in the message.
 	var cfg [cfgWords]uint64
-	if o.config.ValueSize() != cfgWords*8 || o.cgroups.ValueSize() != valueSize || o.cgroups.KeySize() != 8 {
-		cfg[cfgABI] = 0
-	} else if err := o.config.Lookup(uint32(0), &cfg); err != nil {
-		return nil, fmt.Errorf("reading the recorder's config: %w", err)
+	if o.config.ValueSize() == cfgWords*8 {
+		if err := o.config.Lookup(uint32(0), &cfg); err != nil {
+			return nil, fmt.Errorf("reading the recorder's config: %w", err)
+		}
+	}
+	if o.cgroups.ValueSize() != valueSize || o.cgroups.KeySize() != 8 {
+		if cfg[cfgABI] == abiVersion {
+			cfg[cfgABI] = 0
+		}
 	}
 	if cfg[cfgABI] != abiVersion {
 		return nil, &staleError{abi: cfg[cfgABI], watched: countEntries(o.cgroups)}
@@ -389,12 +396,19 @@ func load(dir, symCache string) (_ *objects, err error) {
 	// Without the overcommit functions' addresses the program still runs,
 	// and says in every record that SYS_ADMIN was not sorted.
 	ranges, _ := kernelRanges(overcommitFuncs, symCache)
+	// Without the kernel's BTF, checks under other credentials are
+	// counted, and every record says it may hold some.
+	realCred, cerr := realCredOffset()
+	if cerr != nil {
+		realCred = -1
+	}
 	insns, err := program(progParams{
 		cgroups:    o.cgroups.FD(),
 		config:     o.config.FD(),
 		pending:    pending.FD(),
 		overcommit: ranges,
 		comms:      runtimeComms,
+		realCred:   realCred,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("generating the program: %w", err)

@@ -73,6 +73,7 @@ func recordCreate(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, runtime st
 	rec := &learn.Container{
 		ID: ra.id, Root: runtimeRoot(runtime, ra.root), Runtime: runtime,
 		Engine: engineInfo(doc.Annotations), Policy: pol.Source, Mode: string(pol.Mode),
+		StateDir: pol.States(), Log: pol.Log,
 		EngineSets: setNames(doc.Sets()), Sets: setNames(o.Sets),
 		Rules: d.Rules, Requested: d.Requested.Names(), Granted: d.Granted.Names(), Denied: d.Denied.Names(),
 		LearnDenied: safetext.Truncate(d.LearnDenied, 64),
@@ -143,6 +144,21 @@ func setNames(s spec.Sets) map[string][]string {
 	return out
 }
 
+// ownPolicy is pol with the state directory and decision log of the
+// policy that created the container, as its record names them: the later
+// calls of the runtime for one container may find another policy, or
+// none (Podman's cleanup deletes with no runtime flags and an empty
+// environment), and what the container did belongs with what was
+// decided for it.
+func ownPolicy(pol *policy.Policy, rec *learn.Container) *policy.Policy {
+	if rec.StateDir == "" || (rec.StateDir == pol.States() && rec.Log == pol.Log) {
+		return pol
+	}
+	own := *pol
+	own.StateDir, own.Log = rec.StateDir, rec.Log
+	return &own
+}
+
 // recordStart starts recording a traced container, before the runtime
 // starts it: its first process waits in the runtime's init until then.
 func recordStart(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, runtime string) {
@@ -155,6 +171,7 @@ func recordStart(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, runtime str
 	if err != nil || !rec.Trace || rec.CgroupID != 0 {
 		return // not capshim's, not traced, or started before
 	}
+	pol = ownPolicy(pol, rec)
 	rec.Started = time.Now().UTC()
 	pid, err := initPID(root, ra.id)
 	if err == nil {
@@ -185,6 +202,7 @@ func recordDelete(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, runtime st
 	if err != nil {
 		return
 	}
+	pol = ownPolicy(pol, rec)
 	id := safetext.Truncate(ra.id, maxLogID)
 	if rec.CgroupID != 0 {
 		res, err := runTrace("harvest", strconv.FormatUint(rec.CgroupID, 10))
@@ -203,7 +221,7 @@ func recordDelete(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, runtime st
 				id, c, o.Refused[c.String()], c.String(), c.String(), c.String(), id), map[string]any{"container": id, "refused": c.String()})
 		}
 		if rec.Profile != "" {
-			p, err := r.Store.Merge(rec.Profile, rec.ID, *o, profileMatch(rec.Engine), rec.Deleted)
+			p, err := r.StoreOf(rec).Merge(rec.Profile, rec.ID, *o, profileMatch(rec.Engine), rec.Deleted)
 			if err != nil {
 				l.event(pol, "warning", fmt.Sprintf("capshim: delete %s: cannot merge into profile %s: %v", id, rec.Profile, err), nil)
 			} else {
@@ -225,18 +243,25 @@ func recordDelete(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, runtime st
 
 // profileMatch is what a learned workload's rule matches on: the CRI
 // image (any tag or digest) and container name, which the requester
-// cannot forge under Kubernetes.
+// cannot forge under Kubernetes, and for a pod sandbox its type.
 func profileMatch(engine map[string]string) map[string]string {
 	out := map[string]string{}
 	if img := engine["io.kubernetes.cri.image-name"]; img != "" {
 		base := learn.ImageName(img)
-		out["io.kubernetes.cri.image-name"] = policy.GlobQuote(base) + "*"
+		// The tag or digest follows a ':' or '@': "nginx*" would also
+		// match the image nginx-exporter, which is another workload.
+		out["io.kubernetes.cri.image-name"] = policy.GlobQuote(base) + "[:@]*"
 		if base == img {
 			out["io.kubernetes.cri.image-name"] = policy.GlobQuote(base)
 		}
 	}
 	if n := engine["io.kubernetes.cri.container-name"]; n != "" {
 		out["io.kubernetes.cri.container-name"] = policy.GlobQuote(n)
+	}
+	// A sandbox has no container name: without its type, its rule would
+	// match every container.
+	if engine["io.kubernetes.cri.container-type"] == "sandbox" {
+		out["io.kubernetes.cri.container-type"] = "sandbox"
 	}
 	return out
 }

@@ -1,0 +1,70 @@
+package trace
+
+import (
+	"fmt"
+
+	"github.com/cilium/ebpf/btf"
+)
+
+// A capability check is the task's own when it is made with the task's
+// own credentials, task_struct.real_cred. The kernel also checks
+// capabilities on a task's behalf with other credentials it puts in place
+// for a while (override_creds): overlayfs, the root file system of every
+// engine's containers, copies a file up and writes its upper and work
+// directories with the credentials of whoever mounted it, so a container
+// that writes a file of its image shows SYS_ADMIN, DAC_OVERRIDE and more
+// used, none of which it holds or needs. The program compares the
+// tracepoint's credentials with real_cred and does not count the others.
+
+// realCredOffset is the byte offset of real_cred in the running kernel's
+// task_struct, from its BTF.
+func realCredOffset() (int32, error) {
+	spec, err := btf.LoadKernelSpec()
+	if err != nil {
+		return 0, fmt.Errorf("reading the kernel's BTF: %w", err)
+	}
+	var task *btf.Struct
+	if err := spec.TypeByName("task_struct", &task); err != nil {
+		return 0, fmt.Errorf("the kernel's BTF: %w", err)
+	}
+	return pointerOffset(task, "real_cred")
+}
+
+// pointerOffset finds the pointer member name of s, also inside the
+// anonymous structs and unions a kernel built with randomised layouts
+// wraps its fields in, and returns its byte offset.
+func pointerOffset(s *btf.Struct, name string) (int32, error) {
+	bits, m, ok := findMember(s.Members, name, 0)
+	if !ok {
+		return 0, fmt.Errorf("%s has no member %s", s.Name, name)
+	}
+	if _, isPtr := btf.UnderlyingType(m.Type).(*btf.Pointer); !isPtr || m.BitfieldSize != 0 {
+		return 0, fmt.Errorf("%s.%s is not a pointer", s.Name, name)
+	}
+	if bits%64 != 0 || bits/8 > 1<<20 {
+		return 0, fmt.Errorf("%s.%s at bit %d is not an aligned pointer", s.Name, name, bits)
+	}
+	return int32(bits / 8), nil
+}
+
+func findMember(members []btf.Member, name string, base btf.Bits) (btf.Bits, btf.Member, bool) {
+	for _, m := range members {
+		if m.Name == name {
+			return base + m.Offset, m, true
+		}
+		if m.Name != "" {
+			continue
+		}
+		var inner []btf.Member
+		switch t := btf.UnderlyingType(m.Type).(type) {
+		case *btf.Struct:
+			inner = t.Members
+		case *btf.Union:
+			inner = t.Members
+		}
+		if bits, found, ok := findMember(inner, name, base+m.Offset); ok {
+			return bits, found, true
+		}
+	}
+	return 0, btf.Member{}, false
+}
