@@ -1,15 +1,15 @@
 package learn
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -81,12 +81,16 @@ func (c *Container) Name() string {
 // recordKey names a container's record: the id, sanitised, and a hash of
 // the runtime root and the id, since ids are unique only per root.
 func recordKey(root, id string) string {
-	h := sha256.Sum256([]byte(root + "\x00" + id))
+	// FNV, not a cryptographic hash: the name only has to be unique per
+	// root and id (the record holds both and is checked), and the runtime
+	// binary, which writes records, should not carry a crypto package.
+	h := fnv.New64a()
+	h.Write([]byte(root + "\x00" + id))
 	s := Sanitize(id)
 	if len(s) > 32 {
 		s = s[:32]
 	}
-	return s + "-" + hex.EncodeToString(h[:6])
+	return s + "-" + strconv.FormatUint(h.Sum64(), 16)
 }
 
 // Records keeps container records: running ones under Run, deleted ones
@@ -119,7 +123,12 @@ func (r *Records) Save(c *Container) error {
 
 // Load reads a running container's record.
 func (r *Records) Load(root, id string) (*Container, error) {
-	return readRecord(filepath.Join(r.runDir(), recordKey(root, id)+".json"))
+	c, err := readRecord(filepath.Join(r.runDir(), recordKey(root, id)+".json"))
+	if err == nil && (c.ID != id || c.Root != root) {
+		// Another container's record under the same name: not this one.
+		return nil, ErrNotFound
+	}
+	return c, err
 }
 
 func readRecord(path string) (*Container, error) {

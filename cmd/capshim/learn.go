@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -301,7 +299,9 @@ type traceResult struct {
 }
 
 // runTrace runs capshim-trace from next to capshim's own executable,
-// opened and checked like the runtime, and waits for it.
+// opened and checked like the runtime, and waits for it (at most
+// traceTimeout). os.StartProcess, not os/exec, keeps the runtime binary
+// small.
 func runTrace(args ...string) (traceResult, error) {
 	var res traceResult
 	exe, err := os.Executable()
@@ -316,20 +316,34 @@ func runTrace(args ...string) (traceResult, error) {
 		return res, fmt.Errorf("%s: %w (install it next to capshim: make install does)", traceTool, err)
 	}
 	defer f.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), traceTimeout)
-	defer cancel()
+	rd, wr, err := os.Pipe()
+	if err != nil {
+		return res, fmt.Errorf("running %s: %w", traceTool, err)
+	}
+	defer rd.Close()
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		return res, fmt.Errorf("running %s: %w", traceTool, err)
+	}
+	defer null.Close()
 	// The path names the checked descriptor, resolved by the kernel in the
 	// child before the descriptor closes at exec.
-	cmd := exec.CommandContext(ctx, "/proc/self/fd/"+strconv.Itoa(f.Fd), args...)
-	cmd.Args[0] = traceTool
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	runErr := cmd.Run()
-	if jerr := json.Unmarshal(out.Bytes(), &res); jerr != nil {
-		if runErr == nil {
-			runErr = jerr
+	p, err := os.StartProcess("/proc/self/fd/"+strconv.Itoa(f.Fd), append([]string{traceTool}, args...),
+		&os.ProcAttr{Files: []*os.File{null, wr, null}})
+	wr.Close()
+	if err != nil {
+		return res, fmt.Errorf("running %s: %w", traceTool, err)
+	}
+	timer := time.AfterFunc(traceTimeout, func() { p.Kill() })
+	// The answer is one short line; read it all, then reap the process.
+	data, _ := io.ReadAll(io.LimitReader(rd, 1<<20))
+	_, werr := p.Wait()
+	timer.Stop()
+	if jerr := json.Unmarshal(data, &res); jerr != nil {
+		if werr == nil {
+			werr = jerr
 		}
-		return res, fmt.Errorf("%s %s: %v %s", traceTool, args[0], runErr, safetext.Truncate(strings.TrimSpace(errOut.String()), 512))
+		return res, fmt.Errorf("%s %s: %v", traceTool, args[0], werr)
 	}
 	if res.Error != "" {
 		return res, fmt.Errorf("%s", res.Error)
