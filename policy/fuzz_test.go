@@ -24,7 +24,12 @@ func FuzzParse(f *testing.F) {
 	for _, tt := range parseErrorTests {
 		f.Add([]byte(tt.toml), "x", "chown", "y")
 	}
+	for _, c := range fastCases {
+		f.Add([]byte(c), "k", "chown", "v")
+	}
 	f.Fuzz(func(t *testing.T, data []byte, key, request, value string) {
+		// The fast path and the decoder read every policy alike.
+		checkFastAgrees(t, 0, string(data))
 		p, err := Parse(data, "fuzz.toml")
 		if err != nil {
 			le, ok := err.(*LoadError)

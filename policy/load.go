@@ -86,10 +86,11 @@ func Builtin() *Policy {
 // Parse parses policy text; source names it in errors.
 func Parse(data []byte, source string) (*Policy, error) {
 	var f file
-	dec := toml.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&f); err != nil {
-		return nil, decodeError(data, source, err)
+	if !fastDecode(data, &f) {
+		f = file{}
+		if err := decodeFile(data, &f); err != nil {
+			return nil, decodeError(data, source, err)
+		}
 	}
 	if len(f.Rule) > 0 && looseRule(data) {
 		// The decoder takes a [rule] table (or rule.name = ...) as a
@@ -229,6 +230,14 @@ func Parse(data []byte, source string) (*Policy, error) {
 		p.Rules = append(p.Rules, rule)
 	}
 	return p, nil
+}
+
+// decodeFile decodes with the decoder, which checks every key against the
+// schema and knows where each error is.
+func decodeFile(data []byte, f *file) error {
+	dec := toml.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	return dec.Decode(f)
 }
 
 // capList turns capability names into a set. bad is the index of the
