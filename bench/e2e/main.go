@@ -195,7 +195,7 @@ func measureAll(capshim, barewrap, runc string, nPass, nCycle, warmup int) (*res
 	if err != nil {
 		return nil, err
 	}
-	r.Pass = summarize("pass-through (state of a missing container)", pass, 1.05)
+	r.Pass = summarize("pass-through (state of a missing container)", pass, 1.03)
 
 	if err := b.checkReduces(); err != nil {
 		return nil, err
