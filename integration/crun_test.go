@@ -14,11 +14,9 @@ package integration
 // are untouched.
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -111,7 +109,8 @@ func crunSetup(t *testing.T) (rootfs, stateRoot, policy string) {
 // `run` removes the container itself when it exits).
 func crunDelete(t *testing.T, stateRoot, id string) {
 	t.Helper()
-	r := engRun(30*time.Second, os.Environ(), crunWrap(t, []string{"/usr/bin/crun", "--root", stateRoot, "delete", "--force", id})...)
+	argv := crunWrap(t, []string{"/usr/bin/crun", "--root", stateRoot, "delete", "--force", id})
+	r := runCmd(cmdOpts{timeout: 30 * time.Second}, argv[0], argv[1:]...)
 	if r.err != nil && !strings.Contains(r.stderr, "does not exist") && !strings.Contains(r.stderr, "No such file") {
 		t.Logf("cleanup: %v", r)
 	}
@@ -158,7 +157,8 @@ func TestCrun(t *testing.T) {
 			}
 			logFile := filepath.Join(bundle, "log.json")
 			argv = append(argv, "--root", stateRoot, "--log", logFile, "--log-format", "json", "run", "-b", bundle, id)
-			r := engRun(time.Minute, env, crunWrap(t, argv)...)
+			w := crunWrap(t, argv)
+			r := runCmd(cmdOpts{env: env}, w[0], w[1:]...)
 			if r.err != nil {
 				t.Fatalf("%v\nlog %s:\n%s", r, logFile, engTail(logFile, 20))
 			}
@@ -178,36 +178,23 @@ func TestCrunCreateStart(t *testing.T) {
 	id := fmt.Sprintf("capshim-crun-cs-%d", os.Getpid())
 	t.Cleanup(func() { crunDelete(t, stateRoot, id) })
 
-	// The container inherits create's stdout and stderr: they must be
-	// files, with pipes Wait would block until the container exits.
-	tmp := t.TempDir()
-	outPath, errPath := filepath.Join(tmp, "stdout"), filepath.Join(tmp, "stderr")
-	out, err := os.Create(outPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	errf, err := os.Create(errPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer errf.Close()
+	// The container inherits create's stdout and stderr and prints to
+	// them after create returned: runCmd keeps the files in outDir.
+	outDir := t.TempDir()
 	logFile := filepath.Join(bundle, "log.json")
 	argv := crunWrap(t, []string{capshimBin, "--capshim-config=" + policy, "--root", stateRoot,
 		"--log", logFile, "--log-format", "json", "create", "--bundle", bundle, id})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = engEnv([]string{"CAPSHIM_"})
-	cmd.Stdin = nil
-	cmd.Stdout, cmd.Stderr = out, errf
-	start := time.Now()
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("%s: %v\nstderr:\n%s\nlog:\n%s", strings.Join(argv, " "), err, engTail(errPath, 20), engTail(logFile, 20))
+	cr := runCmd(cmdOpts{env: engEnv([]string{"CAPSHIM_"}), outDir: outDir}, argv[0], argv[1:]...)
+	if cr.err != nil {
+		t.Fatalf("%v\nlog:\n%s", cr, engTail(logFile, 20))
 	}
-	t.Logf("capshim create: %v", time.Since(start).Round(time.Millisecond))
+	t.Logf("capshim create: %v", cr.took.Round(time.Millisecond))
 
-	r := engRun(30*time.Second, os.Environ(), crunWrap(t, []string{"/usr/bin/crun", "--root", stateRoot, "state", id})...)
+	crun := func(args ...string) cmdResult {
+		argv := crunWrap(t, append([]string{"/usr/bin/crun", "--root", stateRoot}, args...))
+		return runCmd(cmdOpts{timeout: 30 * time.Second}, argv[0], argv[1:]...)
+	}
+	r := crun("state", id)
 	if r.err != nil {
 		t.Fatalf("crun does not know the container capshim created: %v", r)
 	}
@@ -218,12 +205,12 @@ func TestCrunCreateStart(t *testing.T) {
 		t.Fatalf("crun state: status %q (err %v), want created\n%s", st.Status, err, r.stdout)
 	}
 
-	if r := engRun(30*time.Second, os.Environ(), crunWrap(t, []string{"/usr/bin/crun", "--root", stateRoot, "start", id})...); r.err != nil {
+	if r := crun("start", id); r.err != nil {
 		t.Fatalf("crun start: %v", r)
 	}
 	var status string
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		b, _ := os.ReadFile(outPath)
+		b, _ := os.ReadFile(cr.stdoutPath)
 		if status = string(b); strings.Contains(status, "CapAmb") {
 			break
 		}
@@ -297,16 +284,11 @@ func TestCrunConfigFlag(t *testing.T) {
 			argv := []string{capshimBin, "--capshim-config=" + policy, "--root", stateRoot, "--log", logFile, "--log-format", "json", "run", "-b", bundle}
 			argv = append(append(argv, tc.flag(cwd, bundle)...), id)
 			argv = crunWrap(t, argv)
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-			cmd.Dir = cwd
-			cmd.Env = engEnv([]string{"CAPSHIM_"})
-			out, err := cmd.CombinedOutput()
-			if err != nil {
-				t.Fatalf("%s: %v\n%s\nlog:\n%s", strings.Join(argv, " "), err, out, engTail(logFile, 10))
+			r := runCmd(cmdOpts{env: engEnv([]string{"CAPSHIM_"}), dir: cwd}, argv[0], argv[1:]...)
+			if r.err != nil {
+				t.Fatalf("%v\nlog:\n%s", r, engTail(logFile, 10))
 			}
-			assertCaps(t, string(out), maskMinimal)
+			assertCaps(t, r.stdout, maskMinimal)
 			for _, d := range tc.decoys(cwd, bundle) {
 				if b, _ := os.ReadFile(d); string(b) != string(spec) {
 					t.Errorf("capshim changed %s, which crun does not read", d)

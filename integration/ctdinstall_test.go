@@ -25,7 +25,6 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -397,10 +396,9 @@ func cinRefused(t *testing.T, file, want string, flags ...string) {
 	t.Helper()
 	old := rdmReadFile(t, file)
 	entries, _ := os.ReadDir(filepath.Dir(file))
-	args := append([]string{capshimBin, "install", "containerd", "--file", file, "--policy", filepath.Join(filepath.Dir(file), "shim.toml")}, flags...)
-	r := engRun(rdmTimeout, engEnv([]string{"CAPSHIM_"}), args...)
-	var ee *exec.ExitError
-	if !errors.As(r.err, &ee) || ee.ExitCode() != 2 || !strings.Contains(r.stderr, want) {
+	args := append([]string{"install", "containerd", "--file", file, "--policy", filepath.Join(filepath.Dir(file), "shim.toml")}, flags...)
+	r := runCmd(cmdOpts{env: engEnv([]string{"CAPSHIM_"})}, capshimBin, args...)
+	if r.code != 2 || !strings.Contains(r.stderr, want) {
 		t.Errorf("want exit 2 saying %q:\n%v", want, r)
 	}
 	if got := rdmReadFile(t, file); string(got) != string(old) {

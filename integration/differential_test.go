@@ -9,11 +9,9 @@ package integration
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -140,7 +138,8 @@ func TestDifferentialSpecs(t *testing.T) {
 				writeFile(t, filepath.Join(ctl, "config.json"), edited, 0o644)
 				id := fmt.Sprintf("capshim-dif-%d-%s-%d", os.Getpid(), rt.name, i)
 				t.Cleanup(func() { difDelete(t, rt, stateRoot, id) })
-				r := engRun(time.Minute, os.Environ(), rt.wrap(t, []string{rt.path, "--root", stateRoot, "run", "-b", ctl, id})...)
+				argv := rt.wrap(t, []string{rt.path, "--root", stateRoot, "run", "-b", ctl, id})
+				r := runCmd(cmdOpts{}, argv[0], argv[1:]...)
 				switch {
 				case rt.name == "runc" && tc.runcRefuses:
 					if r.err == nil {
@@ -166,9 +165,9 @@ func TestDifferentialSpecs(t *testing.T) {
 				b := t.TempDir()
 				writeFile(t, filepath.Join(b, "config.json"), edited, 0o644)
 				logFile := filepath.Join(b, "log.json")
-				argv := rt.wrap(t, []string{capshimBin, "--capshim-config=" + policy, "--root", stateRoot,
+				argv = rt.wrap(t, []string{capshimBin, "--capshim-config=" + policy, "--root", stateRoot,
 					"--log", logFile, "--log-format", "json", "run", "-b", b, id})
-				r = engRun(time.Minute, engEnv([]string{"CAPSHIM_"}), argv...)
+				r = runCmd(cmdOpts{env: engEnv([]string{"CAPSHIM_"})}, argv[0], argv[1:]...)
 				if tc.refused != "" {
 					if r.err == nil || strings.Contains(r.stdout, "CapBnd") {
 						t.Fatalf("capshim let the container start: %v", r)
@@ -203,16 +202,12 @@ func TestDifferentialExec(t *testing.T) {
 			id := fmt.Sprintf("capshim-difx-%d-%s", os.Getpid(), rt.name)
 			t.Cleanup(func() { difDelete(t, rt, stateRoot, id) })
 			logFile := filepath.Join(b, "log.json")
-			// Detached, the container keeps the stdio it was given: none, so
-			// that nothing waits for it to close.
+			// Detached, the container keeps the stdio it was given: runCmd's
+			// files, so that nothing waits for it to close.
 			argv := rt.wrap(t, []string{capshimBin, "--capshim-config=" + policy,
 				"--root", stateRoot, "--log", logFile, "--log-format", "json", "run", "-d", "-b", b, id})
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-			cmd.Env = engEnv([]string{"CAPSHIM_"})
-			if err := cmd.Run(); err != nil {
-				t.Fatalf("%s: %v\nlog:\n%s", strings.Join(argv, " "), err, engTail(logFile, 10))
+			if r := runCmd(cmdOpts{env: engEnv([]string{"CAPSHIM_"})}, argv[0], argv[1:]...); r.err != nil {
+				t.Fatalf("%v\nlog:\n%s", r, engTail(logFile, 10))
 			}
 			cases := []struct {
 				name, process, refused string
@@ -225,8 +220,9 @@ func TestDifferentialExec(t *testing.T) {
 				t.Run(tc.name, func(t *testing.T) {
 					p := filepath.Join(t.TempDir(), "process.json")
 					writeFile(t, p, tc.process, 0o644)
-					r := engRun(time.Minute, engEnv([]string{"CAPSHIM_"}), rt.wrap(t, []string{capshimBin, "--capshim-config=" + policy,
-						"--root", stateRoot, "--log", logFile, "--log-format", "json", "exec", "--process", p, id})...)
+					argv := rt.wrap(t, []string{capshimBin, "--capshim-config=" + policy,
+						"--root", stateRoot, "--log", logFile, "--log-format", "json", "exec", "--process", p, id})
+					r := runCmd(cmdOpts{env: engEnv([]string{"CAPSHIM_"})}, argv[0], argv[1:]...)
 					if tc.refused != "" {
 						if r.err == nil || strings.Contains(r.stdout, "CapBnd") {
 							t.Fatalf("capshim let the exec run: %v", r)
@@ -262,7 +258,8 @@ func difCompact(t *testing.T, data []byte) string {
 // difDelete force-deletes a container of either runtime (cleanup).
 func difDelete(t *testing.T, rt difRuntime, stateRoot, id string) {
 	t.Helper()
-	r := engRun(30*time.Second, os.Environ(), rt.wrap(t, []string{rt.path, "--root", stateRoot, "delete", "--force", id})...)
+	argv := rt.wrap(t, []string{rt.path, "--root", stateRoot, "delete", "--force", id})
+	r := runCmd(cmdOpts{timeout: 30 * time.Second}, argv[0], argv[1:]...)
 	if r.err != nil && !strings.Contains(r.stderr+r.stdout, "not exist") && !strings.Contains(r.stderr, "No such file") {
 		t.Logf("cleanup: %v", r)
 	}

@@ -100,7 +100,7 @@ func dockerLaunch(t *testing.T, dir, cfg string, extraEnv []string, extraFlags .
 			t.Fatalf("dockerd exited during start-up on %s: %v\n%s", cfg, e.daemon.err, e.daemon.tail(40))
 		}
 		if _, err := os.Stat(e.sock); err == nil {
-			if r := engRun(10*time.Second, e.env, docker, "version", "--format", "{{.Server.Version}}"); r.err == nil {
+			if r := runCmd(cmdOpts{timeout: 10 * time.Second, env: e.env}, docker, "version", "--format", "{{.Server.Version}}"); r.err == nil {
 				t.Logf("dockerd %s up in %v", strings.TrimSpace(r.stdout), time.Since(start).Round(time.Millisecond))
 				break
 			}
@@ -120,8 +120,8 @@ func dockerLaunch(t *testing.T, dir, cfg string, extraEnv []string, extraFlags .
 }
 
 // docker runs the docker CLI against the private daemon.
-func (e *dockerEngine) docker(args ...string) engResult {
-	return engRun(dockerTimeout, e.env, append([]string{"docker"}, args...)...)
+func (e *dockerEngine) docker(args ...string) cmdResult {
+	return runCmd(cmdOpts{timeout: dockerTimeout, env: e.env}, "docker", args...)
 }
 
 // removeAll force-removes every container of the private daemon.

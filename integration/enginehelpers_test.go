@@ -10,8 +10,6 @@ package integration
 
 import (
 	"archive/tar"
-	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -300,40 +298,6 @@ func engTail(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-// engResult is the outcome of one command.
-type engResult struct {
-	cmdline        string
-	stdout, stderr string
-	err            error
-	took           time.Duration
-}
-
-func (r engResult) String() string {
-	return fmt.Sprintf("$ %s\n(exit: %v, %v)\nstdout:\n%s\nstderr:\n%s", r.cmdline, r.err, r.took.Round(time.Millisecond), r.stdout, r.stderr)
-}
-
-// engRun runs a command with a timeout and returns its output. It never
-// fails the test by itself.
-func engRun(timeout time.Duration, env []string, argv ...string) engResult {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = env
-	var so, se bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &so, &se
-	cmd.WaitDelay = 5 * time.Second
-	start := time.Now()
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		err = fmt.Errorf("timed out after %v: %w", timeout, err)
-	}
-	return engResult{
-		cmdline: strings.Join(argv, " "),
-		stdout:  so.String(), stderr: se.String(),
-		err: err, took: time.Since(start),
-	}
 }
 
 // engEnv returns the current environment without variables whose names

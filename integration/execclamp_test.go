@@ -8,16 +8,13 @@ package integration
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 )
 
 // clampPolicy lets every container ask for CAP_CHOWN and containers whose
@@ -41,26 +38,23 @@ func clampStart(t *testing.T, rt difRuntime, rootfs, stateRoot, policy, id strin
 	t.Cleanup(func() { difDelete(t, rt, stateRoot, id) })
 	argv := rt.wrap(t, []string{capshimBin, "--capshim-config=" + policy, "--root", stateRoot,
 		"--log", logFile, "--log-format", "json", "run", "-d", "-b", bundle, id})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = engEnv([]string{"CAPSHIM_"})
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("%s: %v\nlog:\n%s", strings.Join(argv, " "), err, engTail(logFile, 10))
+	if r := runCmd(cmdOpts{env: engEnv([]string{"CAPSHIM_"})}, argv[0], argv[1:]...); r.err != nil {
+		t.Fatalf("%v\nlog:\n%s", r, engTail(logFile, 10))
 	}
 	return bundle, logFile
 }
 
 // clampExec runs `capshim exec` with the given exec flags and returns the
 // Cap lines the process printed.
-func clampExec(t *testing.T, rt difRuntime, stateRoot, policy, logFile, id string, flags ...string) engResult {
+func clampExec(t *testing.T, rt difRuntime, stateRoot, policy, logFile, id string, flags ...string) cmdResult {
 	t.Helper()
 	argv := []string{capshimBin, "--capshim-config=" + policy, "--root", stateRoot, "--log", logFile, "--log-format", "json", "exec"}
 	argv = append(append(argv, flags...), id)
 	if !slices.Contains(flags, "--process") {
 		argv = append(argv, "grep", "Cap", "/proc/self/status")
 	}
-	return engRun(time.Minute, engEnv([]string{"CAPSHIM_"}), rt.wrap(t, argv)...)
+	argv = rt.wrap(t, argv)
+	return runCmd(cmdOpts{env: engEnv([]string{"CAPSHIM_"})}, argv[0], argv[1:]...)
 }
 
 // clampProcess writes a process.json that asks for Docker's 14

@@ -23,7 +23,6 @@ package integration
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -255,7 +254,7 @@ func hardContainsAll(s string, subs []string) (string, bool) {
 func hardRewrite(t *testing.T, path string, flags ...string) []byte {
 	t.Helper()
 	args := append(append([]string{"rewrite"}, flags...), path)
-	res := runcRunBin(t, "", runcShimEnv(""), capshimBin, args...)
+	res := runCmd(cmdOpts{env: runcShimEnv("")}, capshimBin, args...)
 	if res.code != 0 {
 		t.Fatalf("capshim rewrite failed:\n%s", res)
 	}
@@ -312,62 +311,19 @@ func hardPolicyWithRuntime(t *testing.T, rt string) string {
 	return writePolicy(t, strings.Replace(runcPolicy, `runtime = "/usr/bin/runc"`, fmt.Sprintf("runtime = %q", rt), 1))
 }
 
-// hardOutcome is one finished process started by hardRunAll.
-type hardOutcome struct {
-	res runcResult
-	err error // an error other than a non-zero exit (timeout, start)
-}
-
 // hardRunAll starts every command line (capshim's arguments) at once,
-// after a common barrier, and waits for all of them. Output goes to files
-// in dir. It calls no t methods from the goroutines.
-func hardRunAll(t *testing.T, dir string, env []string, cmds [][]string) []hardOutcome {
-	t.Helper()
-	out := make([]hardOutcome, len(cmds))
-	files := make([][2]*os.File, len(cmds))
-	for i := range cmds {
-		for j, n := range []string{"stdout", "stderr"} {
-			f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%s-%02d", n, i)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			files[i][j] = f
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), runcCmdTimeout)
-	defer cancel()
+// after a common barrier, and waits for all of them. The goroutines call
+// no t method: runCmd needs none.
+func hardRunAll(env []string, cmds [][]string) []cmdResult {
+	out := make([]cmdResult, len(cmds))
 	start := make(chan struct{})
 	var wg sync.WaitGroup
 	for i, args := range cmds {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cmd := exec.CommandContext(ctx, capshimBin, args...)
-			cmd.Env = env
-			cmd.Stdout, cmd.Stderr = files[i][0], files[i][1]
-			r := runcResult{cmdline: strings.Join(append([]string{capshimBin}, args...), " "), stdoutPath: files[i][0].Name()}
-			for k, a := range args {
-				if a == "--log" && k+1 < len(args) {
-					r.logPath = args[k+1]
-				}
-			}
 			<-start
-			err := cmd.Run()
-			var ee *exec.ExitError
-			switch {
-			case err == nil:
-			case ctx.Err() != nil:
-				out[i].err = fmt.Errorf("timed out after %v", runcCmdTimeout)
-			case errors.As(err, &ee):
-				r.code = ee.ExitCode()
-			default:
-				out[i].err = err
-			}
-			stdout, _ := os.ReadFile(files[i][0].Name())
-			stderr, _ := os.ReadFile(files[i][1].Name())
-			r.stdout, r.stderr = string(stdout), string(stderr)
-			out[i].res = r
+			out[i] = runCmd(cmdOpts{env: env}, capshimBin, args...)
 		}()
 	}
 	close(start)
@@ -619,7 +575,7 @@ func hardFailClosed(t *testing.T, tc hardFailCase, cmdWord string) {
 	if cmdWord == "create" {
 		args = append(args, "--pid-file", pidFile)
 	}
-	res := runcRunBin(t, "", runcShimEnv(policy), capshimBin, append(args, id)...)
+	res := requireExited(t, runCmd(cmdOpts{env: runcShimEnv(policy)}, capshimBin, append(args, id)...))
 	defer func() {
 		if t.Failed() {
 			t.Logf("policy %s\ndetails:\n%s", policy, res)
@@ -731,7 +687,7 @@ func TestHardTempFiles(t *testing.T) {
 			if tc.cmd == "create" {
 				args = append(args, "--pid-file", filepath.Join(side, "init.pid"))
 			}
-			res := runcRunBin(t, "", runcShimEnv(policy), capshimBin, append(args, id)...)
+			res := runCmd(cmdOpts{env: runcShimEnv(policy)}, capshimBin, append(args, id)...)
 			defer func() {
 				if t.Failed() {
 					t.Logf("details:\n%s", res)
@@ -806,18 +762,18 @@ func TestHardLoad(t *testing.T) {
 		}
 		setup := time.Since(began)
 		began = time.Now()
-		outs := hardRunAll(t, side, env, cmds)
+		outs := hardRunAll(env, cmds)
 		t.Logf("setup %v; %d parallel runs %v", setup.Round(time.Millisecond), n, time.Since(began).Round(time.Millisecond))
 		for i, o := range outs {
 			j := jobs[i]
 			t.Run(fmt.Sprint(i), func(t *testing.T) {
-				if o.err != nil {
-					t.Fatalf("%v\n%s", o.err, o.res)
+				if !o.exited {
+					t.Fatalf("%v\n%s", o.err, o)
 				}
-				if o.res.code != 0 {
-					t.Fatalf("run failed:\n%s", o.res)
+				if o.code != 0 {
+					t.Fatalf("run failed:\n%s", o)
 				}
-				assertCaps(t, o.res.stdout, maskMinimal)
+				assertCaps(t, o.stdout, maskMinimal)
 				got := runcReadFile(t, filepath.Join(j.bundle, "config.json"))
 				if !json.Valid(got) {
 					t.Errorf("config.json is not valid JSON afterwards:\n%s", got)
@@ -831,7 +787,7 @@ func TestHardLoad(t *testing.T) {
 					t.Errorf("runc run left container %s behind", j.id)
 				}
 				if t.Failed() {
-					t.Logf("details:\n%s", o.res)
+					t.Logf("details:\n%s", o)
 				}
 			})
 		}
@@ -885,7 +841,7 @@ func TestHardLoad(t *testing.T) {
 				}
 			}()
 			began := time.Now()
-			outs := hardRunAll(t, side, env, cmds)
+			outs := hardRunAll(env, cmds)
 			close(stop)
 			<-done
 			t.Logf("round %d: %d parallel runs on one bundle %v; %d concurrent reads", round, n, time.Since(began).Round(time.Millisecond), reads)
@@ -893,13 +849,13 @@ func TestHardLoad(t *testing.T) {
 				t.Errorf("round %d: %d of %d concurrent reads saw neither the original nor the reduced config.json, e.g.:\n%s", round, bad, reads, badSample)
 			}
 			for i, o := range outs {
-				if o.err != nil || o.res.code != 0 {
-					t.Errorf("round %d run %d failed: %v\n%s", round, i, o.err, o.res)
+				if o.code != 0 {
+					t.Errorf("round %d run %d failed: %v\n%s", round, i, o.err, o)
 					continue
 				}
-				assertCaps(t, o.res.stdout, maskMinimal)
+				assertCaps(t, o.stdout, maskMinimal)
 				if t.Failed() {
-					t.Logf("details:\n%s", o.res)
+					t.Logf("details:\n%s", o)
 				}
 			}
 			got := runcReadFile(t, cfg)
@@ -958,7 +914,7 @@ func TestHardAudit(t *testing.T) {
 			if tc.cmd == "create" {
 				args = append(args, "--pid-file", filepath.Join(side, "init.pid"))
 			}
-			res := runcRunBin(t, "", runcShimEnv(policy), capshimBin, append(args, id)...)
+			res := runCmd(cmdOpts{env: runcShimEnv(policy)}, capshimBin, append(args, id)...)
 			defer func() {
 				if t.Failed() {
 					dl, _ := os.ReadFile(decisions)
@@ -1098,7 +1054,7 @@ func TestHardPassThroughBrokenPolicy(t *testing.T) {
 			} {
 				t.Run(c.name+" nosuch", func(t *testing.T) {
 					log := filepath.Join(side, c.name+".log.json")
-					res := runcRunBin(t, "", env, capshimBin, append(runcGlobalArgs(root, log), c.args...)...)
+					res := requireExited(t, runCmd(cmdOpts{env: env}, capshimBin, append(runcGlobalArgs(root, log), c.args...)...))
 					defer func() {
 						if t.Failed() {
 							t.Logf("policy %s\ndetails:\n%s", policy, res)
@@ -1128,15 +1084,15 @@ func TestHardPassThroughBrokenPolicy(t *testing.T) {
 				id := runcContainerID(t)
 				runcCleanup(t, root, id)
 				startLog := filepath.Join(side, "live-start.log.json")
-				res := runcRunBin(t, "", runcShimEnv(good), capshimBin, append(runcGlobalArgs(root, startLog), "run", "--detach", "--bundle", b, id)...)
+				res := runCmd(cmdOpts{env: runcShimEnv(good)}, capshimBin, append(runcGlobalArgs(root, startLog), "run", "--detach", "--bundle", b, id)...)
 				if res.code != 0 {
 					t.Fatalf("starting the container with the good policy failed:\n%s", res)
 				}
 				runcWaitStatus(t, root, id, "running")
 				log := filepath.Join(side, "live.log.json")
-				shim := func(args ...string) runcResult {
+				shim := func(args ...string) cmdResult {
 					t.Helper()
-					return runcRunBin(t, "", env, capshimBin, append(runcGlobalArgs(root, log), args...)...)
+					return runCmd(cmdOpts{env: env}, capshimBin, append(runcGlobalArgs(root, log), args...)...)
 				}
 				if res := shim("state", id); res.code != 0 || !strings.Contains(res.stdout, `"status": "running"`) {
 					t.Errorf("state with a broken policy: want runc's JSON with status running:\n%s", res)
@@ -1159,7 +1115,7 @@ func TestHardPassThroughBrokenPolicy(t *testing.T) {
 				id2 := runcContainerID(t)
 				runcCleanup(t, root, id2)
 				clog := filepath.Join(side, "create.log.json")
-				res = runcRunBin(t, "", env, capshimBin, append(runcGlobalArgs(root, clog), "create", "--bundle", b2, id2)...)
+				res = requireExited(t, runCmd(cmdOpts{env: env}, capshimBin, append(runcGlobalArgs(root, clog), "create", "--bundle", b2, id2)...))
 				if res.code == 0 || runcExists(root, id2) {
 					t.Errorf("create with the broken policy was not refused:\n%s", res)
 				}
@@ -1182,7 +1138,7 @@ func TestHardPassThroughUntrustedRuntime(t *testing.T) {
 	for _, args := range [][]string{{"state", "nosuch"}, {"kill", "nosuch", "KILL"}, {"delete", "nosuch"}} {
 		t.Run(args[0], func(t *testing.T) {
 			log := filepath.Join(side, args[0]+".log.json")
-			res := runcRunBin(t, "", runcShimEnv(policy), capshimBin, append(runcGlobalArgs(root, log), args...)...)
+			res := requireExited(t, runCmd(cmdOpts{env: runcShimEnv(policy)}, capshimBin, append(runcGlobalArgs(root, log), args...)...))
 			if res.code == 0 {
 				t.Errorf("exit 0 through an untrusted runtime")
 			}

@@ -110,8 +110,7 @@ func TestImagesBuildCached(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			argv := append([]string{"bash", filepath.Join("images", "build.sh")}, tc.args...)
-			r := engRun(time.Minute, os.Environ(), argv...)
+			r := runCmd(cmdOpts{}, "bash", append([]string{filepath.Join("images", "build.sh")}, tc.args...)...)
 			if r.err != nil {
 				t.Fatalf("%v", r)
 			}
@@ -266,21 +265,16 @@ func TestImagesWorkloadsUnderRunc(t *testing.T) {
 			b := imgBundle(t, set, tc.workload, tc.caps)
 			root, id := runcRoot(t), runcContainerID(t)
 			runcCleanup(t, root, id)
-			r := engRun(imgRunTimeout, os.Environ(), runcPath, "--root", root, "run", "--bundle", b, id)
+			r := runCmd(cmdOpts{timeout: imgRunTimeout}, runcPath, "--root", root, "run", "--bundle", b, id)
 			verdict, err := imgVerdictLine(r.stdout)
 			if err != nil {
 				t.Fatalf("%v\n%v", err, r)
 			}
 			t.Logf("%s (%v)", verdict, r.took.Round(time.Millisecond))
-			var ee *exec.ExitError
-			code := 0
-			switch {
-			case r.err == nil:
-			case errors.As(r.err, &ee):
-				code = ee.ExitCode()
-			default:
+			if !r.exited {
 				t.Fatalf("runc run: %v\n%v", r.err, r)
 			}
+			code := r.code
 			if tc.wantFail == "" {
 				if want := imgVerdict + "OK " + tc.workload; verdict != want || code != 0 {
 					t.Fatalf("got %q (exit %d), want %q (exit 0)\n%v", verdict, code, want, r)

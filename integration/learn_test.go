@@ -8,11 +8,9 @@ package integration
 // policy fails them and `capshim explain` names what they missed.
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -126,9 +124,10 @@ func (e *lrnEnv) bundle(t *testing.T, w lrnWorkload, args []string, env []string
 }
 
 // capshim runs capshim with the policy for this runtime.
-func (e *lrnEnv) capshim(t *testing.T, policy, log string, args ...string) engResult {
+func (e *lrnEnv) capshim(t *testing.T, policy, log string, args ...string) cmdResult {
 	argv := []string{capshimBin, "--capshim-config=" + policy, "--root", e.stateRoot, "--log", log, "--log-format", "json"}
-	return engRun(time.Minute, engEnv([]string{"CAPSHIM_"}), e.rt.wrap(t, append(argv, args...))...)
+	argv = e.rt.wrap(t, append(argv, args...))
+	return runCmd(cmdOpts{env: engEnv([]string{"CAPSHIM_"})}, argv[0], argv[1:]...)
 }
 
 // run runs a workload through capshim from create to delete, as engines
@@ -141,24 +140,13 @@ func (e *lrnEnv) run(t *testing.T, policy string, w lrnWorkload, id string, env 
 	}
 	b := e.bundle(t, w, args, env)
 	log = filepath.Join(b, "log.json")
-	out := filepath.Join(b, "out")
 	t.Cleanup(func() { difDelete(t, e.rt, e.stateRoot, id) })
-	// create's stdio stays with the container: a file, so nothing waits
-	// for it to close.
-	f, err := os.Create(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// create's stdio stays with the container, which prints to it after
+	// create returned: runCmd keeps the files in the bundle.
 	argv := e.rt.wrap(t, []string{capshimBin, "--capshim-config=" + policy, "--root", e.stateRoot, "--log", log, "--log-format", "json", "create", "--bundle", b, id})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = engEnv([]string{"CAPSHIM_"})
-	cmd.Stdout, cmd.Stderr = f, f
-	err = cmd.Run()
-	f.Close()
-	if err != nil {
-		t.Fatalf("create %s: %v\n%s\nlog:\n%s", id, err, engTail(out, 10), engTail(log, 10))
+	cr := runCmd(cmdOpts{env: engEnv([]string{"CAPSHIM_"}), outDir: b}, argv[0], argv[1:]...)
+	if cr.err != nil {
+		t.Fatalf("create %s: %v\nlog:\n%s", id, cr, engTail(log, 10))
 	}
 	if r := e.capshim(t, policy, log, "start", id); r.err != nil {
 		t.Fatalf("start %s: %v", id, r)
@@ -170,16 +158,20 @@ func (e *lrnEnv) run(t *testing.T, policy string, w lrnWorkload, id string, env 
 		if r.err != nil && !strings.Contains(r.stdout, "capshim-workload") {
 			t.Fatalf("exec %s: %v", id, r)
 		}
-		os.WriteFile(out, []byte(r.stdout), 0o644)
+		output = r.stdout
 		e.capshim(t, policy, log, "kill", id, "KILL")
 	}
 	e.waitStopped(t, id)
 	if r := e.capshim(t, policy, log, "delete", id); r.err != nil {
 		t.Fatalf("delete %s: %v", id, r)
 	}
-	data, _ := os.ReadFile(out)
+	if !w.exec {
+		stdout, _ := os.ReadFile(cr.stdoutPath)
+		stderr, _ := os.ReadFile(cr.stderrPath)
+		output = string(stdout) + string(stderr)
+	}
 	logData, _ := os.ReadFile(log)
-	return string(data), string(logData)
+	return output, string(logData)
 }
 
 // lrnProcess is the process.json of an exec'd workload: Docker's 14
@@ -193,7 +185,8 @@ func lrnProcess(w lrnWorkload) string {
 func (e *lrnEnv) waitStopped(t *testing.T, id string) {
 	t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		r := engRun(10*time.Second, os.Environ(), e.rt.wrap(t, []string{e.rt.path, "--root", e.stateRoot, "state", id})...)
+		argv := e.rt.wrap(t, []string{e.rt.path, "--root", e.stateRoot, "state", id})
+		r := runCmd(cmdOpts{timeout: 10 * time.Second}, argv[0], argv[1:]...)
 		if r.err != nil || strings.Contains(r.stdout, `"stopped"`) {
 			return
 		}
@@ -202,9 +195,9 @@ func (e *lrnEnv) waitStopped(t *testing.T, id string) {
 }
 
 // tools runs a capshim command (learn, explain) on this state directory.
-func (e *lrnEnv) tools(t *testing.T, args ...string) engResult {
+func (e *lrnEnv) tools(t *testing.T, args ...string) cmdResult {
 	t.Helper()
-	return engRun(time.Minute, os.Environ(), append([]string{capshimBin}, append(args, "--state-dir", e.stateDir)...)...)
+	return runCmd(cmdOpts{}, capshimBin, append(args, "--state-dir", e.stateDir)...)
 }
 
 // lrnUntraceable reports whether the runtime's containers get no cgroup v2

@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -128,7 +129,7 @@ func podmanCheckRuntimeState(t *testing.T, dir string) {
 		}
 		t.Errorf("runc state of container %s left in %s after podman removed it: the runtime delete failed (podman calls `delete --force` with an empty environment; try `env -i %s delete --force ID`)",
 			e.Name(), podmanRuncRoot, capshimBin)
-		if r := engRun(30*time.Second, os.Environ(), "/usr/bin/runc", "--root", podmanRuncRoot, "delete", "--force", e.Name()); r.err != nil {
+		if r := runCmd(cmdOpts{timeout: 30 * time.Second}, "/usr/bin/runc", "--root", podmanRuncRoot, "delete", "--force", e.Name()); r.err != nil {
 			t.Logf("cleanup: %v", r)
 		}
 	}
@@ -144,13 +145,12 @@ func (p *podmanEngine) writeConf(t *testing.T, name, extra string) {
 
 // podman runs podman with the engine's global flags and CONTAINERS_CONF
 // pointing at the named containers.conf.
-func (p *podmanEngine) podman(conf string, args ...string) engResult {
+func (p *podmanEngine) podman(conf string, args ...string) cmdResult {
 	env := engEnv([]string{"CONTAINERS_", "CAPSHIM_", "REGISTRIES_CONFIG_PATH="},
 		"CONTAINERS_CONF="+filepath.Join(p.dir, conf),
 		"CONTAINERS_STORAGE_CONF="+filepath.Join(p.dir, "storage.conf"),
 	)
-	argv := append([]string{"podman"}, p.global...)
-	return engRun(podmanTimeout, env, append(argv, args...)...)
+	return runCmd(cmdOpts{timeout: podmanTimeout, env: env}, "podman", slices.Concat(p.global, args)...)
 }
 
 // TestPodman runs containers through capshim under podman: the container's

@@ -87,7 +87,7 @@ func TestPolicyPathsAgree(t *testing.T) {
 			if tt.flag != "" {
 				args = append([]string{"--capshim-config=" + tt.flag}, args...)
 			}
-			rt := runcRunBin(t, "", env, tt.bin, args...)
+			rt := requireExited(t, runCmd(cmdOpts{env: env}, tt.bin, args...))
 			// The CLI: rewrite of the same spec, through the same binary
 			// name.
 			in := filepath.Join(t.TempDir(), "config.json")
@@ -96,7 +96,7 @@ func TestPolicyPathsAgree(t *testing.T) {
 			if tt.flag != "" {
 				cliArgs = []string{"rewrite", "--config", tt.flag, in}
 			}
-			cli := runcRunBin(t, "", env, tt.bin, cliArgs...)
+			cli := requireExited(t, runCmd(cmdOpts{env: env}, tt.bin, cliArgs...))
 			if tt.refused != "" {
 				if rt.code == 0 || cli.code == 0 {
 					t.Fatalf("a refused policy was used:\nruntime: %s\ncli: %s", rt, cli)

@@ -30,14 +30,12 @@ import (
 	gotoml "github.com/pelletier/go-toml/v2"
 )
 
-const rdmTimeout = time.Minute
-
 // rdmInstall runs `capshim install ARGS...` (through capshim, which hands
 // the command to capshim-tools next to it) with no CAPSHIM_ variables, and
 // fails the test when it does not succeed.
-func rdmInstall(t *testing.T, args ...string) engResult {
+func rdmInstall(t *testing.T, args ...string) cmdResult {
 	t.Helper()
-	r := engRun(rdmTimeout, engEnv([]string{"CAPSHIM_"}), append([]string{capshimBin, "install"}, args...)...)
+	r := runCmd(cmdOpts{env: engEnv([]string{"CAPSHIM_"})}, capshimBin, append([]string{"install"}, args...)...)
 	if r.err != nil {
 		t.Fatalf("capshim install failed:\n%v", r)
 	}
@@ -297,7 +295,7 @@ func TestReadmeDocker(t *testing.T) {
 // subtest is skipped with the reason (the claim is not asserted).
 func rdmDockerPrivileged(t *testing.T, e *dockerEngine) {
 	t.Helper()
-	run := func(rt string) engResult {
+	run := func(rt string) cmdResult {
 		return e.docker("run", "--rm", "--network", "none", "--privileged", "--runtime", rt, dockerBusybox, "grep", "Cap", "/proc/self/status")
 	}
 	ctl := run("runc")
@@ -346,9 +344,9 @@ type rdmInspectProc struct {
 // rdmInspect runs `capshim inspect ARGS...` as the README shows it: no
 // --config and no CAPSHIM_ variables (the policy default is then
 // /etc/capshim/shim.toml, or the built-in one where there is none).
-func rdmInspect(t *testing.T, args ...string) engResult {
+func rdmInspect(t *testing.T, args ...string) cmdResult {
 	t.Helper()
-	r := engRun(rdmTimeout, engEnv([]string{"CAPSHIM_"}), append([]string{capshimBin, "inspect"}, args...)...)
+	r := runCmd(cmdOpts{env: engEnv([]string{"CAPSHIM_"})}, capshimBin, append([]string{"inspect"}, args...)...)
 	if r.err != nil {
 		t.Fatalf("capshim inspect failed:\n%v", r)
 	}
@@ -457,7 +455,7 @@ func TestReadmeInspect(t *testing.T) {
 		id := rdmHexID(t)
 		runcCleanup(t, root, id)
 		log := filepath.Join(b, "log.json")
-		res := runcRunBin(t, "", runcShimEnv(policy), bin, append(runcGlobalArgs(root, log), "run", "-d", "--bundle", b, id)...)
+		res := runCmd(cmdOpts{env: runcShimEnv(policy)}, bin, append(runcGlobalArgs(root, log), "run", "-d", "--bundle", b, id)...)
 		if res.code != 0 {
 			t.Fatalf("run -d failed:\n%s", res)
 		}

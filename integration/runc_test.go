@@ -19,7 +19,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -39,7 +38,6 @@ const (
 	runcPath         = "/usr/bin/runc"
 	runcMaskNetRaw   = 1 << 13 // CAP_NET_RAW
 	runcMaskSysAdmin = 1 << 21 // CAP_SYS_ADMIN
-	runcCmdTimeout   = 60 * time.Second
 )
 
 // runcPrintCaps is the container command of most tests.
@@ -257,80 +255,6 @@ func runcWaitOutput(t *testing.T, path, want string) string {
 	}
 }
 
-// runcResult is what a finished command left behind.
-type runcResult struct {
-	cmdline    string
-	stdoutPath string // file that got the command's (and container's) stdout
-	stdout     string
-	stderr     string
-	code       int
-	logPath    string // the --log file passed to the runtime, if any
-}
-
-// String renders the result for failure messages: command, exit code,
-// output, and the --log file.
-func (r runcResult) String() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "command: %s\nexit code: %d\n--- stdout ---\n%s\n--- stderr ---\n%s\n", r.cmdline, r.code, r.stdout, r.stderr)
-	if r.logPath != "" {
-		data, err := os.ReadFile(r.logPath)
-		if err != nil {
-			fmt.Fprintf(&b, "--- log %s: %v\n", r.logPath, err)
-		} else {
-			fmt.Fprintf(&b, "--- log %s ---\n%s\n", r.logPath, data)
-		}
-	}
-	return b.String()
-}
-
-// runcRunBin starts bin with args in dir (when not empty) with exactly env, stdin
-// from /dev/null and stdout/stderr into files (so a container that outlives
-// the command cannot hold a pipe open), waits at most runcCmdTimeout and returns
-// what it printed and its exit code.
-func runcRunBin(t *testing.T, dir string, env []string, bin string, args ...string) runcResult {
-	t.Helper()
-	tmp := t.TempDir()
-	outF, err := os.Create(filepath.Join(tmp, "stdout"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer outF.Close()
-	errF, err := os.Create(filepath.Join(tmp, "stderr"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer errF.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), runcCmdTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Dir = dir
-	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = outF, errF
-	res := runcResult{cmdline: strings.Join(append([]string{bin}, args...), " "), stdoutPath: outF.Name()}
-	for i, a := range args {
-		if a == "--log" && i+1 < len(args) {
-			res.logPath = args[i+1]
-		} else if v, ok := strings.CutPrefix(a, "--log="); ok {
-			res.logPath = v
-		}
-	}
-	err = cmd.Run()
-	stdout, _ := os.ReadFile(outF.Name())
-	stderr, _ := os.ReadFile(errF.Name())
-	res.stdout, res.stderr = string(stdout), string(stderr)
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case ctx.Err() != nil:
-		t.Fatalf("timed out after %v:\n%s", runcCmdTimeout, res)
-	case errors.As(err, &ee):
-		res.code = ee.ExitCode()
-	default:
-		t.Fatalf("cannot run: %v\n%s", err, res)
-	}
-	return res
-}
-
 // runcShimEnv is the environment capshim runs with: PATH and, when policy is
 // not empty, CAPSHIM_CONFIG.
 func runcShimEnv(policy string) []string {
@@ -345,13 +269,13 @@ func runcShimEnv(policy string) []string {
 // policy (env CAPSHIM_CONFIG) in a fresh runc root, with a JSON --log in the
 // bundle, and removes the container at cleanup. It returns the result, the
 // log path and the container id.
-func runcCapshimRun(t *testing.T, b, policy string) (res runcResult, log, id string) {
+func runcCapshimRun(t *testing.T, b, policy string) (res cmdResult, log, id string) {
 	t.Helper()
 	root := runcRoot(t)
 	id = runcContainerID(t)
 	runcCleanup(t, root, id)
 	log = filepath.Join(b, "log.json")
-	res = runcRunBin(t, "", runcShimEnv(policy), capshimBin, append(runcGlobalArgs(root, log), "run", "--bundle", b, id)...)
+	res = requireExited(t, runCmd(cmdOpts{env: runcShimEnv(policy)}, capshimBin, append(runcGlobalArgs(root, log), "run", "--bundle", b, id)...))
 	return res, log, id
 }
 
@@ -481,7 +405,7 @@ func TestRuncRunReducesCaps(t *testing.T) {
 			if tc.inDir {
 				dir = b
 			}
-			res := runcRunBin(t, dir, env, bin, args...)
+			res := runCmd(cmdOpts{env: env, dir: dir}, bin, args...)
 			if res.code != 0 {
 				t.Fatalf("container failed:\n%s", res)
 			}
@@ -661,7 +585,7 @@ capabilities = ["CAP_SYS_TIME"]
 	b := runcBundle(t, runcBundleSpec{env: []string{"CAPSHIM_CAPABILITIES=CAP_SYS_TIME"}})
 	root, id := runcRoot(t), runcContainerID(t)
 	runcCleanup(t, root, id)
-	res := runcRunBin(t, "", runcShimEnv(policy), capshimBin, append(runcGlobalArgs(root, filepath.Join(b, "log.json")), "run", "--bundle", b, id)...)
+	res := runCmd(cmdOpts{env: runcShimEnv(policy)}, capshimBin, append(runcGlobalArgs(root, filepath.Join(b, "log.json")), "run", "--bundle", b, id)...)
 	if res.code != 0 {
 		t.Fatalf("container failed:\n%s", res)
 	}
@@ -698,9 +622,9 @@ func TestRuncCreateStartExec(t *testing.T) {
 	log := filepath.Join(b, "log.json")
 	pidFile := filepath.Join(b, "init.pid")
 	g := runcGlobalArgs(root, log)
-	shim := func(args ...string) runcResult {
+	shim := func(args ...string) cmdResult {
 		t.Helper()
-		return runcRunBin(t, "", env, capshimBin, append(append([]string{}, g...), args...)...)
+		return runCmd(cmdOpts{env: env}, capshimBin, append(append([]string{}, g...), args...)...)
 	}
 
 	if res := shim("create", "--bundle", b, "--pid-file", pidFile, id); res.code != 0 {
@@ -747,7 +671,7 @@ func TestRuncCreateStartExec(t *testing.T) {
 				bin = capshimBin
 			}
 			args := append(append(append([]string{}, g...), "exec", "--process", pf), p.extra...)
-			res := runcRunBin(t, "", env, bin, append(args, id)...)
+			res := runCmd(cmdOpts{env: env, outDir: dir}, bin, append(args, id)...)
 			if res.code != 0 {
 				t.Fatalf("exec failed:\n%s", res)
 			}
@@ -775,7 +699,7 @@ func TestRuncCreateStartExec(t *testing.T) {
 	for _, c := range caps {
 		t.Run(c.name, func(t *testing.T) {
 			args := append(append([]string{}, g...), "exec", "--cap", "CAP_SYS_ADMIN", "--cap", "CAP_CHOWN", id, "grep", "Cap", "/proc/self/status")
-			res := runcRunBin(t, "", env, c.bin, args...)
+			res := runCmd(cmdOpts{env: env}, c.bin, args...)
 			if res.code != 0 {
 				t.Fatalf("exec failed:\n%s", res)
 			}
@@ -909,7 +833,7 @@ func TestRuncFailClosed(t *testing.T) {
 				if cmdWord == "create" {
 					args = append(args, "--pid-file", filepath.Join(b, "init.pid"))
 				}
-				res := runcRunBin(t, "", runcShimEnv(policy), capshimBin, append(args, id)...)
+				res := requireExited(t, runCmd(cmdOpts{env: runcShimEnv(policy)}, capshimBin, append(args, id)...))
 
 				if res.code == 0 {
 					t.Errorf("capshim %s exited 0, want non-zero", cmdWord)
@@ -1052,7 +976,7 @@ func TestRuncExitCode(t *testing.T) {
 			b := runcBundle(t, runcBundleSpec{args: []string{"sh", "-c", fmt.Sprintf("exit %d", code)}})
 			root, id := runcRoot(t), runcContainerID(t)
 			runcCleanup(t, root, id)
-			res := runcRunBin(t, "", runcShimEnv(policy), capshimBin, append(runcGlobalArgs(root, filepath.Join(b, "log.json")), "run", "--bundle", b, id)...)
+			res := requireExited(t, runCmd(cmdOpts{env: runcShimEnv(policy)}, capshimBin, append(runcGlobalArgs(root, filepath.Join(b, "log.json")), "run", "--bundle", b, id)...))
 			if res.code != code {
 				t.Errorf("capshim exit code %d, want %d\n%s", res.code, code, res)
 			}
@@ -1132,7 +1056,7 @@ func TestRuncDecisionLog(t *testing.T) {
 	b := runcBundle(t, runcBundleSpec{})
 	root, id := runcRoot(t), runcContainerID(t)
 	runcCleanup(t, root, id)
-	res := runcRunBin(t, "", runcShimEnv(policy), capshimBin, append(runcGlobalArgs(root, filepath.Join(b, "log.json")), "run", "--bundle", b, id)...)
+	res := runCmd(cmdOpts{env: runcShimEnv(policy)}, capshimBin, append(runcGlobalArgs(root, filepath.Join(b, "log.json")), "run", "--bundle", b, id)...)
 	if res.code != 0 {
 		t.Fatalf("container failed:\n%s", res)
 	}
@@ -1158,7 +1082,7 @@ func TestRuncDecisionLog(t *testing.T) {
 func TestRuncVersion(t *testing.T) {
 	requireRunc(t)
 	policy := writePolicy(t, runcPolicy)
-	res := runcRunBin(t, "", runcShimEnv(policy), capshimBin, "--version")
+	res := runCmd(cmdOpts{env: runcShimEnv(policy)}, capshimBin, "--version")
 	if res.code != 0 {
 		t.Fatalf("capshim --version failed:\n%s", res)
 	}

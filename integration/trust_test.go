@@ -233,7 +233,7 @@ func trustRunRace(t *testing.T, tc trustRace) {
 	var firstRefusal string
 	for runs < trustRaceRuns && time.Since(began) < trustRaceTime {
 		runs++
-		res := runcRunBin(t, "", runcShimEnv(policy), capshimBin, args...)
+		res := requireExited(t, runCmd(cmdOpts{env: runcShimEnv(policy)}, capshimBin, args...))
 		if trustLines(evilMarker) > 0 {
 			t.Errorf("run %d used the attacker's choice (marker %s written)\n%s", runs, evilMarker, res)
 			break
