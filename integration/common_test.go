@@ -107,7 +107,7 @@ func buildRootfs(t *testing.T, dir string) {
 // share one busybox layer: docker.io/capshim-test/busybox:1 (CMD /bin/sh)
 // and docker.io/capshim-test/pause:1 (sleeps). `ctr images import` takes
 // it as it is; Docker 20.10 and Podman need the docker-archive manifest
-// that engDockerArchive adds.
+// that buildDockerArchive adds.
 func buildImageArchive(t *testing.T, out string) {
 	t.Helper()
 	w := t.TempDir()

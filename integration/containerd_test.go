@@ -31,8 +31,8 @@ import (
 	"time"
 )
 
-// ctdHandler is one CRI runtime handler of the private containerd.
-type ctdHandler struct {
+// criHandler is one CRI runtime handler of the private containerd.
+type criHandler struct {
 	name   string // CRI runtime handler name (RuntimeClass handler)
 	binary string // BinaryName of the runc v2 shim; "" = runc from PATH
 	// annotations lets the handler pass the capshim annotations from the
@@ -40,8 +40,8 @@ type ctdHandler struct {
 	annotations bool
 }
 
-// ctdDaemon is a running private containerd.
-type ctdDaemon struct {
+// containerdDaemon is a running private containerd.
+type containerdDaemon struct {
 	dir      string // everything of this daemon lives below dir
 	sock     string // gRPC socket
 	cfgPath  string
@@ -59,32 +59,32 @@ type ctdDaemon struct {
 	beforeStop []func()
 }
 
-var ctdSeq atomic.Int32
+var containerdSeq atomic.Int32
 
 const (
-	ctdDirPrefix    = "capshim-ctd-"     // os.TempDir()/capshim-ctd-XXX: one daemon
-	ctdCgroupPrefix = "/capshim-it-ctd-" // cgroup parent of one daemon's containers
+	containerdDirPrefix    = "capshim-ctd-"     // os.TempDir()/capshim-ctd-XXX: one daemon
+	containerdCgroupPrefix = "/capshim-it-ctd-" // cgroup parent of one daemon's containers
 )
 
-// ctdCleanStale releases what earlier test runs that died without their
+// cleanStaleContainerd releases what earlier test runs that died without their
 // clean-up left behind: directories of daemons that no longer run (older
 // than two minutes, so a daemon that is just starting is never touched).
-func ctdCleanStale(t *testing.T) {
-	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), ctdDirPrefix+"*"))
+func cleanStaleContainerd(t *testing.T) {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), containerdDirPrefix+"*"))
 	for _, dir := range dirs {
 		fi, err := os.Lstat(dir)
-		if err != nil || !fi.IsDir() || time.Since(fi.ModTime()) < 2*time.Minute || ctdDaemonRunning(dir) {
+		if err != nil || !fi.IsDir() || time.Since(fi.ModTime()) < 2*time.Minute || containerdRunning(dir) {
 			continue
 		}
 		cg, _ := os.ReadFile(filepath.Join(dir, "cgroup-parent"))
-		d := &ctdDaemon{dir: dir, sock: filepath.Join(dir, "containerd.sock"), cgParent: strings.TrimSpace(string(cg))}
+		d := &containerdDaemon{dir: dir, sock: filepath.Join(dir, "containerd.sock"), cgParent: strings.TrimSpace(string(cg))}
 		t.Logf("releasing stale containerd directory %s", dir)
 		d.release(t)
 	}
 }
 
-// ctdDaemonRunning reports whether a containerd runs with dir's config.
-func ctdDaemonRunning(dir string) bool {
+// containerdRunning reports whether a containerd runs with dir's config.
+func containerdRunning(dir string) bool {
 	cfg := filepath.Join(dir, "config.toml")
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
@@ -105,13 +105,13 @@ func ctdDaemonRunning(dir string) bool {
 }
 
 const (
-	ctdImageBusybox = "docker.io/capshim-test/busybox:1"
-	ctdImagePause   = "docker.io/capshim-test/pause:1"
+	imageBusybox = "docker.io/capshim-test/busybox:1"
+	imagePause   = "docker.io/capshim-test/pause:1"
 )
 
-// ctdRequire skips or fails the test when the containerd tool set is not
+// requireContainerd skips or fails the test when the containerd tool set is not
 // usable here.
-func ctdRequire(t *testing.T) {
+func requireContainerd(t *testing.T) {
 	t.Helper()
 	requireRoot(t)
 	for _, b := range []string{"containerd", "containerd-shim-runc-v2", "ctr", "runc"} {
@@ -119,11 +119,11 @@ func ctdRequire(t *testing.T) {
 	}
 }
 
-// ctdConfig renders a containerd config (version 2) for a private daemon:
+// containerdConfig renders a containerd config (version 2) for a private daemon:
 // everything below dir, the CRI plugin with one runtime handler per entry
 // of handlers, no CNI (pods use the host network) and
 // restrict_oom_score_adj, because root here may lack CAP_SYS_RESOURCE.
-func ctdConfig(dir, sock string, handlers []ctdHandler) string {
+func containerdConfig(dir, sock string, handlers []criHandler) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `# private containerd for capshim integration tests
 version = 2
@@ -166,7 +166,7 @@ disabled_plugins = [
       snapshotter = "overlayfs"
       default_runtime_name = "runc"
 `, filepath.Join(dir, "root"), filepath.Join(dir, "state"), sock, sock+".ttrpc",
-		filepath.Join(dir, "opt"), ctdImagePause,
+		filepath.Join(dir, "opt"), imagePause,
 		filepath.Join(dir, "cni", "bin"), filepath.Join(dir, "cni", "net.d"))
 	for _, h := range handlers {
 		key := fmt.Sprintf(`[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.%q]`, h.name)
@@ -184,37 +184,37 @@ disabled_plugins = [
 	return b.String()
 }
 
-// ctdStart starts a private containerd with the given CRI handlers and
+// startContainerd starts a private containerd with the given CRI handlers and
 // extra environment (inherited by its shims and by the runtime binary).
 // Everything is torn down by t.Cleanup, also when the test fails.
-func ctdStart(t *testing.T, handlers []ctdHandler, env []string) *ctdDaemon {
+func startContainerd(t *testing.T, handlers []criHandler, env []string) *containerdDaemon {
 	t.Helper()
-	d := ctdNew(t)
-	writeFile(t, d.cfgPath, ctdConfig(d.dir, d.sock, handlers), 0o644)
+	d := newContainerd(t)
+	writeFile(t, d.cfgPath, containerdConfig(d.dir, d.sock, handlers), 0o644)
 	d.launch(t, env)
 	return d
 }
 
-// ctdNew makes the directories of a private containerd (no config yet)
+// newContainerd makes the directories of a private containerd (no config yet)
 // and registers its teardown, which also copes with a daemon never
 // started.
-func ctdNew(t *testing.T) *ctdDaemon {
+func newContainerd(t *testing.T) *containerdDaemon {
 	t.Helper()
 	// Short base path: the unix socket path must stay below 108 bytes.
-	ctdCleanStale(t)
-	dir, err := os.MkdirTemp("", ctdDirPrefix)
+	cleanStaleContainerd(t)
+	dir, err := os.MkdirTemp("", containerdDirPrefix)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	d := &ctdDaemon{
+	d := &containerdDaemon{
 		dir:      dir,
 		sock:     filepath.Join(dir, "containerd.sock"),
 		cfgPath:  filepath.Join(dir, "config.toml"),
 		logPath:  filepath.Join(dir, "containerd.log"),
-		cgParent: fmt.Sprintf("%s%d-%d", ctdCgroupPrefix, os.Getpid(), ctdSeq.Add(1)),
+		cgParent: fmt.Sprintf("%s%d-%d", containerdCgroupPrefix, os.Getpid(), containerdSeq.Add(1)),
 		exited:   make(chan struct{}),
 	}
 	t.Cleanup(func() { d.teardown(t) })
@@ -229,7 +229,7 @@ func ctdNew(t *testing.T) *ctdDaemon {
 
 // launch starts containerd on d.cfgPath as it is, with env added to the
 // environment, and waits until it answers.
-func (d *ctdDaemon) launch(t *testing.T, env []string) {
+func (d *containerdDaemon) launch(t *testing.T, env []string) {
 	t.Helper()
 	logf, err := os.Create(d.logPath)
 	if err != nil {
@@ -278,7 +278,7 @@ func (d *ctdDaemon) launch(t *testing.T, env []string) {
 }
 
 // ctr runs ctr against the private daemon in namespace ns.
-func (d *ctdDaemon) ctr(ctx context.Context, ns string, args ...string) (string, error) {
+func (d *containerdDaemon) ctr(ctx context.Context, ns string, args ...string) (string, error) {
 	full := append([]string{"--address", d.sock, "--namespace", ns}, args...)
 	cmd := exec.CommandContext(ctx, "ctr", full...)
 	var out bytes.Buffer
@@ -291,7 +291,7 @@ func (d *ctdDaemon) ctr(ctx context.Context, ns string, args ...string) (string,
 }
 
 // importImages loads the test images (busybox, pause) into namespace ns.
-func (d *ctdDaemon) importImages(t *testing.T, ns string) {
+func (d *containerdDaemon) importImages(t *testing.T, ns string) {
 	t.Helper()
 	archive := filepath.Join(d.dir, "images.tar")
 	if _, err := os.Stat(archive); err != nil {
@@ -306,7 +306,7 @@ func (d *ctdDaemon) importImages(t *testing.T, ns string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, img := range []string{ctdImageBusybox, ctdImagePause} {
+	for _, img := range []string{imageBusybox, imagePause} {
 		if !strings.Contains(out, img) {
 			t.Fatalf("image %s not in namespace %s after import:\n%s", img, ns, out)
 		}
@@ -314,18 +314,14 @@ func (d *ctdDaemon) importImages(t *testing.T, ns string) {
 }
 
 // logTail returns the last n lines of the daemon's log.
-func (d *ctdDaemon) logTail(n int) string {
+func (d *containerdDaemon) logTail(n int) string {
 	data, _ := os.ReadFile(d.logPath)
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	return lastLines(string(data), n)
 }
 
 // teardown removes every trace of the daemon. Errors are reported but do
 // not stop the remaining steps.
-func (d *ctdDaemon) teardown(t *testing.T) {
+func (d *containerdDaemon) teardown(t *testing.T) {
 	for _, f := range d.beforeStop {
 		f()
 	}
@@ -338,7 +334,7 @@ func (d *ctdDaemon) teardown(t *testing.T) {
 
 // release removes what a stopped daemon may have left: its shims, container
 // processes in its cgroup parent, mounts, cgroups and its directory.
-func (d *ctdDaemon) release(t *testing.T) {
+func (d *containerdDaemon) release(t *testing.T) {
 	for _, pid := range d.shimPids() {
 		t.Logf("killing leftover shim pid %d", pid)
 		_ = syscall.Kill(pid, syscall.SIGKILL)
@@ -356,7 +352,7 @@ func (d *ctdDaemon) release(t *testing.T) {
 }
 
 // stop ends the daemon by its pid: SIGTERM, then SIGKILL after 10s.
-func (d *ctdDaemon) stop(t *testing.T) {
+func (d *containerdDaemon) stop(t *testing.T) {
 	if d.cmd == nil || d.cmd.Process == nil {
 		return
 	}
@@ -377,7 +373,7 @@ func (d *ctdDaemon) stop(t *testing.T) {
 
 // shimPids lists the shims started by this daemon: their command line
 // carries "-address <our socket>".
-func (d *ctdDaemon) shimPids() []int {
+func (d *containerdDaemon) shimPids() []int {
 	var pids []int
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
@@ -405,9 +401,9 @@ func (d *ctdDaemon) shimPids() []int {
 
 // cgroupDirs lists the directories of our cgroup parent in every mounted
 // hierarchy (cgroup v1 controllers and the v2 unified tree).
-func (d *ctdDaemon) cgroupDirs() []string {
+func (d *containerdDaemon) cgroupDirs() []string {
 	// Never walk anything but a parent this file created.
-	if !strings.HasPrefix(d.cgParent, ctdCgroupPrefix) || strings.Contains(d.cgParent[1:], "/") {
+	if !strings.HasPrefix(d.cgParent, containerdCgroupPrefix) || strings.Contains(d.cgParent[1:], "/") {
 		return nil
 	}
 	var dirs []string
@@ -424,7 +420,7 @@ func (d *ctdDaemon) cgroupDirs() []string {
 
 // killCgroupProcs kills, by pid, container processes left in our cgroup
 // parent (possible only when a shim had to be killed).
-func (d *ctdDaemon) killCgroupProcs(t *testing.T) {
+func (d *containerdDaemon) killCgroupProcs(t *testing.T) {
 	pids := map[int]bool{}
 	for _, top := range d.cgroupDirs() {
 		_ = filepath.WalkDir(top, func(p string, e os.DirEntry, err error) error {
@@ -447,7 +443,7 @@ func (d *ctdDaemon) killCgroupProcs(t *testing.T) {
 }
 
 // unmountAll unmounts everything below d.dir (lazily if it is busy).
-func (d *ctdDaemon) unmountAll(t *testing.T) {
+func (d *containerdDaemon) unmountAll(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		ms := mountsUnder(d.dir)
 		if len(ms) == 0 {
@@ -464,7 +460,7 @@ func (d *ctdDaemon) unmountAll(t *testing.T) {
 }
 
 // removeCgroups removes our cgroup parent from every hierarchy.
-func (d *ctdDaemon) removeCgroups(t *testing.T) {
+func (d *containerdDaemon) removeCgroups(t *testing.T) {
 	for _, top := range d.cgroupDirs() {
 		var dirs []string
 		_ = filepath.WalkDir(top, func(p string, e os.DirEntry, err error) error {
@@ -490,17 +486,17 @@ func (d *ctdDaemon) removeCgroups(t *testing.T) {
 	}
 }
 
-// ctdPolicy holds a policy file whose content a test can replace between
+// livePolicy holds a policy file whose content a test can replace between
 // cases: capshim reads it on every container start (env CAPSHIM_CONFIG).
 // Its decisions go to a log next to it (log = "" is replaced).
-type ctdPolicy struct {
+type livePolicy struct {
 	path    string
 	logPath string
 }
 
-func ctdNewPolicy(t *testing.T, toml string) *ctdPolicy {
+func newLivePolicy(t *testing.T, toml string) *livePolicy {
 	t.Helper()
-	p := &ctdPolicy{path: writePolicy(t, "")}
+	p := &livePolicy{path: writePolicy(t, "")}
 	p.logPath = filepath.Join(filepath.Dir(p.path), "decisions.log")
 	p.set(t, toml)
 	return p
@@ -508,7 +504,7 @@ func ctdNewPolicy(t *testing.T, toml string) *ctdPolicy {
 
 // set replaces the policy atomically (write + rename in the same
 // root-owned directory, mode 0644).
-func (p *ctdPolicy) set(t *testing.T, toml string) {
+func (p *livePolicy) set(t *testing.T, toml string) {
 	t.Helper()
 	toml = strings.Replace(toml, "\nlog = \"\"\n", fmt.Sprintf("\nlog = %q\n", p.logPath), 1)
 	tmp := p.path + ".new"
@@ -519,18 +515,14 @@ func (p *ctdPolicy) set(t *testing.T, toml string) {
 }
 
 // decisions returns the last n lines of capshim's decision log.
-func (p *ctdPolicy) decisions(n int) string {
+func (p *livePolicy) decisions(n int) string {
 	data, _ := os.ReadFile(p.logPath)
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	return lastLines(string(data), n)
 }
 
-// ctdPolicyTOML renders a policy with capshim's default target and the
+// policyTOML renders a policy with capshim's default target and the
 // given [[rule]] tables (already rendered).
-func ctdPolicyTOML(rules ...string) string {
+func policyTOML(rules ...string) string {
 	s := `runtime = "/usr/bin/runc"
 mode = "enforce"
 default = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
@@ -545,15 +537,15 @@ log = ""
 }
 
 const (
-	ctdRuleChown = `[[rule]]
+	ruleChown = `[[rule]]
 name = "chown-anywhere"
 capabilities = ["CAP_CHOWN"]
 `
-	ctdRuleNetAdmin = `[[rule]]
+	ruleNetAdmin = `[[rule]]
 name = "net-admin-anywhere"
 capabilities = ["CAP_NET_ADMIN", "CAP_CHOWN"]
 `
-	ctdRuleChownWeb = `[[rule]]
+	ruleChownWeb = `[[rule]]
 name = "chown-for-web"
 capabilities = ["CAP_CHOWN"]
 [rule.match.annotations]
@@ -565,7 +557,7 @@ capabilities = ["CAP_CHOWN"]
 // state, fifos and cgroup inside the test's directory and cgroup parent.
 // Without --with-ns/--net-host ctr gives the container a new, empty network
 // namespace (no CNI is involved).
-func (d *ctdDaemon) ctrRunFlags(id string) []string {
+func (d *containerdDaemon) ctrRunFlags(id string) []string {
 	return []string{
 		"--runtime", "io.containerd.runc.v2",
 		"--runc-root", filepath.Join(d.dir, "runc-root", "ctr"),
@@ -575,7 +567,7 @@ func (d *ctdDaemon) ctrRunFlags(id string) []string {
 }
 
 // ctrRemove kills and removes a ctr container, ignoring errors.
-func (d *ctdDaemon) ctrRemove(ns, id string) {
+func (d *containerdDaemon) ctrRemove(ns, id string) {
 	c, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	_, _ = d.ctr(c, ns, "tasks", "kill", "--signal", "SIGKILL", id)
@@ -586,9 +578,9 @@ func (d *ctdDaemon) ctrRemove(ns, id string) {
 // TestCtrRun runs `ctr run` through capshim (--runc-binary) and reads the
 // capabilities the container process really has.
 func TestCtrRun(t *testing.T) {
-	ctdRequire(t)
-	pol := ctdNewPolicy(t, ctdPolicyTOML())
-	d := ctdStart(t, nil, []string{"CAPSHIM_CONFIG=" + pol.path})
+	requireContainerd(t)
+	pol := newLivePolicy(t, policyTOML())
+	d := startContainerd(t, nil, []string{"CAPSHIM_CONFIG=" + pol.path})
 	const ns = "capshim-it-ctr"
 	d.importImages(t, ns)
 
@@ -602,33 +594,33 @@ func TestCtrRun(t *testing.T) {
 	}{
 		{
 			name:       "control: plain runc keeps containerd defaults",
-			policy:     ctdPolicyTOML(ctdRuleChown),
+			policy:     policyTOML(ruleChown),
 			annotation: "CAP_CHOWN",
 			want:       maskDocker,
 		},
 		{
 			name:       "no request: default target",
-			policy:     ctdPolicyTOML(ctdRuleChown),
+			policy:     policyTOML(ruleChown),
 			runcBinary: capshimBin,
 			want:       maskMinimal,
 		},
 		{
 			name:       "request without rule is dropped",
-			policy:     ctdPolicyTOML(),
+			policy:     policyTOML(),
 			runcBinary: capshimBin,
 			annotation: "CAP_CHOWN",
 			want:       maskMinimal,
 		},
 		{
 			name:       "request allowed by rule is granted",
-			policy:     ctdPolicyTOML(ctdRuleChown),
+			policy:     policyTOML(ruleChown),
 			runcBinary: capshimBin,
 			annotation: "CAP_CHOWN",
 			want:       maskMinimal | maskChown,
 		},
 		{
 			name:       "request in lower case without prefix",
-			policy:     ctdPolicyTOML(ctdRuleChown),
+			policy:     policyTOML(ruleChown),
 			runcBinary: capshimBin,
 			annotation: "chown",
 			want:       maskMinimal | maskChown,
@@ -636,21 +628,21 @@ func TestCtrRun(t *testing.T) {
 		{
 			// NET_ADMIN is allowed but containerd did not grant it: never escalate.
 			name:       "allowed capability outside the engine's set is not added",
-			policy:     ctdPolicyTOML(ctdRuleNetAdmin),
+			policy:     policyTOML(ruleNetAdmin),
 			runcBinary: capshimBin,
 			annotation: "CAP_NET_ADMIN,CAP_CHOWN",
 			want:       maskMinimal | maskChown,
 		},
 		{
 			name:       "audit mode changes nothing",
-			policy:     strings.Replace(ctdPolicyTOML(), `mode = "enforce"`, `mode = "audit"`, 1),
+			policy:     strings.Replace(policyTOML(), `mode = "enforce"`, `mode = "audit"`, 1),
 			runcBinary: capshimBin,
 			annotation: "CAP_CHOWN",
 			want:       maskDocker,
 		},
 		{
 			name:       "denied request with on_denied_request=fail refuses the container",
-			policy:     strings.Replace(ctdPolicyTOML(), `on_denied_request = "drop"`, `on_denied_request = "fail"`, 1),
+			policy:     strings.Replace(policyTOML(), `on_denied_request = "drop"`, `on_denied_request = "fail"`, 1),
 			runcBinary: capshimBin,
 			annotation: "CAP_CHOWN",
 			wantErr:    []string{"OCI runtime create failed", "capshim:", "CAP_CHOWN"},
@@ -658,7 +650,7 @@ func TestCtrRun(t *testing.T) {
 		{
 			// Fail closed: the error reaches the user through containerd.
 			name:       "unusable policy refuses the container",
-			policy:     strings.Replace(ctdPolicyTOML(), `mode = "enforce"`, `mode = "bogus"`, 1),
+			policy:     strings.Replace(policyTOML(), `mode = "enforce"`, `mode = "bogus"`, 1),
 			runcBinary: capshimBin,
 			wantErr:    []string{"OCI runtime create failed", "capshim:", "bogus"},
 		},
@@ -674,7 +666,7 @@ func TestCtrRun(t *testing.T) {
 			if tc.annotation != "" {
 				args = append(args, "--annotation", "capshim.io/capabilities="+tc.annotation)
 			}
-			args = append(args, ctdImageBusybox, id, "grep", "Cap", "/proc/self/status")
+			args = append(args, imageBusybox, id, "grep", "Cap", "/proc/self/status")
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
 			t.Cleanup(func() { d.ctrRemove(ns, id) }) // only matters when `run --rm` failed half-way
@@ -706,18 +698,18 @@ func TestCtrRun(t *testing.T) {
 	// Fail closed applies to create/run/restore/exec only: with a broken
 	// policy a running container must still be killed and deleted.
 	t.Run("unusable policy does not block kill and delete", func(t *testing.T) {
-		pol.set(t, ctdPolicyTOML())
+		pol.set(t, policyTOML())
 		id := fmt.Sprintf("capshim-ctr-%d-kill", os.Getpid())
 		t.Cleanup(func() { d.ctrRemove(ns, id) })
-		t.Cleanup(func() { pol.set(t, ctdPolicyTOML()) }) // runs first
+		t.Cleanup(func() { pol.set(t, policyTOML()) }) // runs first
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
 		args := append([]string{"run", "--detach"}, d.ctrRunFlags(id)...)
-		args = append(args, "--runc-binary", capshimBin, ctdImageBusybox, id, "sleep", "300")
+		args = append(args, "--runc-binary", capshimBin, imageBusybox, id, "sleep", "300")
 		if _, err := d.ctr(ctx, ns, args...); err != nil {
 			t.Fatal(err)
 		}
-		pol.set(t, strings.Replace(ctdPolicyTOML(), `mode = "enforce"`, `mode = "bogus"`, 1))
+		pol.set(t, strings.Replace(policyTOML(), `mode = "enforce"`, `mode = "bogus"`, 1))
 		if _, err := d.ctr(ctx, ns, "tasks", "kill", "--signal", "SIGKILL", id); err != nil {
 			t.Fatalf("kill with a broken policy: %v", err)
 		}

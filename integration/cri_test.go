@@ -26,24 +26,24 @@ import (
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// ctdCRI is a CRI client of a private containerd.
-type ctdCRI struct {
-	d    *ctdDaemon
+// criClient is a CRI client of a private containerd.
+type criClient struct {
+	d    *containerdDaemon
 	conn *grpc.ClientConn
 	rt   cri.RuntimeServiceClient
 	img  cri.ImageServiceClient
 }
 
-// ctdDialCRI connects to the daemon's CRI service, waits until the CRI
+// dialCRI connects to the daemon's CRI service, waits until the CRI
 // plugin is ready and arranges for every pod to be removed through CRI
 // before the daemon is stopped.
-func ctdDialCRI(t *testing.T, d *ctdDaemon) *ctdCRI {
+func dialCRI(t *testing.T, d *containerdDaemon) *criClient {
 	t.Helper()
 	conn, err := grpc.NewClient("unix://"+d.sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &ctdCRI{d: d, conn: conn, rt: cri.NewRuntimeServiceClient(conn), img: cri.NewImageServiceClient(conn)}
+	c := &criClient{d: d, conn: conn, rt: cri.NewRuntimeServiceClient(conn), img: cri.NewImageServiceClient(conn)}
 	d.beforeStop = append(d.beforeStop, func() {
 		c.removeAllPods(t)
 		conn.Close()
@@ -53,7 +53,7 @@ func ctdDialCRI(t *testing.T, d *ctdDaemon) *ctdCRI {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		st, err := c.rt.Status(ctx, &cri.StatusRequest{})
 		cancel()
-		if err == nil && ctdRuntimeReady(st) {
+		if err == nil && criRuntimeReady(st) {
 			return c
 		}
 		if time.Now().After(deadline) {
@@ -63,7 +63,7 @@ func ctdDialCRI(t *testing.T, d *ctdDaemon) *ctdCRI {
 	}
 }
 
-func ctdRuntimeReady(st *cri.StatusResponse) bool {
+func criRuntimeReady(st *cri.StatusResponse) bool {
 	for _, c := range st.GetStatus().GetConditions() {
 		if c.GetType() == cri.RuntimeReady {
 			return c.GetStatus()
@@ -74,7 +74,7 @@ func ctdRuntimeReady(st *cri.StatusResponse) bool {
 
 // removeAllPods stops and removes every container and pod sandbox of the
 // daemon through CRI (releases shims, mounts and cgroups properly).
-func (c *ctdCRI) removeAllPods(t *testing.T) {
+func (c *criClient) removeAllPods(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if cs, err := c.rt.ListContainers(ctx, &cri.ListContainersRequest{}); err == nil {
@@ -95,16 +95,16 @@ func (c *ctdCRI) removeAllPods(t *testing.T) {
 	}
 }
 
-// ctdPod describes one pod with one container.
-type ctdPod struct {
+// criPod describes one pod with one container.
+type criPod struct {
 	handler       string
 	namespace     string
 	podAnnotation map[string]string
 	ctrAnnotation map[string]string
 }
 
-// ctdPodResult is what a pod really got.
-type ctdPodResult struct {
+// criPodResult is what a pod really got.
+type criPodResult struct {
 	podID, ctrID    string
 	sandboxStatus   string // Cap* lines of /proc/<pause pid>/status
 	containerStatus string // Cap* lines the container printed
@@ -112,15 +112,15 @@ type ctdPodResult struct {
 	specAnnotations map[string]string
 }
 
-var ctdPodSeq int
+var criPodSeq int
 
 // run starts the pod and its container, returns what they got, and removes
 // both through CRI when the (sub)test ends. Only a failing RunPodSandbox is
 // returned as an error; any other failure ends the test.
-func (c *ctdCRI) run(t *testing.T, p ctdPod) (ctdPodResult, error) {
+func (c *criClient) run(t *testing.T, p criPod) (criPodResult, error) {
 	t.Helper()
-	ctdPodSeq++
-	name := fmt.Sprintf("capshim-pod-%d", ctdPodSeq)
+	criPodSeq++
+	name := fmt.Sprintf("capshim-pod-%d", criPodSeq)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
@@ -132,7 +132,7 @@ func (c *ctdCRI) run(t *testing.T, p ctdPod) (ctdPodResult, error) {
 		Metadata: &cri.PodSandboxMetadata{
 			Name:      name,
 			Namespace: p.namespace,
-			Uid:       fmt.Sprintf("uid-%d-%d", os.Getpid(), ctdPodSeq),
+			Uid:       fmt.Sprintf("uid-%d-%d", os.Getpid(), criPodSeq),
 		},
 		LogDirectory: logDir,
 		Annotations:  p.podAnnotation,
@@ -147,7 +147,7 @@ func (c *ctdCRI) run(t *testing.T, p ctdPod) (ctdPodResult, error) {
 	start := time.Now()
 	rp, err := c.rt.RunPodSandbox(ctx, &cri.RunPodSandboxRequest{Config: podCfg, RuntimeHandler: p.handler})
 	if err != nil {
-		return ctdPodResult{}, fmt.Errorf("RunPodSandbox(handler %s): %w", p.handler, err)
+		return criPodResult{}, fmt.Errorf("RunPodSandbox(handler %s): %w", p.handler, err)
 	}
 	podID := rp.GetPodSandboxId()
 	t.Cleanup(func() {
@@ -162,7 +162,7 @@ func (c *ctdCRI) run(t *testing.T, p ctdPod) (ctdPodResult, error) {
 		}
 	})
 
-	res := ctdPodResult{podID: podID}
+	res := criPodResult{podID: podID}
 	ps, err := c.rt.PodSandboxStatus(ctx, &cri.PodSandboxStatusRequest{PodSandboxId: podID, Verbose: true})
 	if err != nil {
 		t.Fatalf("PodSandboxStatus: %v", err)
@@ -187,7 +187,7 @@ func (c *ctdCRI) run(t *testing.T, p ctdPod) (ctdPodResult, error) {
 		PodSandboxId: podID,
 		Config: &cri.ContainerConfig{
 			Metadata:    &cri.ContainerMetadata{Name: "main"},
-			Image:       &cri.ImageSpec{Image: ctdImageBusybox},
+			Image:       &cri.ImageSpec{Image: imageBusybox},
 			Command:     []string{"sh", "-c", "grep Cap /proc/self/status; sleep 30"},
 			LogPath:     "main.log",
 			Annotations: p.ctrAnnotation,
@@ -223,7 +223,7 @@ func (c *ctdCRI) run(t *testing.T, p ctdPod) (ctdPodResult, error) {
 	}
 	logPath := filepath.Join(logDir, "main.log")
 	for {
-		res.containerStatus = ctdReadCRILog(logPath)
+		res.containerStatus = readCRILog(logPath)
 		if strings.Contains(res.containerStatus, "CapAmb") {
 			break
 		}
@@ -243,9 +243,9 @@ func (c *ctdCRI) run(t *testing.T, p ctdPod) (ctdPodResult, error) {
 	return res, nil
 }
 
-// ctdReadCRILog returns the messages of a CRI container log file
+// readCRILog returns the messages of a CRI container log file
 // ("<time> <stream> <P|F> <msg>" lines), one per line.
-func ctdReadCRILog(path string) string {
+func readCRILog(path string) string {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return ""
@@ -267,15 +267,15 @@ func ctdReadCRILog(path string) string {
 // TestCRI runs pods through one private containerd whose CRI plugin has a
 // capshim runtime handler and a plain runc handler as control.
 func TestCRI(t *testing.T) {
-	ctdRequire(t)
-	pol := ctdNewPolicy(t, ctdPolicyTOML())
+	requireContainerd(t)
+	pol := newLivePolicy(t, policyTOML())
 
 	// A second handler with its own policy, chosen by the name capshim is
 	// called as: the handler's binary is a link named capshim-web, which
 	// reads capshim-web.toml in $CAPSHIM_CONFIG_DIR (default /etc/capshim;
 	// a directory of the test here, given to containerd's environment).
 	// The name wins over $CAPSHIM_CONFIG, which the daemon also has.
-	webPol := ctdNewPolicy(t, ctdPolicyTOML(ctdRuleChown))
+	webPol := newLivePolicy(t, policyTOML(ruleChown))
 	cfgDir := t.TempDir()
 	binDir := t.TempDir()
 	for _, d := range []string{cfgDir, binDir} {
@@ -301,22 +301,22 @@ func TestCRI(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	handlers := []ctdHandler{
+	handlers := []criHandler{
 		{name: "runc"},
 		{name: "capshim", binary: capshimBin, annotations: true},
 		{name: "capshim-web", binary: webBin, annotations: true},
 		{name: "capshim-by-name", binary: byNameBin, annotations: true},
 	}
-	d := ctdStart(t, handlers, []string{"CAPSHIM_CONFIG=" + pol.path, "CAPSHIM_CONFIG_DIR=" + cfgDir})
+	d := startContainerd(t, handlers, []string{"CAPSHIM_CONFIG=" + pol.path, "CAPSHIM_CONFIG_DIR=" + cfgDir})
 	d.importImages(t, "k8s.io")
-	c := ctdDialCRI(t, d)
+	c := dialCRI(t, d)
 
 	req := func(caps string) map[string]string { return map[string]string{"capshim.io/capabilities": caps} }
-	shipped, shippedReq := ctdShippedPolicy(t)
+	shipped, shippedReq := shippedPolicy(t)
 	tests := []struct {
 		name          string
 		policy        string
-		pod           ctdPod
+		pod           criPod
 		wantSandbox   uint64
 		wantContainer uint64   // also for an exec in the container
 		wantErr       []string // RunPodSandbox must fail with these in its error
@@ -324,66 +324,66 @@ func TestCRI(t *testing.T) {
 	}{
 		{
 			name:          "control: runc handler keeps containerd defaults",
-			policy:        ctdPolicyTOML(ctdRuleChown),
-			pod:           ctdPod{handler: "runc", namespace: "other", podAnnotation: req("CAP_CHOWN")},
+			policy:        policyTOML(ruleChown),
+			pod:           criPod{handler: "runc", namespace: "other", podAnnotation: req("CAP_CHOWN")},
 			wantSandbox:   maskDocker,
 			wantContainer: maskDocker,
 		},
 		{
 			name:          "default policy reduces sandbox and container",
-			policy:        ctdPolicyTOML(),
-			pod:           ctdPod{handler: "capshim", namespace: "other"},
+			policy:        policyTOML(),
+			pod:           criPod{handler: "capshim", namespace: "other"},
 			wantSandbox:   maskMinimal,
 			wantContainer: maskMinimal,
 		},
 		{
 			name:          "pod annotation request without rule is dropped",
-			policy:        ctdPolicyTOML(),
-			pod:           ctdPod{handler: "capshim", namespace: "other", podAnnotation: req("CAP_CHOWN")},
+			policy:        policyTOML(),
+			pod:           criPod{handler: "capshim", namespace: "other", podAnnotation: req("CAP_CHOWN")},
 			wantSandbox:   maskMinimal,
 			wantContainer: maskMinimal,
 		},
 		{
 			// Pod annotations go into the sandbox's config.json too.
 			name:          "pod annotation request allowed by rule",
-			policy:        ctdPolicyTOML(ctdRuleChown),
-			pod:           ctdPod{handler: "capshim", namespace: "other", podAnnotation: req("CAP_CHOWN")},
+			policy:        policyTOML(ruleChown),
+			pod:           criPod{handler: "capshim", namespace: "other", podAnnotation: req("CAP_CHOWN")},
 			wantSandbox:   maskMinimal | maskChown,
 			wantContainer: maskMinimal | maskChown,
 		},
 		{
 			name:          "container annotation request allowed by rule",
-			policy:        ctdPolicyTOML(ctdRuleChown),
-			pod:           ctdPod{handler: "capshim", namespace: "other", ctrAnnotation: req("CAP_CHOWN")},
+			policy:        policyTOML(ruleChown),
+			pod:           criPod{handler: "capshim", namespace: "other", ctrAnnotation: req("CAP_CHOWN")},
 			wantSandbox:   maskMinimal,
 			wantContainer: maskMinimal | maskChown,
 		},
 		{
 			name:          "podman annotation io.containers.capabilities is a request",
-			policy:        ctdPolicyTOML(ctdRuleChown),
-			pod:           ctdPod{handler: "capshim", namespace: "other", podAnnotation: map[string]string{"io.containers.capabilities": "CHOWN"}},
+			policy:        policyTOML(ruleChown),
+			pod:           criPod{handler: "capshim", namespace: "other", podAnnotation: map[string]string{"io.containers.capabilities": "CHOWN"}},
 			wantSandbox:   maskMinimal | maskChown,
 			wantContainer: maskMinimal | maskChown,
 		},
 		{
 			name:          "namespace rule grants in web-a",
-			policy:        ctdPolicyTOML(ctdRuleChownWeb),
-			pod:           ctdPod{handler: "capshim", namespace: "web-a", podAnnotation: req("CAP_CHOWN")},
+			policy:        policyTOML(ruleChownWeb),
+			pod:           criPod{handler: "capshim", namespace: "web-a", podAnnotation: req("CAP_CHOWN")},
 			wantSandbox:   maskMinimal | maskChown,
 			wantContainer: maskMinimal | maskChown,
 		},
 		{
 			name:          "namespace rule does not grant in other",
-			policy:        ctdPolicyTOML(ctdRuleChownWeb),
-			pod:           ctdPod{handler: "capshim", namespace: "other", podAnnotation: req("CAP_CHOWN")},
+			policy:        policyTOML(ruleChownWeb),
+			pod:           criPod{handler: "capshim", namespace: "other", podAnnotation: req("CAP_CHOWN")},
 			wantSandbox:   maskMinimal,
 			wantContainer: maskMinimal,
 		},
 		{
 			// The requester cannot forge the namespace key: CRI overwrites it.
 			name:   "forged namespace annotation does not match the rule",
-			policy: ctdPolicyTOML(ctdRuleChownWeb),
-			pod: ctdPod{handler: "capshim", namespace: "other",
+			policy: policyTOML(ruleChownWeb),
+			pod: criPod{handler: "capshim", namespace: "other",
 				podAnnotation: map[string]string{"capshim.io/capabilities": "CAP_CHOWN", "io.kubernetes.cri.sandbox-namespace": "web-x"},
 				ctrAnnotation: map[string]string{"io.kubernetes.cri.sandbox-namespace": "web-x"}},
 			wantSandbox:   maskMinimal,
@@ -394,14 +394,14 @@ func TestCRI(t *testing.T) {
 			// request give what the README promises.
 			name:          "shipped policy and example pod in web-demo",
 			policy:        shipped,
-			pod:           ctdPod{handler: "capshim", namespace: "web-demo", podAnnotation: shippedReq},
+			pod:           criPod{handler: "capshim", namespace: "web-demo", podAnnotation: shippedReq},
 			wantSandbox:   maskMinimal | maskChown,
 			wantContainer: maskMinimal | maskChown,
 		},
 		{
 			name:          "shipped policy and example pod in another namespace",
 			policy:        shipped,
-			pod:           ctdPod{handler: "capshim", namespace: "default", podAnnotation: shippedReq},
+			pod:           criPod{handler: "capshim", namespace: "default", podAnnotation: shippedReq},
 			wantSandbox:   maskMinimal,
 			wantContainer: maskMinimal,
 		},
@@ -409,17 +409,17 @@ func TestCRI(t *testing.T) {
 			// Same request as "pod annotation request without rule is dropped",
 			// but the handler capshim-web has a policy with a CHOWN rule.
 			name:          "second handler uses its own policy",
-			policy:        ctdPolicyTOML(),
-			pod:           ctdPod{handler: "capshim-web", namespace: "other", podAnnotation: req("CAP_CHOWN")},
+			policy:        policyTOML(),
+			pod:           criPod{handler: "capshim-web", namespace: "other", podAnnotation: req("CAP_CHOWN")},
 			wantSandbox:   maskMinimal | maskChown,
 			wantContainer: maskMinimal | maskChown,
 		},
 		{
 			name:    "policy chosen by the name capshim is called as (missing: pod refused)",
-			policy:  ctdPolicyTOML(),
-			pod:     ctdPod{handler: "capshim-by-name", namespace: "other"},
+			policy:  policyTOML(),
+			pod:     criPod{handler: "capshim-by-name", namespace: "other"},
 			wantErr: []string{"OCI runtime create failed", "capshim:", byNamePolicy},
-			skip:    ctdSkipIfExists(byNamePolicy),
+			skip:    skipIfExists(byNamePolicy),
 		},
 	}
 	for _, tc := range tests {
@@ -457,14 +457,14 @@ func TestCRI(t *testing.T) {
 	// stopping and removal of running ones: kill, delete and state carry no
 	// capabilities (design: only create/run/restore/exec are refused).
 	t.Run("unusable policy does not block stopping a running pod", func(t *testing.T) {
-		pol.set(t, ctdPolicyTOML())
-		got, err := c.run(t, ctdPod{handler: "capshim", namespace: "other"})
+		pol.set(t, policyTOML())
+		got, err := c.run(t, criPod{handler: "capshim", namespace: "other"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		// Runs before the pod clean-up registered by run.
-		t.Cleanup(func() { pol.set(t, ctdPolicyTOML()) })
-		pol.set(t, strings.Replace(ctdPolicyTOML(), `mode = "enforce"`, `mode = "bogus"`, 1))
+		t.Cleanup(func() { pol.set(t, policyTOML()) })
+		pol.set(t, strings.Replace(policyTOML(), `mode = "enforce"`, `mode = "bogus"`, 1))
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
 		if _, err := c.rt.StopContainer(ctx, &cri.StopContainerRequest{ContainerId: got.ctrID, Timeout: 0}); err != nil {
@@ -479,9 +479,9 @@ func TestCRI(t *testing.T) {
 	})
 }
 
-// ctdShippedPolicy returns the policy of deploy/kubernetes/configmap.yaml
+// shippedPolicy returns the policy of deploy/kubernetes/configmap.yaml
 // and the annotations of the pod in deploy/kubernetes/example-pod.yaml.
-func ctdShippedPolicy(t *testing.T) (string, map[string]string) {
+func shippedPolicy(t *testing.T) (string, map[string]string) {
 	t.Helper()
 	docs := func(file string) []map[string]any {
 		data, err := os.ReadFile(filepath.Join("..", "deploy", "kubernetes", file))
@@ -522,8 +522,8 @@ func ctdShippedPolicy(t *testing.T) (string, map[string]string) {
 	return policy, ann
 }
 
-// ctdSkipIfExists returns a skip reason when path exists.
-func ctdSkipIfExists(path string) string {
+// skipIfExists returns a skip reason when path exists.
+func skipIfExists(path string) string {
 	if _, err := os.Lstat(path); err == nil {
 		return path + " exists on this host; not testing the missing-policy case"
 	}

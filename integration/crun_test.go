@@ -26,13 +26,6 @@ import (
 	"github.com/opencontainers/runtime-tools/generate"
 )
 
-// crunDockerCaps are Docker's 14 default capabilities (maskDocker).
-var crunDockerCaps = []string{
-	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
-	"CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
-	"CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
-}
-
 // crunNeedsPrivateCgroupNS reports whether crun would refuse this host's
 // cgroup layout (hybrid with controllers on the cgroup2 hierarchy).
 func crunNeedsPrivateCgroupNS() bool {
@@ -52,10 +45,10 @@ func crunWrap(t *testing.T, argv []string) []string {
 		`umount /sys/fs/cgroup/unified && exec "$@"`, "sh"}, argv...)
 }
 
-// crunBundle writes B/config.json for rootfs: Docker's 14 capabilities in
+// rootfsBundle writes B/config.json for rootfs: Docker's 14 capabilities in
 // the bounding, effective and permitted sets, args as the process, plus
 // extra process env and annotations.
-func crunBundle(t *testing.T, rootfs string, args, env []string, annotations map[string]string) string {
+func rootfsBundle(t *testing.T, rootfs string, args, env []string, annotations map[string]string) string {
 	t.Helper()
 	g, err := generate.New("linux")
 	if err != nil {
@@ -77,7 +70,7 @@ func crunBundle(t *testing.T, rootfs string, args, env []string, annotations map
 	for k, v := range annotations {
 		g.AddAnnotation(k, v)
 	}
-	caps := append([]string(nil), crunDockerCaps...)
+	caps := append([]string(nil), dockerCaps...)
 	g.Config.Process.Capabilities = &rspec.LinuxCapabilities{
 		Bounding:  caps,
 		Effective: caps,
@@ -100,8 +93,8 @@ func crunSetup(t *testing.T) (rootfs, stateRoot, policy string) {
 	}
 	rootfs = filepath.Join(t.TempDir(), "rootfs")
 	buildRootfs(t, rootfs)
-	stateRoot = engTempDir(t, "capshim-crun-")
-	policy = writePolicy(t, engPolicy("/usr/bin/crun"))
+	stateRoot = shortTempDir(t, "capshim-crun-")
+	policy = writePolicy(t, chownPolicy("/usr/bin/crun"))
 	return rootfs, stateRoot, policy
 }
 
@@ -141,10 +134,10 @@ func TestCrun(t *testing.T) {
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			bundle := crunBundle(t, rootfs, grep, tc.env, tc.annotations)
+			bundle := rootfsBundle(t, rootfs, grep, tc.env, tc.annotations)
 			id := fmt.Sprintf("capshim-crun-%d-%d", os.Getpid(), i)
 			t.Cleanup(func() { crunDelete(t, stateRoot, id) })
-			env := engEnv([]string{"CAPSHIM_"})
+			env := envWithout([]string{"CAPSHIM_"})
 			var argv []string
 			switch {
 			case !tc.shim:
@@ -160,7 +153,7 @@ func TestCrun(t *testing.T) {
 			w := crunWrap(t, argv)
 			r := runCmd(cmdOpts{env: env}, w[0], w[1:]...)
 			if r.err != nil {
-				t.Fatalf("%v\nlog %s:\n%s", r, logFile, engTail(logFile, 20))
+				t.Fatalf("%v\nlog %s:\n%s", r, logFile, tailFile(logFile, 20))
 			}
 			t.Logf("%s: %v", strings.Join(argv, " "), r.took.Round(time.Millisecond))
 			assertCaps(t, r.stdout, tc.want)
@@ -174,7 +167,7 @@ func TestCrun(t *testing.T) {
 // process is reduced.
 func TestCrunCreateStart(t *testing.T) {
 	rootfs, stateRoot, policy := crunSetup(t)
-	bundle := crunBundle(t, rootfs, []string{"grep", "Cap", "/proc/self/status"}, nil, nil)
+	bundle := rootfsBundle(t, rootfs, []string{"grep", "Cap", "/proc/self/status"}, nil, nil)
 	id := fmt.Sprintf("capshim-crun-cs-%d", os.Getpid())
 	t.Cleanup(func() { crunDelete(t, stateRoot, id) })
 
@@ -184,9 +177,9 @@ func TestCrunCreateStart(t *testing.T) {
 	logFile := filepath.Join(bundle, "log.json")
 	argv := crunWrap(t, []string{capshimBin, "--capshim-config=" + policy, "--root", stateRoot,
 		"--log", logFile, "--log-format", "json", "create", "--bundle", bundle, id})
-	cr := runCmd(cmdOpts{env: engEnv([]string{"CAPSHIM_"}), outDir: outDir}, argv[0], argv[1:]...)
+	cr := runCmd(cmdOpts{env: envWithout([]string{"CAPSHIM_"}), outDir: outDir}, argv[0], argv[1:]...)
 	if cr.err != nil {
-		t.Fatalf("%v\nlog:\n%s", cr, engTail(logFile, 20))
+		t.Fatalf("%v\nlog:\n%s", cr, tailFile(logFile, 20))
 	}
 	t.Logf("capshim create: %v", cr.took.Round(time.Millisecond))
 
@@ -269,7 +262,7 @@ func TestCrunConfigFlag(t *testing.T) {
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			src := crunBundle(t, rootfs, grep, nil, nil)
+			src := rootfsBundle(t, rootfs, grep, nil, nil)
 			spec, err := os.ReadFile(filepath.Join(src, "config.json"))
 			if err != nil {
 				t.Fatal(err)
@@ -284,9 +277,9 @@ func TestCrunConfigFlag(t *testing.T) {
 			argv := []string{capshimBin, "--capshim-config=" + policy, "--root", stateRoot, "--log", logFile, "--log-format", "json", "run", "-b", bundle}
 			argv = append(append(argv, tc.flag(cwd, bundle)...), id)
 			argv = crunWrap(t, argv)
-			r := runCmd(cmdOpts{env: engEnv([]string{"CAPSHIM_"}), dir: cwd}, argv[0], argv[1:]...)
+			r := runCmd(cmdOpts{env: envWithout([]string{"CAPSHIM_"}), dir: cwd}, argv[0], argv[1:]...)
 			if r.err != nil {
-				t.Fatalf("%v\nlog:\n%s", r, engTail(logFile, 10))
+				t.Fatalf("%v\nlog:\n%s", r, tailFile(logFile, 10))
 			}
 			assertCaps(t, r.stdout, maskMinimal)
 			for _, d := range tc.decoys(cwd, bundle) {

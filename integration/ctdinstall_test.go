@@ -44,7 +44,7 @@ import (
 // cinInput reads a config from install/testdata/in.
 func cinInput(t *testing.T, name string) string {
 	t.Helper()
-	return string(rdmReadFile(t, filepath.Join("..", "install", "testdata", "in", name)))
+	return string(readFile(t, filepath.Join("..", "install", "testdata", "in", name)))
 }
 
 // cinHostPaths are the host paths the test configs name that containerd
@@ -72,9 +72,9 @@ func cinLocalize(config, dir string) string {
 // cinDaemon makes a private containerd (not started, no config yet)
 // whose root, state and socket are under its directory; bin "" is
 // containerd 1.6 on PATH.
-func cinDaemon(t *testing.T, bin string) *ctdDaemon {
+func cinDaemon(t *testing.T, bin string) *containerdDaemon {
 	t.Helper()
-	d := ctdNew(t)
+	d := newContainerd(t)
 	d.bin = bin
 	d.args = []string{"--root", filepath.Join(d.dir, "root"), "--state", filepath.Join(d.dir, "state"), "--address", d.sock}
 	return d
@@ -84,7 +84,7 @@ func cinDaemon(t *testing.T, bin string) *ctdDaemon {
 // replaced, and a section naming a private path appended for each plugin
 // that would otherwise use a host path by default (two: containerd 2.x,
 // which also has NRI).
-func cinPrivate(t *testing.T, d *ctdDaemon, config string, two bool) string {
+func cinPrivate(t *testing.T, d *containerdDaemon, config string, two bool) string {
 	t.Helper()
 	config = cinLocalize(config, d.dir)
 	var m map[string]any
@@ -156,7 +156,7 @@ func (v cinView) names() string {
 // plugin of containerd 1.6 is "io.containerd.grpc.v1 cri"; containerd 2.x
 // has it too, on top of "io.containerd.cri.v1 runtime", which holds the
 // runtimes.
-func cinRead(t *testing.T, d *ctdDaemon) cinView {
+func cinRead(t *testing.T, d *containerdDaemon) cinView {
 	t.Helper()
 	d.launch(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -211,7 +211,7 @@ func cinRead(t *testing.T, d *ctdDaemon) cinView {
 
 // cinCRIFailure returns containerd's log lines about a plugin that failed
 // to load, for messages.
-func cinCRIFailure(d *ctdDaemon) string {
+func cinCRIFailure(d *containerdDaemon) string {
 	data, _ := os.ReadFile(d.logPath)
 	var out []string
 	for _, l := range strings.Split(string(data), "\n") {
@@ -245,7 +245,7 @@ type cinCase struct {
 // --set-default). A second install changes nothing; the backup is the
 // original file.
 func TestInstallContainerdKeepsCRI(t *testing.T) {
-	ctdRequire(t)
+	requireContainerd(t)
 	t.Run("testdata holds Debian's conffile", func(t *testing.T) { cinCheckDebianStock(t) })
 	cases := []cinCase{
 		{name: "Debian stock config", in: "config-debian-1.6.toml",
@@ -314,18 +314,18 @@ func cinRun(t *testing.T, bin string, tc cinCase) {
 	writeFile(t, file, orig, 0o644)
 	policy := filepath.Join(d.dir, "shim.toml")
 	args := append([]string{"containerd", "--file", file, "--policy", policy}, tc.args...)
-	out := rdmInstallFresh(t, file, policy, args...)
+	out := installFresh(t, file, policy, args...)
 	if tc.note != "" && !strings.Contains(out, tc.note) {
 		t.Errorf("install does not say %q:\n%s", tc.note, out)
 	}
 	if tc.note == "" && strings.Contains("\n"+out, "\nWARNING") {
 		t.Errorf("install warns:\n%s", out)
 	}
-	rdmInstallAgain(t, file, args...)
-	if b := rdmReadFile(t, file+".capshim-backup"); string(b) != orig {
+	installAgain(t, file, args...)
+	if b := readFile(t, file+".capshim-backup"); string(b) != orig {
 		t.Errorf("the backup is not the original file:\n%s", b)
 	}
-	edited := string(rdmReadFile(t, file))
+	edited := string(readFile(t, file))
 	writeFile(t, d.cfgPath, cinPrivate(t, d, edited, two), 0o644)
 	va := cinRead(t, d)
 	if got := va.plugins["io.containerd.grpc.v1 cri"]; got != tc.criAfter || va.names() != tc.after {
@@ -394,14 +394,14 @@ func cinCheckRuntimes(t *testing.T, before, after cinView) {
 // its error, the file and its directory as they were.
 func cinRefused(t *testing.T, file, want string, flags ...string) {
 	t.Helper()
-	old := rdmReadFile(t, file)
+	old := readFile(t, file)
 	entries, _ := os.ReadDir(filepath.Dir(file))
 	args := append([]string{"install", "containerd", "--file", file, "--policy", filepath.Join(filepath.Dir(file), "shim.toml")}, flags...)
-	r := runCmd(cmdOpts{env: engEnv([]string{"CAPSHIM_"})}, capshimBin, args...)
+	r := runCmd(cmdOpts{env: envWithout([]string{"CAPSHIM_"})}, capshimBin, args...)
 	if r.code != 2 || !strings.Contains(r.stderr, want) {
 		t.Errorf("want exit 2 saying %q:\n%v", want, r)
 	}
-	if got := rdmReadFile(t, file); string(got) != string(old) {
+	if got := readFile(t, file); string(got) != string(old) {
 		t.Errorf("refused install changed %s", file)
 	}
 	// The policy is written before the engine's file is edited; nothing
@@ -465,7 +465,7 @@ func TestInstallContainerd2KeepsCRI(t *testing.T) {
 	if bin == "" {
 		t.Skip("CAPSHIM_CONTAINERD2 does not name a containerd 2.x binary")
 	}
-	ctdRequire(t)
+	requireContainerd(t)
 	if out, err := exec.Command(bin, "--version").Output(); err != nil || !strings.Contains(string(out), " 2.") {
 		t.Fatalf("%s --version: %q %v, want containerd 2.x", bin, out, err)
 	}

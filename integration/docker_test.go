@@ -16,7 +16,6 @@ import (
 )
 
 const (
-	dockerBusybox = "docker.io/capshim-test/busybox:1"
 	dockerTimeout = 2 * time.Minute
 )
 
@@ -24,7 +23,7 @@ const (
 type dockerEngine struct {
 	dir    string
 	sock   string
-	daemon *engDaemon
+	daemon *daemonProc
 	env    []string // for the docker CLI
 }
 
@@ -41,10 +40,10 @@ func dockerStart(t *testing.T, daemonJSON map[string]any, extraEnv []string, ext
 	requireBinary(t, "containerd")
 	requireBinary(t, "containerd-shim-runc-v2")
 
-	dir := engTempDir(t, "capshim-dk-")
-	// Registered after engTempDir's cleanup, so it runs before it: processes
+	dir := shortTempDir(t, "capshim-dk-")
+	// Registered after shortTempDir's cleanup, so it runs before it: processes
 	// first, then mounts.
-	t.Cleanup(func() { engKillLeftovers(t, dir) })
+	t.Cleanup(func() { killLeftovers(t, dir) })
 
 	// dockerd 20.10 writes its libtrust key to /etc/docker/key.json unless
 	// told otherwise.
@@ -71,7 +70,7 @@ func dockerLaunch(t *testing.T, dir, cfg string, extraEnv []string, extraFlags .
 	dockerd := requireBinary(t, "dockerd")
 	docker := requireBinary(t, "docker")
 	e := &dockerEngine{dir: dir, sock: filepath.Join(dir, "docker.sock")}
-	e.env = engEnv([]string{"DOCKER_"},
+	e.env = envWithout([]string{"DOCKER_"},
 		"DOCKER_HOST=unix://"+e.sock,
 		"DOCKER_CONFIG="+filepath.Join(dir, "cli"),
 	)
@@ -90,7 +89,7 @@ func dockerLaunch(t *testing.T, dir, cfg string, extraEnv []string, extraFlags .
 	)
 	args = append(args, extraFlags...)
 	start := time.Now()
-	e.daemon = engStartDaemon(t, filepath.Join(dir, "dockerd.log"), engEnv([]string{"DOCKER_", "CAPSHIM_"}, extraEnv...), args...)
+	e.daemon = startDaemon(t, filepath.Join(dir, "dockerd.log"), envWithout([]string{"DOCKER_", "CAPSHIM_"}, extraEnv...), args...)
 	// Registered after the daemon's stop: runs before it, so no container
 	// is left for dockerd to wait 10s on.
 	t.Cleanup(func() { e.removeAll(t) })
@@ -112,7 +111,7 @@ func dockerLaunch(t *testing.T, dir, cfg string, extraEnv []string, extraFlags .
 	}
 
 	archive := filepath.Join(t.TempDir(), "images.tar")
-	engDockerArchive(t, archive)
+	buildDockerArchive(t, archive)
 	if r := e.docker("load", "-i", archive); r.err != nil {
 		t.Fatalf("docker load: %v", r)
 	}
@@ -155,7 +154,7 @@ func dockerRunCases(t *testing.T, e *dockerEngine, cases []dockerRunCase) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"run", "--rm", "--network", "none"}, tc.args...)
-			args = append(args, dockerBusybox, "grep", "Cap", "/proc/self/status")
+			args = append(args, imageBusybox, "grep", "Cap", "/proc/self/status")
 			r := e.docker(args...)
 			if r.err != nil {
 				t.Fatalf("%v\ndockerd log:\n%s", r, e.daemon.tail(20))
@@ -171,7 +170,7 @@ func dockerRunCases(t *testing.T, e *dockerEngine, cases []dockerRunCase) {
 func dockerExecCases(t *testing.T, e *dockerEngine, runtime string) {
 	t.Helper()
 	name := "capshim-exec-" + strings.ReplaceAll(runtime, "/", "-")
-	r := e.docker("run", "-d", "--name", name, "--network", "none", "--runtime", runtime, dockerBusybox, "sleep", "300")
+	r := e.docker("run", "-d", "--name", name, "--network", "none", "--runtime", runtime, imageBusybox, "sleep", "300")
 	if r.err != nil {
 		t.Fatalf("%v\ndockerd log:\n%s", r, e.daemon.tail(20))
 	}
@@ -200,7 +199,7 @@ func dockerExecCases(t *testing.T, e *dockerEngine, runtime string) {
 			if tc.exact {
 				assertCaps(t, r.stdout, maskMinimal)
 			} else {
-				engAssertCapsAtMost(t, r.stdout, maskMinimal)
+				assertCapsAtMost(t, r.stdout, maskMinimal)
 			}
 		})
 	}
@@ -211,7 +210,7 @@ func dockerExecCases(t *testing.T, e *dockerEngine, runtime string) {
 // through CAPSHIM_CONFIG in dockerd's environment (dockerd -> containerd ->
 // containerd-shim-runc-v2 -> runtime all inherit it).
 func TestDockerAddRuntime(t *testing.T) {
-	policy := writePolicy(t, engPolicy("/usr/bin/runc"))
+	policy := writePolicy(t, chownPolicy("/usr/bin/runc"))
 	e := dockerStart(t, nil, []string{"CAPSHIM_CONFIG=" + policy}, "--add-runtime", "capshim="+capshimBin)
 
 	t.Run("run", func(t *testing.T) {
@@ -244,10 +243,10 @@ func TestDockerAddRuntime(t *testing.T) {
 // CAPSHIM_CONFIG. (dockerd 20.10 runs a runtime with runtimeArgs through a
 // generated wrapper script, <data-root>/runtimes/<name>.)
 func TestDockerDaemonJSON(t *testing.T) {
-	good := writePolicy(t, engPolicy("/usr/bin/runc"))
-	audit := writePolicy(t, strings.Replace(engPolicy("/usr/bin/runc"), `mode = "enforce"`, `mode = "audit"`, 1))
-	strict := writePolicy(t, strings.Replace(engPolicy("/usr/bin/runc"), `on_denied_request = "drop"`, `on_denied_request = "fail"`, 1))
-	broken := writePolicy(t, engBrokenPolicy)
+	good := writePolicy(t, chownPolicy("/usr/bin/runc"))
+	audit := writePolicy(t, strings.Replace(chownPolicy("/usr/bin/runc"), `mode = "enforce"`, `mode = "audit"`, 1))
+	strict := writePolicy(t, strings.Replace(chownPolicy("/usr/bin/runc"), `on_denied_request = "drop"`, `on_denied_request = "fail"`, 1))
+	broken := writePolicy(t, brokenPolicy)
 	runtime := func(policy string) map[string]any {
 		return map[string]any{"path": capshimBin, "runtimeArgs": []string{"--capshim-config=" + policy}}
 	}
@@ -290,7 +289,7 @@ func TestDockerDaemonJSON(t *testing.T) {
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
 				args := append([]string{"run", "--rm", "--network", "none"}, tc.args...)
-				r := e.docker(append(args, dockerBusybox, "grep", "Cap", "/proc/self/status")...)
+				r := e.docker(append(args, imageBusybox, "grep", "Cap", "/proc/self/status")...)
 				if r.err == nil {
 					t.Fatalf("docker run succeeded; capshim must refuse to start the container\n%v", r)
 				}
@@ -301,7 +300,7 @@ func TestDockerDaemonJSON(t *testing.T) {
 				if !strings.Contains(r.stderr, "OCI runtime create failed: capshim:") {
 					t.Errorf("docker run's error does not carry capshim's message (want %q in it):\n%s", "OCI runtime create failed: capshim:", r.stderr)
 				}
-				if !engMentionsReason(r.stderr, tc.reasons...) {
+				if !containsAny(r.stderr, tc.reasons...) {
 					t.Errorf("docker run's error does not say why (want one of %q in it):\n%s", tc.reasons, r.stderr)
 				}
 			})

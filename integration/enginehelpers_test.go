@@ -24,36 +24,36 @@ import (
 	"time"
 )
 
-// engPolicyHeader is the common part of the test policies: Docker's three
+// policyHeader is the common part of the test policies: Docker's three
 // capabilities that capshim keeps by default (maskMinimal) and the
 // capabilities no rule may grant. Append runtime, rules, etc.
-const engPolicyHeader = `mode = "enforce"
+const policyHeader = `mode = "enforce"
 default = ["CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_AUDIT_WRITE"]
 never = ["CAP_SYS_ADMIN", "CAP_SYS_MODULE"]
 on_denied_request = "drop"
 log = ""
 `
 
-// engPolicy returns a policy for the runtime at runtimePath whose only rule
+// chownPolicy returns a policy for the runtime at runtimePath whose only rule
 // lets any container ask for CAP_CHOWN. (A rule naming a `never`
 // capability is a load error, so no rule lists CAP_SYS_ADMIN.)
-func engPolicy(runtimePath string) string {
-	return fmt.Sprintf("runtime = %q\n", runtimePath) + engPolicyHeader + `
+func chownPolicy(runtimePath string) string {
+	return fmt.Sprintf("runtime = %q\n", runtimePath) + policyHeader + `
 [[rule]]
 name = "chown-for-everyone"
 capabilities = ["CAP_CHOWN"]
 `
 }
 
-// engBrokenPolicy is a policy file with a TOML syntax error (unterminated
+// brokenPolicy is a policy file with a TOML syntax error (unterminated
 // string): capshim must refuse to start the container.
-const engBrokenPolicy = "runtime = \"/usr/bin/runc\"\nmode = \"enforce\ndefault = [\n"
+const brokenPolicy = "runtime = \"/usr/bin/runc\"\nmode = \"enforce\ndefault = [\n"
 
-// engTempDir creates a short private directory under os.TempDir (unix socket
+// shortTempDir creates a short private directory under os.TempDir (unix socket
 // paths must stay below 108 bytes, so t.TempDir with a long test name is
 // not used for daemons). At cleanup it unmounts whatever is still mounted
 // below it (reporting it as an error) and removes it.
-func engTempDir(t *testing.T, prefix string) string {
+func shortTempDir(t *testing.T, prefix string) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", prefix)
 	if err != nil {
@@ -63,7 +63,7 @@ func engTempDir(t *testing.T, prefix string) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if left := engUnmountUnder(dir); len(left) > 0 {
+		if left := unmountUnder(dir); len(left) > 0 {
 			t.Errorf("mounts left under %s after the engine was stopped (unmounted now): %v", dir, left)
 		}
 		if err := os.RemoveAll(dir); err != nil {
@@ -73,9 +73,9 @@ func engTempDir(t *testing.T, prefix string) string {
 	return dir
 }
 
-// engUnmountUnder unmounts everything mounted at or below dir (lazily when
+// unmountUnder unmounts everything mounted at or below dir (lazily when
 // a plain unmount fails) and returns what it found.
-func engUnmountUnder(dir string) []string {
+func unmountUnder(dir string) []string {
 	var found []string
 	for pass := 0; pass < 5; pass++ {
 		mps := mountsUnder(dir)
@@ -89,10 +89,10 @@ func engUnmountUnder(dir string) []string {
 			}
 		}
 	}
-	return engUniq(found)
+	return uniq(found)
 }
 
-func engUniq(in []string) []string {
+func uniq(in []string) []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, s := range in {
@@ -104,12 +104,12 @@ func engUniq(in []string) []string {
 	return out
 }
 
-// engProcsMentioning returns the PIDs (other than this process) whose
+// procsMentioning returns the PIDs (other than this process) whose
 // command line contains marker. The engines' helper processes (dockerd's
 // containerd, containerd-shim-runc-v2, conmon) all name their private
 // state directory on their command line, and the test's temp dirs are
 // unique, so this finds exactly the processes this test caused.
-func engProcsMentioning(marker string) map[int]string {
+func procsMentioning(marker string) map[int]string {
 	out := map[int]string{}
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
@@ -133,20 +133,20 @@ func engProcsMentioning(marker string) map[int]string {
 	return out
 }
 
-// engKillLeftovers reports and then kills (by PID) every process whose
+// killLeftovers reports and then kills (by PID) every process whose
 // command line still mentions dir: after an engine was stopped cleanly
 // there must be none.
-func engKillLeftovers(t *testing.T, dir string) {
+func killLeftovers(t *testing.T, dir string) {
 	t.Helper()
 	// With the slash, /tmp/x-12 does not match /tmp/x-123.
 	marker := strings.TrimSuffix(dir, "/") + "/"
-	left := engProcsMentioning(marker)
+	left := procsMentioning(marker)
 	if len(left) == 0 {
 		return
 	}
 	// Their descendants (container processes under a shim or conmon) do
 	// not name dir; kill them first, then the helpers themselves.
-	kids := engDescendants(left)
+	kids := descendants(left)
 	for pid, cmd := range kids {
 		t.Errorf("container process left running (killing pid %d): %s", pid, cmd)
 		_ = syscall.Kill(pid, syscall.SIGKILL)
@@ -156,14 +156,14 @@ func engKillLeftovers(t *testing.T, dir string) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) && len(engProcsMentioning(marker)) > 0 {
+	for time.Now().Before(deadline) && len(procsMentioning(marker)) > 0 {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
 
-// engDescendants returns the descendants of the given processes that are
+// descendants returns the descendants of the given processes that are
 // not among them, with their command lines.
-func engDescendants(roots map[int]string) map[int]string {
+func descendants(roots map[int]string) map[int]string {
 	children := map[int][]int{}
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
@@ -209,8 +209,8 @@ func engDescendants(roots map[int]string) map[int]string {
 	return out
 }
 
-// engDaemon is a long-running engine process (dockerd) started by a test.
-type engDaemon struct {
+// daemonProc is a long-running engine process (dockerd) started by a test.
+type daemonProc struct {
 	name string
 	cmd  *exec.Cmd
 	log  string
@@ -218,9 +218,9 @@ type engDaemon struct {
 	err  error
 }
 
-// engStartDaemon starts argv[0] in its own process group with stdout and
+// startDaemon starts argv[0] in its own process group with stdout and
 // stderr going to logPath, and registers a cleanup that stops it.
-func engStartDaemon(t *testing.T, logPath string, env []string, argv ...string) *engDaemon {
+func startDaemon(t *testing.T, logPath string, env []string, argv ...string) *daemonProc {
 	t.Helper()
 	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -238,7 +238,7 @@ func engStartDaemon(t *testing.T, logPath string, env []string, argv ...string) 
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting %s: %v", argv[0], err)
 	}
-	d := &engDaemon{name: filepath.Base(argv[0]), cmd: cmd, log: logPath, done: make(chan struct{})}
+	d := &daemonProc{name: filepath.Base(argv[0]), cmd: cmd, log: logPath, done: make(chan struct{})}
 	go func() {
 		d.err = cmd.Wait()
 		close(d.done)
@@ -249,7 +249,7 @@ func engStartDaemon(t *testing.T, logPath string, env []string, argv ...string) 
 }
 
 // exited reports whether the daemon process has ended.
-func (d *engDaemon) exited() bool {
+func (d *daemonProc) exited() bool {
 	select {
 	case <-d.done:
 		return true
@@ -260,7 +260,7 @@ func (d *engDaemon) exited() bool {
 
 // stop sends SIGTERM to the daemon's PID, waits up to 30s, then SIGKILLs
 // it. Safe to call more than once.
-func (d *engDaemon) stop(t *testing.T) {
+func (d *daemonProc) stop(t *testing.T) {
 	t.Helper()
 	if d.exited() {
 		return
@@ -283,26 +283,31 @@ func (d *engDaemon) stop(t *testing.T) {
 }
 
 // tail returns the last n lines of the daemon's log.
-func (d *engDaemon) tail(n int) string {
-	return engTail(d.log, n)
+func (d *daemonProc) tail(n int) string {
+	return tailFile(d.log, n)
 }
 
-// engTail returns the last n lines of a file.
-func engTail(path string, n int) string {
+// tailFile returns the last n lines of a file.
+func tailFile(path string, n int) string {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Sprintf("(cannot read %s: %v)", path, err)
 	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return lastLines(string(b), n)
+}
+
+// lastLines returns the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
 }
 
-// engEnv returns the current environment without variables whose names
+// envWithout returns the current environment without variables whose names
 // start with one of the prefixes, plus extra.
-func engEnv(dropPrefixes []string, extra ...string) []string {
+func envWithout(dropPrefixes []string, extra ...string) []string {
 	var out []string
 	for _, kv := range os.Environ() {
 		drop := false
@@ -319,9 +324,9 @@ func engEnv(dropPrefixes []string, extra ...string) []string {
 	return append(out, extra...)
 }
 
-// engAssertCapsAtMost checks that no capability set of the container holds
+// assertCapsAtMost checks that no capability set of the container holds
 // anything outside max.
-func engAssertCapsAtMost(t *testing.T, status string, max uint64) {
+func assertCapsAtMost(t *testing.T, status string, max uint64) {
 	t.Helper()
 	got := capLines(t, status)
 	for _, k := range []string{"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"} {
@@ -331,25 +336,25 @@ func engAssertCapsAtMost(t *testing.T, status string, max uint64) {
 	}
 }
 
-// engDockerArchive writes an image archive that both `docker load` of
+// buildDockerArchive writes an image archive that both `docker load` of
 // Docker 20.10 and `podman load` accept: the OCI layout of
 // buildImageArchive plus a docker-archive manifest.json next to it (Docker
 // loads OCI layouts only from version 25 on; podman's oci-archive
 // transport refuses an index with two images and falls back to
 // docker-archive). The tags are docker.io/capshim-test/busybox:1 and
 // docker.io/capshim-test/pause:1.
-func engDockerArchive(t *testing.T, out string) {
+func buildDockerArchive(t *testing.T, out string) {
 	t.Helper()
 	oci := filepath.Join(t.TempDir(), "oci.tar")
 	buildImageArchive(t, oci)
-	if err := engAddDockerManifest(oci, out); err != nil {
+	if err := addDockerManifest(oci, out); err != nil {
 		t.Fatalf("converting %s to a docker archive: %v", oci, err)
 	}
 }
 
-// engAddDockerManifest copies the OCI layout tar in to out and adds the
+// addDockerManifest copies the OCI layout tar in to out and adds the
 // manifest.json of the docker-archive format.
-func engAddDockerManifest(in, out string) error {
+func addDockerManifest(in, out string) error {
 	f, err := os.Open(in)
 	if err != nil {
 		return err
@@ -471,12 +476,11 @@ func engAddDockerManifest(in, out string) error {
 	return o.Close()
 }
 
-// engMentionsReason reports whether an error text contains one of the
-// reasons (case-insensitive).
-func engMentionsReason(msg string, reasons ...string) bool {
-	low := strings.ToLower(msg)
-	for _, s := range reasons {
-		if strings.Contains(low, strings.ToLower(s)) {
+// containsAny reports whether s holds one of subs, ignoring case.
+func containsAny(s string, subs ...string) bool {
+	low := strings.ToLower(s)
+	for _, x := range subs {
+		if strings.Contains(low, strings.ToLower(x)) {
 			return true
 		}
 	}

@@ -42,51 +42,51 @@ import (
 	capshim "github.com/capshim/capshim"
 )
 
-// hardMarkerArgs is the container command of the fail-closed tests: it
+// markerArgs is the container command of the fail-closed tests: it
 // leaves /marker/ran on the host, then prints its capabilities.
-var hardMarkerArgs = []string{"sh", "-c", "echo ran > /marker/ran; grep Cap /proc/self/status"}
+var markerArgs = []string{"sh", "-c", "echo ran > /marker/ran; grep Cap /proc/self/status"}
 
 // ---------------------------------------------------------------------------
 // Helpers
 
-// hardBundle is a test bundle with a host directory bind-mounted at
+// markerBundle is a test bundle with a host directory bind-mounted at
 // /marker inside the container.
-type hardBundle struct {
+type markerBundle struct {
 	dir    string // the bundle
 	marker string // host directory seen as /marker in the container
 }
 
-// hardNewBundle makes a runcBundle (command hardMarkerArgs unless bs.args
+// newMarkerBundle makes a newBundle (command markerArgs unless bs.args
 // is set) and adds the /marker bind mount to its config.json.
-func hardNewBundle(t *testing.T, bs runcBundleSpec) hardBundle {
+func newMarkerBundle(t *testing.T, bs bundleSpec) markerBundle {
 	t.Helper()
 	if bs.args == nil {
-		bs.args = hardMarkerArgs
+		bs.args = markerArgs
 	}
-	b := runcBundle(t, bs)
+	b := newBundle(t, bs)
 	marker := t.TempDir()
 	if err := os.Mkdir(filepath.Join(b, "rootfs", "marker"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	p := filepath.Join(b, "config.json")
 	var s rspec.Spec
-	if err := json.Unmarshal(runcReadFile(t, p), &s); err != nil {
+	if err := json.Unmarshal(readFile(t, p), &s); err != nil {
 		t.Fatalf("generated config.json: %v", err)
 	}
 	s.Mounts = append(s.Mounts, rspec.Mount{Destination: "/marker", Type: "bind", Source: marker, Options: []string{"rbind", "rw"}})
-	runcWriteJSON(t, p, &s)
-	return hardBundle{dir: b, marker: marker}
+	writeJSON(t, p, &s)
+	return markerBundle{dir: b, marker: marker}
 }
 
 // ran reports whether the container's command left its marker.
-func (h hardBundle) ran() bool {
+func (h markerBundle) ran() bool {
 	_, err := os.Stat(filepath.Join(h.marker, "ran"))
 	return err == nil
 }
 
-// hardMountRO bind-mounts path (a directory or a file) onto itself
+// mountReadOnly bind-mounts path (a directory or a file) onto itself
 // read-only, and unmounts it when the test ends, whatever happened.
-func hardMountRO(t *testing.T, path string) {
+func mountReadOnly(t *testing.T, path string) {
 	t.Helper()
 	if out, err := exec.Command("mount", "--bind", path, path).CombinedOutput(); err != nil {
 		t.Fatalf("mount --bind %s: %v: %s", path, err, out)
@@ -104,8 +104,8 @@ func hardMountRO(t *testing.T, path string) {
 	}
 }
 
-// hardSnap is what a file looked like at one moment.
-type hardSnap struct {
+// fileSnap is what a file looked like at one moment.
+type fileSnap struct {
 	exists bool
 	link   string // target when the path is a symbolic link
 	data   []byte // content (through a link)
@@ -116,18 +116,18 @@ type hardSnap struct {
 	mtime  time.Time
 }
 
-// hardSnapshot records path without following a link at it (and its
+// snapshot records path without following a link at it (and its
 // content through the link).
-func hardSnapshot(t *testing.T, path string) hardSnap {
+func snapshot(t *testing.T, path string) fileSnap {
 	t.Helper()
 	st, err := os.Lstat(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return hardSnap{}
+		return fileSnap{}
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := hardSnap{exists: true, mode: st.Mode(), mtime: st.ModTime()}
+	s := fileSnap{exists: true, mode: st.Mode(), mtime: st.ModTime()}
 	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
 		s.uid, s.gid, s.ino = sys.Uid, sys.Gid, sys.Ino
 	}
@@ -142,10 +142,10 @@ func hardSnapshot(t *testing.T, path string) hardSnap {
 	return s
 }
 
-// hardListing lists every entry under dir (dir itself as ".") with its
+// listing lists every entry under dir (dir itself as ".") with its
 // type, mode and owner, and for regular files other than the top-level
 // config.json their size and SHA-256 too.
-func hardListing(t *testing.T, dir string) map[string]string {
+func listing(t *testing.T, dir string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -182,8 +182,8 @@ func hardListing(t *testing.T, dir string) map[string]string {
 	return out
 }
 
-// hardDiffListing describes how two listings differ ("" when equal).
-func hardDiffListing(before, after map[string]string) string {
+// diffListing describes how two listings differ ("" when equal).
+func diffListing(before, after map[string]string) string {
 	var b strings.Builder
 	for k, v := range before {
 		if w, ok := after[k]; !ok {
@@ -200,9 +200,9 @@ func hardDiffListing(before, after map[string]string) string {
 	return b.String()
 }
 
-// hardTempFiles returns the paths under dir that look like capshim's
+// capshimTempFiles returns the paths under dir that look like capshim's
 // temporary spec files.
-func hardTempFiles(t *testing.T, dir string) []string {
+func capshimTempFiles(t *testing.T, dir string) []string {
 	t.Helper()
 	var found []string
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -220,15 +220,15 @@ func hardTempFiles(t *testing.T, dir string) []string {
 	return found
 }
 
-// hardLogMsgs returns the msg of every JSON line of the given level in a
+// logMsgs returns the msg of every JSON line of the given level in a
 // --log file (no file: none).
-func hardLogMsgs(t *testing.T, path, level string) []string {
+func logMsgs(t *testing.T, path, level string) []string {
 	t.Helper()
 	if _, err := os.Stat(path); err != nil {
 		return nil
 	}
 	var out []string
-	for _, l := range runcLogLines(t, path) {
+	for _, l := range logLines(t, path) {
 		if l.obj != nil && l.obj["level"] == level {
 			m, _ := l.obj["msg"].(string)
 			out = append(out, m)
@@ -237,9 +237,9 @@ func hardLogMsgs(t *testing.T, path, level string) []string {
 	return out
 }
 
-// hardContainsAll reports whether s holds every one of subs
-// (case-insensitive) and returns the first one missing.
-func hardContainsAll(s string, subs []string) (string, bool) {
+// containsAll reports whether s holds every one of subs, ignoring case,
+// and returns the first one missing.
+func containsAll(s string, subs ...string) (string, bool) {
 	ls := strings.ToLower(s)
 	for _, x := range subs {
 		if !strings.Contains(ls, strings.ToLower(x)) {
@@ -249,22 +249,22 @@ func hardContainsAll(s string, subs []string) (string, bool) {
 	return "", true
 }
 
-// hardRewrite returns what `capshim rewrite` (with extra flags, e.g.
+// rewriteSpec returns what `capshim rewrite` (with extra flags, e.g.
 // --builtin) makes of the spec at path.
-func hardRewrite(t *testing.T, path string, flags ...string) []byte {
+func rewriteSpec(t *testing.T, path string, flags ...string) []byte {
 	t.Helper()
 	args := append(append([]string{"rewrite"}, flags...), path)
-	res := runCmd(cmdOpts{env: runcShimEnv("")}, capshimBin, args...)
+	res := runCmd(cmdOpts{env: shimEnv("")}, capshimBin, args...)
 	if res.code != 0 {
 		t.Fatalf("capshim rewrite failed:\n%s", res)
 	}
 	return []byte(res.stdout)
 }
 
-// hardCopyFile copies src to dst with mode.
-func hardCopyFile(t *testing.T, src, dst string, mode os.FileMode) {
+// copyFile copies src to dst with mode.
+func copyFile(t *testing.T, src, dst string, mode os.FileMode) {
 	t.Helper()
-	data := runcReadFile(t, src)
+	data := readFile(t, src)
 	if err := os.WriteFile(dst, data, mode); err != nil {
 		t.Fatal(err)
 	}
@@ -273,8 +273,8 @@ func hardCopyFile(t *testing.T, src, dst string, mode os.FileMode) {
 	}
 }
 
-// hardDir returns a fresh directory with the given mode (owned by root).
-func hardDir(t *testing.T, mode os.FileMode) string {
+// newDir returns a fresh directory with the given mode (owned by root).
+func newDir(t *testing.T, mode os.FileMode) string {
 	t.Helper()
 	d := filepath.Join(t.TempDir(), "d")
 	if err := os.Mkdir(d, 0o755); err != nil {
@@ -286,16 +286,16 @@ func hardDir(t *testing.T, mode os.FileMode) string {
 	return d
 }
 
-// hardRuntimeCopy copies the real runc to a fresh directory of mode dirMode
+// runtimeCopy copies the real runc to a fresh directory of mode dirMode
 // as a file of mode and owner uid, and returns its path.
-func hardRuntimeCopy(t *testing.T, mode os.FileMode, uid int, dirMode os.FileMode) string {
+func runtimeCopy(t *testing.T, mode os.FileMode, uid int, dirMode os.FileMode) string {
 	t.Helper()
 	real, err := filepath.EvalSymlinks(runcPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := filepath.Join(hardDir(t, dirMode), "runc")
-	hardCopyFile(t, real, p, mode)
+	p := filepath.Join(newDir(t, dirMode), "runc")
+	copyFile(t, real, p, mode)
 	if err := os.Chown(p, uid, uid); err != nil {
 		t.Fatal(err)
 	}
@@ -305,16 +305,16 @@ func hardRuntimeCopy(t *testing.T, mode os.FileMode, uid int, dirMode os.FileMod
 	return p
 }
 
-// hardPolicyWithRuntime writes runcPolicy with runtime = rt.
-func hardPolicyWithRuntime(t *testing.T, rt string) string {
+// policyWithRuntime writes runcPolicy with runtime = rt.
+func policyWithRuntime(t *testing.T, rt string) string {
 	t.Helper()
 	return writePolicy(t, strings.Replace(runcPolicy, `runtime = "/usr/bin/runc"`, fmt.Sprintf("runtime = %q", rt), 1))
 }
 
-// hardRunAll starts every command line (capshim's arguments) at once,
+// runAll starts every command line (capshim's arguments) at once,
 // after a common barrier, and waits for all of them. The goroutines call
 // no t method: runCmd needs none.
-func hardRunAll(env []string, cmds [][]string) []cmdResult {
+func runAll(env []string, cmds [][]string) []cmdResult {
 	out := make([]cmdResult, len(cmds))
 	start := make(chan struct{})
 	var wg sync.WaitGroup
@@ -334,8 +334,8 @@ func hardRunAll(env []string, cmds [][]string) []cmdResult {
 // ---------------------------------------------------------------------------
 // 1: fail closed.
 
-// hardFailCase is one way to break a create or run.
-type hardFailCase struct {
+// failCase is one way to break a create or run.
+type failCase struct {
 	name string
 	// policy returns the policy path; nil: runcPolicy.
 	policy func(t *testing.T) string
@@ -348,11 +348,11 @@ type hardFailCase struct {
 	ok bool
 }
 
-func hardFailCases() []hardFailCase {
+func failCases() []failCase {
 	truncate := func(keep func(data []byte) []byte) func(t *testing.T, b string) {
 		return func(t *testing.T, b string) {
 			p := filepath.Join(b, "config.json")
-			writeFile(t, p, string(keep(runcReadFile(t, p))), 0o644)
+			writeFile(t, p, string(keep(readFile(t, p))), 0o644)
 		}
 	}
 	symlink := func(abs bool) func(t *testing.T, b string) {
@@ -364,7 +364,7 @@ func hardFailCases() []hardFailCase {
 				real = filepath.Join(t.TempDir(), "config.json")
 				target = real
 			}
-			hardCopyFile(t, p, real, 0o644)
+			copyFile(t, p, real, 0o644)
 			if err := os.Remove(p); err != nil {
 				t.Fatal(err)
 			}
@@ -375,7 +375,7 @@ func hardFailCases() []hardFailCase {
 	}
 	policyIn := func(dirMode os.FileMode, dirUID int) func(t *testing.T) string {
 		return func(t *testing.T) string {
-			d := hardDir(t, dirMode)
+			d := newDir(t, dirMode)
 			if err := os.Chown(d, dirUID, dirUID); err != nil {
 				t.Fatal(err)
 			}
@@ -398,17 +398,17 @@ func hardFailCases() []hardFailCase {
 	}
 	policyPath := func(make func(t *testing.T, p string)) func(t *testing.T) string {
 		return func(t *testing.T) string {
-			p := filepath.Join(hardDir(t, 0o755), "shim.toml")
+			p := filepath.Join(newDir(t, 0o755), "shim.toml")
 			make(t, p)
 			return p
 		}
 	}
 	runtime := func(mode os.FileMode, uid int, dirMode os.FileMode) func(t *testing.T) string {
 		return func(t *testing.T) string {
-			return hardPolicyWithRuntime(t, hardRuntimeCopy(t, mode, uid, dirMode))
+			return policyWithRuntime(t, runtimeCopy(t, mode, uid, dirMode))
 		}
 	}
-	return []hardFailCase{
+	return []failCase{
 		{name: "control good bundle and policy", ok: true},
 
 		// (a) config.json missing.
@@ -453,10 +453,10 @@ func hardFailCases() []hardFailCase {
 
 		// (c) config.json not writable.
 		{name: "bundle read-only bind mount",
-			spoil: func(t *testing.T, b string) { hardMountRO(t, b) },
+			spoil: func(t *testing.T, b string) { mountReadOnly(t, b) },
 			want:  []string{"config.json", "read-only file system"}},
 		{name: "config.json read-only bind mount",
-			spoil: func(t *testing.T, b string) { hardMountRO(t, filepath.Join(b, "config.json")) },
+			spoil: func(t *testing.T, b string) { mountReadOnly(t, filepath.Join(b, "config.json")) },
 			want:  []string{"config.json", "writing the reduced spec", "busy"}},
 
 		// (d) policy unreadable.
@@ -483,13 +483,13 @@ func hardFailCases() []hardFailCase {
 			want: []string{"shim.toml", "no such file"}},
 		{name: "policy path below a regular file",
 			policy: func(t *testing.T) string {
-				f := filepath.Join(hardDir(t, 0o755), "file")
+				f := filepath.Join(newDir(t, 0o755), "file")
 				writeFile(t, f, "x", 0o644)
 				return filepath.Join(f, "shim.toml")
 			},
 			want: []string{"shim.toml", "not a directory"}},
 		{name: "policy missing",
-			policy: func(t *testing.T) string { return filepath.Join(hardDir(t, 0o755), "absent.toml") },
+			policy: func(t *testing.T) string { return filepath.Join(newDir(t, 0o755), "absent.toml") },
 			want:   []string{"absent.toml", "no such file"}},
 		// Mode 0000 does not stop root from reading: a root-owned
 		// file nobody else can write is trusted, so this one works.
@@ -509,7 +509,7 @@ func hardFailCases() []hardFailCase {
 		{name: "policy symlink in a 0777 directory",
 			policy: func(t *testing.T) string {
 				good := writePolicy(t, runcPolicy)
-				p := filepath.Join(hardDir(t, 0o777), "shim.toml")
+				p := filepath.Join(newDir(t, 0o777), "shim.toml")
 				if err := os.Symlink(good, p); err != nil {
 					t.Fatal(err)
 				}
@@ -542,21 +542,21 @@ func hardFailCases() []hardFailCase {
 func TestHardFailClosed(t *testing.T) {
 	requireRunc(t)
 	began := time.Now()
-	for _, tc := range hardFailCases() {
+	for _, tc := range failCases() {
 		for _, cmdWord := range []string{"run", "create"} {
 			t.Run(tc.name+"/"+cmdWord, func(t *testing.T) {
-				hardFailClosed(t, tc, cmdWord)
+				checkFailClosed(t, tc, cmdWord)
 			})
 		}
 	}
 	t.Logf("fail-closed cases took %v", time.Since(began).Round(time.Millisecond))
 }
 
-// hardFailClosed runs one case with one command word.
-func hardFailClosed(t *testing.T, tc hardFailCase, cmdWord string) {
+// checkFailClosed runs one case with one command word.
+func checkFailClosed(t *testing.T, tc failCase, cmdWord string) {
 	t.Helper()
-	h := hardNewBundle(t, runcBundleSpec{})
-	root, id := runcRoot(t), runcContainerID(t)
+	h := newMarkerBundle(t, bundleSpec{})
+	root, id := runcRoot(t), containerID(t)
 	runcCleanup(t, root, id)
 	policy := writePolicy(t, runcPolicy)
 	if tc.policy != nil {
@@ -566,16 +566,16 @@ func hardFailClosed(t *testing.T, tc hardFailCase, cmdWord string) {
 		tc.spoil(t, h.dir)
 	}
 	cfg := filepath.Join(h.dir, "config.json")
-	before := hardSnapshot(t, cfg)
+	before := snapshot(t, cfg)
 	// Log and pid file outside the bundle: it may be read-only.
 	side := t.TempDir()
 	log := filepath.Join(side, "log.json")
 	pidFile := filepath.Join(side, "init.pid")
-	args := append(runcGlobalArgs(root, log), cmdWord, "--bundle", h.dir)
+	args := append(globalArgs(root, log), cmdWord, "--bundle", h.dir)
 	if cmdWord == "create" {
 		args = append(args, "--pid-file", pidFile)
 	}
-	res := requireExited(t, runCmd(cmdOpts{env: runcShimEnv(policy)}, capshimBin, append(args, id)...))
+	res := requireExited(t, runCmd(cmdOpts{env: shimEnv(policy)}, capshimBin, append(args, id)...))
 	defer func() {
 		if t.Failed() {
 			t.Logf("policy %s\ndetails:\n%s", policy, res)
@@ -600,10 +600,10 @@ func hardFailClosed(t *testing.T, tc hardFailCase, cmdWord string) {
 		if !h.ran() {
 			t.Errorf("control: the container did not leave its marker in %s: the marker proves nothing", h.marker)
 		}
-		if after := hardSnapshot(t, cfg); bytes.Equal(after.data, before.data) {
+		if after := snapshot(t, cfg); bytes.Equal(after.data, before.data) {
 			t.Errorf("control: config.json unchanged in enforce mode")
 		}
-		if tmp := hardTempFiles(t, h.dir); len(tmp) > 0 {
+		if tmp := capshimTempFiles(t, h.dir); len(tmp) > 0 {
 			t.Errorf("control: temporary files left in the bundle: %v", tmp)
 		}
 		return
@@ -621,17 +621,17 @@ func hardFailClosed(t *testing.T, tc hardFailCase, cmdWord string) {
 	if _, err := os.Stat(pidFile); err == nil {
 		t.Errorf("a pid file was written: %s", pidFile)
 	}
-	msg := runcCheckErrorLog(t, log, "json")
+	msg := checkErrorLog(t, log, "json")
 	t.Logf("refused: %s", msg)
 	if msg != "" {
-		if miss, ok := hardContainsAll(msg, tc.want); !ok {
+		if miss, ok := containsAll(msg, tc.want...); !ok {
 			t.Errorf("error message does not name the problem (no %q): %q", miss, msg)
 		}
 		if !strings.Contains(res.stderr, msg) {
 			t.Errorf("stderr does not carry the logged message %q", msg)
 		}
 	}
-	after := hardSnapshot(t, cfg)
+	after := snapshot(t, cfg)
 	switch {
 	case before.exists != after.exists:
 		t.Errorf("config.json existed before: %v, after: %v", before.exists, after.exists)
@@ -643,7 +643,7 @@ func hardFailClosed(t *testing.T, tc hardFailCase, cmdWord string) {
 	case !bytes.Equal(before.data, after.data):
 		t.Errorf("config.json content changed:\nbefore: %s\nafter:  %s", before.data, after.data)
 	}
-	if tmp := hardTempFiles(t, h.dir); len(tmp) > 0 {
+	if tmp := capshimTempFiles(t, h.dir); len(tmp) > 0 {
 		t.Errorf("temporary files left in the bundle: %v", tmp)
 	}
 }
@@ -666,8 +666,8 @@ func TestHardTempFiles(t *testing.T) {
 		{name: "run 0444 root", cmd: "run", mode: 0o444},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := runcBundle(t, runcBundleSpec{})
-			root, id := runcRoot(t), runcContainerID(t)
+			b := newBundle(t, bundleSpec{})
+			root, id := runcRoot(t), containerID(t)
 			runcCleanup(t, root, id)
 			cfg := filepath.Join(b, "config.json")
 			if err := os.Chown(cfg, tc.uid, tc.gid); err != nil {
@@ -677,17 +677,17 @@ func TestHardTempFiles(t *testing.T) {
 				t.Fatal(err)
 			}
 			orig := filepath.Join(t.TempDir(), "orig.json")
-			hardCopyFile(t, cfg, orig, 0o644)
-			want := hardRewrite(t, orig, "--config", policy)
-			before := hardSnapshot(t, cfg)
-			listBefore := hardListing(t, b)
+			copyFile(t, cfg, orig, 0o644)
+			want := rewriteSpec(t, orig, "--config", policy)
+			before := snapshot(t, cfg)
+			listBefore := listing(t, b)
 			side := t.TempDir()
 			log := filepath.Join(side, "log.json")
-			args := append(runcGlobalArgs(root, log), tc.cmd, "--bundle", b)
+			args := append(globalArgs(root, log), tc.cmd, "--bundle", b)
 			if tc.cmd == "create" {
 				args = append(args, "--pid-file", filepath.Join(side, "init.pid"))
 			}
-			res := runCmd(cmdOpts{env: runcShimEnv(policy)}, capshimBin, append(args, id)...)
+			res := runCmd(cmdOpts{env: shimEnv(policy)}, capshimBin, append(args, id)...)
 			defer func() {
 				if t.Failed() {
 					t.Logf("details:\n%s", res)
@@ -699,14 +699,14 @@ func TestHardTempFiles(t *testing.T) {
 			if tc.cmd == "run" {
 				assertCaps(t, res.stdout, maskMinimal)
 			} else {
-				pid := strings.TrimSpace(string(runcReadFile(t, filepath.Join(side, "init.pid"))))
-				assertCaps(t, string(runcReadFile(t, "/proc/"+pid+"/status")), maskMinimal)
+				pid := strings.TrimSpace(string(readFile(t, filepath.Join(side, "init.pid"))))
+				assertCaps(t, string(readFile(t, "/proc/"+pid+"/status")), maskMinimal)
 			}
-			after := hardSnapshot(t, cfg)
-			if d := hardDiffListing(listBefore, hardListing(t, b)); d != "" {
+			after := snapshot(t, cfg)
+			if d := diffListing(listBefore, listing(t, b)); d != "" {
 				t.Errorf("the bundle changed beyond config.json's content:\n%s", d)
 			}
-			if tmp := hardTempFiles(t, b); len(tmp) > 0 {
+			if tmp := capshimTempFiles(t, b); len(tmp) > 0 {
 				t.Errorf("temporary files left in the bundle: %v", tmp)
 			}
 			if after.mode != before.mode || after.mode.Perm() != tc.mode {
@@ -740,7 +740,7 @@ func TestHardLoad(t *testing.T) {
 	// The built-in default as a policy file, so /etc/capshim/shim.toml
 	// does not matter; the expected result is `capshim rewrite --builtin`.
 	policy := writePolicy(t, string(capshim.DefaultPolicy))
-	env := runcShimEnv(policy)
+	env := shimEnv(policy)
 	grepCaps := []string{"grep", "Cap", "/proc/self/status"}
 
 	t.Run("32 bundles", func(t *testing.T) {
@@ -750,19 +750,19 @@ func TestHardLoad(t *testing.T) {
 		type job struct{ bundle, id, log, orig string }
 		jobs := make([]job, n)
 		cmds := make([][]string, n)
-		base := runcContainerID(t)
+		base := containerID(t)
 		for i := range jobs {
-			b := runcBundle(t, runcBundleSpec{args: grepCaps})
+			b := newBundle(t, bundleSpec{args: grepCaps})
 			j := job{bundle: b, id: fmt.Sprintf("%s-%02d", base, i),
 				log: filepath.Join(side, fmt.Sprintf("log-%02d.json", i)), orig: filepath.Join(side, fmt.Sprintf("orig-%02d.json", i))}
-			hardCopyFile(t, filepath.Join(b, "config.json"), j.orig, 0o644)
+			copyFile(t, filepath.Join(b, "config.json"), j.orig, 0o644)
 			runcCleanup(t, root, j.id)
 			jobs[i] = j
-			cmds[i] = append(runcGlobalArgs(root, j.log), "run", "-b", b, j.id)
+			cmds[i] = append(globalArgs(root, j.log), "run", "-b", b, j.id)
 		}
 		setup := time.Since(began)
 		began = time.Now()
-		outs := hardRunAll(env, cmds)
+		outs := runAll(env, cmds)
 		t.Logf("setup %v; %d parallel runs %v", setup.Round(time.Millisecond), n, time.Since(began).Round(time.Millisecond))
 		for i, o := range outs {
 			j := jobs[i]
@@ -774,13 +774,13 @@ func TestHardLoad(t *testing.T) {
 					t.Fatalf("run failed:\n%s", o)
 				}
 				assertCaps(t, o.stdout, maskMinimal)
-				got := runcReadFile(t, filepath.Join(j.bundle, "config.json"))
+				got := readFile(t, filepath.Join(j.bundle, "config.json"))
 				if !json.Valid(got) {
 					t.Errorf("config.json is not valid JSON afterwards:\n%s", got)
-				} else if want := hardRewrite(t, j.orig, "--builtin"); !bytes.Equal(got, want) {
+				} else if want := rewriteSpec(t, j.orig, "--builtin"); !bytes.Equal(got, want) {
 					t.Errorf("config.json is not what capshim rewrite --builtin gives:\ngot:  %s\nwant: %s", got, want)
 				}
-				if tmp := hardTempFiles(t, j.bundle); len(tmp) > 0 {
+				if tmp := capshimTempFiles(t, j.bundle); len(tmp) > 0 {
 					t.Errorf("temporary files left: %v", tmp)
 				}
 				if runcExists(root, j.id) {
@@ -796,26 +796,26 @@ func TestHardLoad(t *testing.T) {
 	t.Run("16 runs sharing one bundle", func(t *testing.T) {
 		const n = 16
 		root, side := runcRoot(t), t.TempDir()
-		b := runcBundle(t, runcBundleSpec{args: grepCaps})
+		b := newBundle(t, bundleSpec{args: grepCaps})
 		cfg := filepath.Join(b, "config.json")
-		orig := runcReadFile(t, cfg)
+		orig := readFile(t, cfg)
 		origPath := filepath.Join(side, "orig.json")
-		hardCopyFile(t, cfg, origPath, 0o644)
-		want := hardRewrite(t, origPath, "--builtin")
+		copyFile(t, cfg, origPath, 0o644)
+		want := rewriteSpec(t, origPath, "--builtin")
 		if bytes.Equal(want, orig) {
 			t.Fatal("the policy changes nothing in this bundle: the test would prove nothing")
 		}
-		base := runcContainerID(t)
+		base := containerID(t)
 		// Several rounds, each starting from the original, so that many
 		// writers race to replace the same file each time.
 		for round := 0; round < 4; round++ {
-			hardCopyFile(t, origPath, cfg, 0o644)
+			copyFile(t, origPath, cfg, 0o644)
 			cmds := make([][]string, n)
 			ids := make([]string, n)
 			for i := range cmds {
 				ids[i] = fmt.Sprintf("%s-r%d-%02d", base, round, i)
 				runcCleanup(t, root, ids[i])
-				cmds[i] = append(runcGlobalArgs(root, filepath.Join(side, fmt.Sprintf("log-r%d-%02d.json", round, i))), "run", "-b", b, ids[i])
+				cmds[i] = append(globalArgs(root, filepath.Join(side, fmt.Sprintf("log-r%d-%02d.json", round, i))), "run", "-b", b, ids[i])
 			}
 			// A reader sees the old or the new content, never a mix.
 			stop := make(chan struct{})
@@ -841,7 +841,7 @@ func TestHardLoad(t *testing.T) {
 				}
 			}()
 			began := time.Now()
-			outs := hardRunAll(env, cmds)
+			outs := runAll(env, cmds)
 			close(stop)
 			<-done
 			t.Logf("round %d: %d parallel runs on one bundle %v; %d concurrent reads", round, n, time.Since(began).Round(time.Millisecond), reads)
@@ -858,11 +858,11 @@ func TestHardLoad(t *testing.T) {
 					t.Logf("details:\n%s", o)
 				}
 			}
-			got := runcReadFile(t, cfg)
+			got := readFile(t, cfg)
 			if !bytes.Equal(got, want) {
 				t.Errorf("round %d: shared config.json is not what capshim rewrite --builtin gives (valid JSON: %v):\ngot:  %s\nwant: %s", round, json.Valid(got), got, want)
 			}
-			if tmp := hardTempFiles(t, b); len(tmp) > 0 {
+			if tmp := capshimTempFiles(t, b); len(tmp) > 0 {
 				t.Errorf("round %d: temporary files left: %v", round, tmp)
 			}
 			// The info line of every run names its container: each one
@@ -870,7 +870,7 @@ func TestHardLoad(t *testing.T) {
 			for i, id := range ids {
 				lp := filepath.Join(side, fmt.Sprintf("log-r%d-%02d.json", round, i))
 				found := false
-				for _, m := range hardLogMsgs(t, lp, "info") {
+				for _, m := range logMsgs(t, lp, "info") {
 					found = found || strings.Contains(m, id)
 				}
 				if !found {
@@ -899,22 +899,22 @@ func TestHardAudit(t *testing.T) {
 			side := t.TempDir()
 			decisions := filepath.Join(side, "decisions.jsonl")
 			policy := writePolicy(t, strings.Replace(runcPolicy, `mode = "enforce"`, `mode = "audit"`, 1)+fmt.Sprintf("log = %q\n", decisions))
-			b := runcBundle(t, runcBundleSpec{inhAmb: tc.inhAmb})
-			root, id := runcRoot(t), runcContainerID(t)
+			b := newBundle(t, bundleSpec{inhAmb: tc.inhAmb})
+			root, id := runcRoot(t), containerID(t)
 			runcCleanup(t, root, id)
 			cfg := filepath.Join(b, "config.json")
 			old := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
 			if err := os.Chtimes(cfg, old, old); err != nil {
 				t.Fatal(err)
 			}
-			before := hardSnapshot(t, cfg)
-			listBefore := hardListing(t, b)
+			before := snapshot(t, cfg)
+			listBefore := listing(t, b)
 			log := filepath.Join(side, "log.json")
-			args := append(runcGlobalArgs(root, log), tc.cmd, "--bundle", b)
+			args := append(globalArgs(root, log), tc.cmd, "--bundle", b)
 			if tc.cmd == "create" {
 				args = append(args, "--pid-file", filepath.Join(side, "init.pid"))
 			}
-			res := runCmd(cmdOpts{env: runcShimEnv(policy)}, capshimBin, append(args, id)...)
+			res := runCmd(cmdOpts{env: shimEnv(policy)}, capshimBin, append(args, id)...)
 			defer func() {
 				if t.Failed() {
 					dl, _ := os.ReadFile(decisions)
@@ -924,7 +924,7 @@ func TestHardAudit(t *testing.T) {
 			if res.code != 0 {
 				t.Fatalf("capshim %s failed", tc.cmd)
 			}
-			after := hardSnapshot(t, cfg)
+			after := snapshot(t, cfg)
 			if !bytes.Equal(before.data, after.data) {
 				t.Errorf("audit mode changed config.json:\nbefore: %s\nafter:  %s", before.data, after.data)
 			}
@@ -932,23 +932,23 @@ func TestHardAudit(t *testing.T) {
 				t.Errorf("audit mode touched config.json: mtime %v ino %d mode %v -> mtime %v ino %d mode %v",
 					before.mtime, before.ino, before.mode, after.mtime, after.ino, after.mode)
 			}
-			if d := hardDiffListing(listBefore, hardListing(t, b)); d != "" {
+			if d := diffListing(listBefore, listing(t, b)); d != "" {
 				t.Errorf("audit mode changed the bundle:\n%s", d)
 			}
 			// The container got what the engine gave.
 			if tc.cmd == "run" {
 				if tc.inhAmb {
-					runcAssertAllSets(t, res.stdout, maskDocker)
+					assertAllSets(t, res.stdout, maskDocker)
 				} else {
 					assertCaps(t, res.stdout, maskDocker)
 				}
 			} else {
-				pid := strings.TrimSpace(string(runcReadFile(t, filepath.Join(side, "init.pid"))))
-				assertCaps(t, string(runcReadFile(t, "/proc/"+pid+"/status")), maskDocker)
+				pid := strings.TrimSpace(string(readFile(t, filepath.Join(side, "init.pid"))))
+				assertCaps(t, string(readFile(t, "/proc/"+pid+"/status")), maskDocker)
 			}
 			// --log: an info line saying what would be dropped.
 			var info string
-			for _, m := range hardLogMsgs(t, log, "info") {
+			for _, m := range logMsgs(t, log, "info") {
 				if strings.HasPrefix(m, "capshim:") && strings.Contains(m, id) {
 					info = m
 				}
@@ -959,7 +959,7 @@ func TestHardAudit(t *testing.T) {
 			case !strings.Contains(info, "would drop"):
 				t.Errorf("info line does not say \"would drop\": %q", info)
 			default:
-				for _, c := range runcDropped {
+				for _, c := range droppedByDefault {
 					if !strings.Contains(info, c) {
 						t.Errorf("info line does not name %s: %q", c, info)
 					}
@@ -967,7 +967,7 @@ func TestHardAudit(t *testing.T) {
 			}
 			// Decision log: a JSON line with the dropped sets.
 			var line map[string]any
-			for _, l := range runcLogLines(t, decisions) {
+			for _, l := range logLines(t, decisions) {
 				if l.obj != nil && l.obj["container"] == id {
 					line = l.obj
 				}
@@ -989,13 +989,13 @@ func TestHardAudit(t *testing.T) {
 				for _, v := range list {
 					got[fmt.Sprint(v)] = true
 				}
-				for _, c := range runcDropped {
+				for _, c := range droppedByDefault {
 					if !got[c] {
 						t.Errorf("decision line dropped.%s lacks %s: %v", s, c, dropped[s])
 					}
 				}
-				if len(list) != len(runcDropped) {
-					t.Errorf("decision line dropped.%s has %d names, want %d: %v", s, len(list), len(runcDropped), list)
+				if len(list) != len(droppedByDefault) {
+					t.Errorf("decision line dropped.%s has %d names, want %d: %v", s, len(list), len(droppedByDefault), list)
 				}
 			}
 			if !tc.inhAmb {
@@ -1020,9 +1020,9 @@ func TestHardPassThroughBrokenPolicy(t *testing.T) {
 		policy func(t *testing.T) string
 	}{
 		{name: "syntax error", policy: func(t *testing.T) string { return writePolicy(t, runcPolicy+"[[rule]\nname = \n") }},
-		{name: "missing", policy: func(t *testing.T) string { return filepath.Join(hardDir(t, 0o755), "absent.toml") }},
+		{name: "missing", policy: func(t *testing.T) string { return filepath.Join(newDir(t, 0o755), "absent.toml") }},
 		{name: "directory", policy: func(t *testing.T) string {
-			p := filepath.Join(hardDir(t, 0o755), "shim.toml")
+			p := filepath.Join(newDir(t, 0o755), "shim.toml")
 			if err := os.Mkdir(p, 0o755); err != nil {
 				t.Fatal(err)
 			}
@@ -1039,7 +1039,7 @@ func TestHardPassThroughBrokenPolicy(t *testing.T) {
 	for _, bp := range broken {
 		t.Run(bp.name, func(t *testing.T) {
 			policy := bp.policy(t)
-			env := runcShimEnv(policy)
+			env := shimEnv(policy)
 			root := runcRoot(t)
 			side := t.TempDir()
 
@@ -1054,7 +1054,7 @@ func TestHardPassThroughBrokenPolicy(t *testing.T) {
 			} {
 				t.Run(c.name+" nosuch", func(t *testing.T) {
 					log := filepath.Join(side, c.name+".log.json")
-					res := requireExited(t, runCmd(cmdOpts{env: env}, capshimBin, append(runcGlobalArgs(root, log), c.args...)...))
+					res := requireExited(t, runCmd(cmdOpts{env: env}, capshimBin, append(globalArgs(root, log), c.args...)...))
 					defer func() {
 						if t.Failed() {
 							t.Logf("policy %s\ndetails:\n%s", policy, res)
@@ -1064,7 +1064,7 @@ func TestHardPassThroughBrokenPolicy(t *testing.T) {
 						t.Errorf("exit 0 for a container that does not exist")
 					}
 					runcErr := false
-					for _, m := range hardLogMsgs(t, log, "error") {
+					for _, m := range logMsgs(t, log, "error") {
 						if strings.HasPrefix(m, "capshim:") {
 							t.Errorf("capshim refused a pass-through command: %q", m)
 						}
@@ -1073,18 +1073,18 @@ func TestHardPassThroughBrokenPolicy(t *testing.T) {
 					if !runcErr && !strings.Contains(res.stderr, "container does not exist") {
 						t.Errorf(`runc's "container does not exist" is neither in --log nor on stderr: the command did not reach runc`)
 					}
-					hardCheckWarning(t, log, c.args[0])
+					checkWarning(t, log, c.args[0])
 				})
 			}
 
 			// A live container started with a good policy can still be
 			// inspected, stopped and removed.
 			t.Run("live container", func(t *testing.T) {
-				b := runcBundle(t, runcBundleSpec{args: []string{"sleep", "1000"}})
-				id := runcContainerID(t)
+				b := newBundle(t, bundleSpec{args: []string{"sleep", "1000"}})
+				id := containerID(t)
 				runcCleanup(t, root, id)
 				startLog := filepath.Join(side, "live-start.log.json")
-				res := runCmd(cmdOpts{env: runcShimEnv(good)}, capshimBin, append(runcGlobalArgs(root, startLog), "run", "--detach", "--bundle", b, id)...)
+				res := runCmd(cmdOpts{env: shimEnv(good)}, capshimBin, append(globalArgs(root, startLog), "run", "--detach", "--bundle", b, id)...)
 				if res.code != 0 {
 					t.Fatalf("starting the container with the good policy failed:\n%s", res)
 				}
@@ -1092,7 +1092,7 @@ func TestHardPassThroughBrokenPolicy(t *testing.T) {
 				log := filepath.Join(side, "live.log.json")
 				shim := func(args ...string) cmdResult {
 					t.Helper()
-					return runCmd(cmdOpts{env: env}, capshimBin, append(runcGlobalArgs(root, log), args...)...)
+					return runCmd(cmdOpts{env: env}, capshimBin, append(globalArgs(root, log), args...)...)
 				}
 				if res := shim("state", id); res.code != 0 || !strings.Contains(res.stdout, `"status": "running"`) {
 					t.Errorf("state with a broken policy: want runc's JSON with status running:\n%s", res)
@@ -1108,18 +1108,18 @@ func TestHardPassThroughBrokenPolicy(t *testing.T) {
 					t.Errorf("container %s still exists after delete", id)
 				}
 				for _, w := range []string{"state", "kill", "delete"} {
-					hardCheckWarning(t, log, w)
+					checkWarning(t, log, w)
 				}
 				// create still fails closed with the same policy.
-				b2 := runcBundle(t, runcBundleSpec{})
-				id2 := runcContainerID(t)
+				b2 := newBundle(t, bundleSpec{})
+				id2 := containerID(t)
 				runcCleanup(t, root, id2)
 				clog := filepath.Join(side, "create.log.json")
-				res = requireExited(t, runCmd(cmdOpts{env: env}, capshimBin, append(runcGlobalArgs(root, clog), "create", "--bundle", b2, id2)...))
+				res = requireExited(t, runCmd(cmdOpts{env: env}, capshimBin, append(globalArgs(root, clog), "create", "--bundle", b2, id2)...))
 				if res.code == 0 || runcExists(root, id2) {
 					t.Errorf("create with the broken policy was not refused:\n%s", res)
 				}
-				runcCheckErrorLog(t, clog, "json")
+				checkErrorLog(t, clog, "json")
 			})
 		})
 	}
@@ -1132,21 +1132,21 @@ func TestHardPassThroughBrokenPolicy(t *testing.T) {
 // is not silently used instead.
 func TestHardPassThroughUntrustedRuntime(t *testing.T) {
 	requireRunc(t)
-	rt := hardRuntimeCopy(t, 0o777, 0, 0o755)
-	policy := hardPolicyWithRuntime(t, rt)
+	rt := runtimeCopy(t, 0o777, 0, 0o755)
+	policy := policyWithRuntime(t, rt)
 	root, side := runcRoot(t), t.TempDir()
 	for _, args := range [][]string{{"state", "nosuch"}, {"kill", "nosuch", "KILL"}, {"delete", "nosuch"}} {
 		t.Run(args[0], func(t *testing.T) {
 			log := filepath.Join(side, args[0]+".log.json")
-			res := requireExited(t, runCmd(cmdOpts{env: runcShimEnv(policy)}, capshimBin, append(runcGlobalArgs(root, log), args...)...))
+			res := requireExited(t, runCmd(cmdOpts{env: shimEnv(policy)}, capshimBin, append(globalArgs(root, log), args...)...))
 			if res.code == 0 {
 				t.Errorf("exit 0 through an untrusted runtime")
 			}
-			msg := runcCheckErrorLog(t, log, "json")
-			if miss, ok := hardContainsAll(msg, []string{"untrusted runtime", rt}); msg != "" && !ok {
+			msg := checkErrorLog(t, log, "json")
+			if miss, ok := containsAll(msg, "untrusted runtime", rt); msg != "" && !ok {
 				t.Errorf("error message does not name the problem (no %q): %q", miss, msg)
 			}
-			for _, m := range hardLogMsgs(t, log, "error") {
+			for _, m := range logMsgs(t, log, "error") {
 				if strings.Contains(m, "container does not exist") {
 					t.Errorf("the untrusted runtime (or another runc) ran: %q", m)
 				}
@@ -1158,11 +1158,11 @@ func TestHardPassThroughUntrustedRuntime(t *testing.T) {
 	}
 }
 
-// hardCheckWarning checks the --log file has a warning line from capshim
+// checkWarning checks the --log file has a warning line from capshim
 // that names the pass-through command.
-func hardCheckWarning(t *testing.T, log, command string) {
+func checkWarning(t *testing.T, log, command string) {
 	t.Helper()
-	for _, m := range hardLogMsgs(t, log, "warning") {
+	for _, m := range logMsgs(t, log, "warning") {
 		if strings.HasPrefix(m, "capshim:") && strings.Contains(m, command+" carries no capabilities") {
 			return
 		}

@@ -72,7 +72,7 @@ func imgSet(t *testing.T) string {
 		out, err := cmd.Output()
 		took := time.Since(start).Round(time.Millisecond)
 		if err != nil {
-			imgErr = fmt.Errorf("images/build.sh failed after %v: %w\n%s", took, err, imgTail(stderr.String(), 40))
+			imgErr = fmt.Errorf("images/build.sh failed after %v: %w\n%s", took, err, lastLines(stderr.String(), 40))
 			return
 		}
 		imgDir = strings.TrimSpace(string(out))
@@ -86,15 +86,6 @@ func imgSet(t *testing.T) string {
 		t.Fatal(imgErr)
 	}
 	return imgDir
-}
-
-// imgTail returns the last n lines of s.
-func imgTail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // TestImagesBuildCached runs build.sh again after imgSet: with nothing
@@ -236,9 +227,9 @@ func TestImagesWorkloadsUnderRunc(t *testing.T) {
 		wantFail   string
 		wantReason string
 	}{
-		{name: "nginx with Docker's 14 capabilities", workload: "nginx", caps: runcDockerCaps},
-		{name: "postgres with Docker's 14 capabilities", workload: "postgres", caps: runcDockerCaps},
-		{name: "redis with Docker's 14 capabilities", workload: "redis", caps: runcDockerCaps},
+		{name: "nginx with Docker's 14 capabilities", workload: "nginx", caps: dockerCaps},
+		{name: "postgres with Docker's 14 capabilities", workload: "postgres", caps: dockerCaps},
+		{name: "redis with Docker's 14 capabilities", workload: "redis", caps: dockerCaps},
 		{
 			// The master creates its temp paths and gives them to the
 			// workers' user before anything listens: CAP_CHOWN.
@@ -263,7 +254,7 @@ func TestImagesWorkloadsUnderRunc(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			b := imgBundle(t, set, tc.workload, tc.caps)
-			root, id := runcRoot(t), runcContainerID(t)
+			root, id := runcRoot(t), containerID(t)
 			runcCleanup(t, root, id)
 			r := runCmd(cmdOpts{timeout: imgRunTimeout}, runcPath, "--root", root, "run", "--bundle", b, id)
 			verdict, err := imgVerdictLine(r.stdout)
@@ -468,9 +459,9 @@ func TestImagesArchiveLayout(t *testing.T) {
 // import` into a private containerd (own root, state and socket, stopped
 // by its PID) and checks containerd sees the image whole and unpacked.
 func TestImagesImportContainerd(t *testing.T) {
-	ctdRequire(t)
+	requireContainerd(t)
 	set := imgSet(t)
-	d := ctdStart(t, nil, nil)
+	d := startContainerd(t, nil, nil)
 	const ns = "test"
 	tests := []struct {
 		name     string

@@ -60,16 +60,16 @@ func lrnWorkloads() []lrnWorkload {
 // lrnEnv is one runtime with its own state root, rootfs and state
 // directory.
 type lrnEnv struct {
-	rt        difRuntime
+	rt        ociRuntime
 	rootfs    string
 	stateRoot string
 	stateDir  string
 }
 
-func lrnSetup(t *testing.T, rt difRuntime) *lrnEnv {
+func lrnSetup(t *testing.T, rt ociRuntime) *lrnEnv {
 	t.Helper()
 	requireRoot(t)
-	e := &lrnEnv{rt: rt, rootfs: filepath.Join(t.TempDir(), "rootfs"), stateRoot: engTempDir(t, "capshim-lrn-"), stateDir: filepath.Join(t.TempDir(), "state")}
+	e := &lrnEnv{rt: rt, rootfs: filepath.Join(t.TempDir(), "rootfs"), stateRoot: shortTempDir(t, "capshim-lrn-"), stateDir: filepath.Join(t.TempDir(), "state")}
 	buildRootfs(t, e.rootfs)
 	if err := os.MkdirAll(filepath.Join(e.rootfs, "data"), 0o755); err != nil {
 		t.Fatal(err)
@@ -106,7 +106,7 @@ func (e *lrnEnv) bundle(t *testing.T, w lrnWorkload, args []string, env []string
 	}
 	g.AddMount(rspec.Mount{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777"}})
 	g.AddMount(rspec.Mount{Destination: "/data", Type: "bind", Source: filepath.Join(e.rootfs, "data"), Options: []string{"rbind", "rw"}})
-	caps := append([]string(nil), crunDockerCaps...)
+	caps := append([]string(nil), dockerCaps...)
 	c := &rspec.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps}
 	if w.user != 0 {
 		g.SetProcessUID(w.user)
@@ -127,7 +127,7 @@ func (e *lrnEnv) bundle(t *testing.T, w lrnWorkload, args []string, env []string
 func (e *lrnEnv) capshim(t *testing.T, policy, log string, args ...string) cmdResult {
 	argv := []string{capshimBin, "--capshim-config=" + policy, "--root", e.stateRoot, "--log", log, "--log-format", "json"}
 	argv = e.rt.wrap(t, append(argv, args...))
-	return runCmd(cmdOpts{env: engEnv([]string{"CAPSHIM_"})}, argv[0], argv[1:]...)
+	return runCmd(cmdOpts{env: envWithout([]string{"CAPSHIM_"})}, argv[0], argv[1:]...)
 }
 
 // run runs a workload through capshim from create to delete, as engines
@@ -140,13 +140,13 @@ func (e *lrnEnv) run(t *testing.T, policy string, w lrnWorkload, id string, env 
 	}
 	b := e.bundle(t, w, args, env)
 	log = filepath.Join(b, "log.json")
-	t.Cleanup(func() { difDelete(t, e.rt, e.stateRoot, id) })
+	t.Cleanup(func() { deleteContainer(t, e.rt, e.stateRoot, id) })
 	// create's stdio stays with the container, which prints to it after
 	// create returned: runCmd keeps the files in the bundle.
 	argv := e.rt.wrap(t, []string{capshimBin, "--capshim-config=" + policy, "--root", e.stateRoot, "--log", log, "--log-format", "json", "create", "--bundle", b, id})
-	cr := runCmd(cmdOpts{env: engEnv([]string{"CAPSHIM_"}), outDir: b}, argv[0], argv[1:]...)
+	cr := runCmd(cmdOpts{env: envWithout([]string{"CAPSHIM_"}), outDir: b}, argv[0], argv[1:]...)
 	if cr.err != nil {
-		t.Fatalf("create %s: %v\nlog:\n%s", id, cr, engTail(log, 10))
+		t.Fatalf("create %s: %v\nlog:\n%s", id, cr, tailFile(log, 10))
 	}
 	if r := e.capshim(t, policy, log, "start", id); r.err != nil {
 		t.Fatalf("start %s: %v", id, r)
@@ -177,7 +177,7 @@ func (e *lrnEnv) run(t *testing.T, policy string, w lrnWorkload, id string, env 
 // lrnProcess is the process.json of an exec'd workload: Docker's 14
 // capabilities, as docker exec asks for them.
 func lrnProcess(w lrnWorkload) string {
-	caps, _ := json.Marshal(crunDockerCaps)
+	caps, _ := json.Marshal(dockerCaps)
 	args, _ := json.Marshal([]string{"sh", "-c", w.script})
 	return fmt.Sprintf(`{"args":%s,"env":["PATH=/bin"],"cwd":"/","user":{"uid":0,"gid":0},"capabilities":{"bounding":%s,"effective":%s,"permitted":%s}}`, args, caps, caps, caps)
 }
@@ -203,7 +203,7 @@ func (e *lrnEnv) tools(t *testing.T, args ...string) cmdResult {
 // lrnUntraceable reports whether the runtime's containers get no cgroup v2
 // of their own here: crun on a host with hybrid cgroups, where it runs in a
 // mount namespace without the v2 hierarchy.
-func lrnUntraceable(rt difRuntime) bool {
+func lrnUntraceable(rt ociRuntime) bool {
 	return rt.name == "crun" && crunNeedsPrivateCgroupNS()
 }
 
@@ -214,7 +214,7 @@ mode = "learn"
 `
 
 func TestLearnAndExplain(t *testing.T) {
-	for _, rt := range difRuntimes(t) {
+	for _, rt := range ociRuntimes(t) {
 		t.Run(rt.name, func(t *testing.T) {
 			e := lrnSetup(t, rt)
 			learnPolicy := e.policy(t, lrnLearnAll)

@@ -32,7 +32,6 @@ import (
 )
 
 const (
-	podmanBusybox = "docker.io/capshim-test/busybox:1"
 	podmanTimeout = 2 * time.Minute
 	// maskPodman is Podman's 11 default capabilities (containers.conf
 	// default_capabilities): CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL,
@@ -71,8 +70,8 @@ func podmanSetup(t *testing.T) *podmanEngine {
 	requireRoot(t)
 	requireBinary(t, "podman")
 	requireBinary(t, "conmon")
-	dir := engTempDir(t, "capshim-pm-")
-	t.Cleanup(func() { engKillLeftovers(t, dir) })
+	dir := shortTempDir(t, "capshim-pm-")
+	t.Cleanup(func() { killLeftovers(t, dir) })
 	for _, d := range []string{"storage", "run", "tmp", "net"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
 			t.Fatal(err)
@@ -99,7 +98,7 @@ func podmanSetup(t *testing.T) *podmanEngine {
 		podmanCheckRuntimeState(t, dir)
 	})
 	archive := filepath.Join(t.TempDir(), "images.tar")
-	engDockerArchive(t, archive)
+	buildDockerArchive(t, archive)
 	if r := p.podman("containers.conf", "load", "-i", archive); r.err != nil {
 		t.Fatalf("podman load: %v", r)
 	}
@@ -146,7 +145,7 @@ func (p *podmanEngine) writeConf(t *testing.T, name, extra string) {
 // podman runs podman with the engine's global flags and CONTAINERS_CONF
 // pointing at the named containers.conf.
 func (p *podmanEngine) podman(conf string, args ...string) cmdResult {
-	env := engEnv([]string{"CONTAINERS_", "CAPSHIM_", "REGISTRIES_CONFIG_PATH="},
+	env := envWithout([]string{"CONTAINERS_", "CAPSHIM_", "REGISTRIES_CONFIG_PATH="},
 		"CONTAINERS_CONF="+filepath.Join(p.dir, conf),
 		"CONTAINERS_STORAGE_CONF="+filepath.Join(p.dir, "storage.conf"),
 	)
@@ -158,8 +157,8 @@ func (p *podmanEngine) podman(conf string, args ...string) cmdResult {
 // --privileged` and a broken policy.
 func TestPodman(t *testing.T) {
 	p := podmanSetup(t)
-	policy := writePolicy(t, engPolicy("/usr/bin/runc"))
-	broken := writePolicy(t, engBrokenPolicy)
+	policy := writePolicy(t, chownPolicy("/usr/bin/runc"))
+	broken := writePolicy(t, brokenPolicy)
 	// A second containers.conf makes capshim podman's default runtime and
 	// hands it the policy through conmon's environment.
 	p.writeConf(t, "engine.conf", fmt.Sprintf(`[engine]
@@ -194,7 +193,7 @@ capshim = [%q]
 			t.Run(tc.name, func(t *testing.T) {
 				args := append(append([]string{}, tc.global...), "run", "--rm", "--network", "none")
 				args = append(args, tc.args...)
-				args = append(args, podmanBusybox, "grep", "Cap", "/proc/self/status")
+				args = append(args, imageBusybox, "grep", "Cap", "/proc/self/status")
 				r := p.podman(tc.conf, args...)
 				if r.err != nil {
 					t.Fatalf("%v", r)
@@ -215,7 +214,7 @@ capshim = [%q]
 			{name: "capshim exec", global: viaFlag, check: func(t *testing.T, s string) { assertCaps(t, s, maskPodmanMinimal) }},
 			// A privileged exec asks for every capability, AUDIT_WRITE
 			// included: capshim keeps at most its default set.
-			{name: "capshim exec --privileged", global: viaFlag, flags: []string{"--privileged"}, check: func(t *testing.T, s string) { engAssertCapsAtMost(t, s, maskMinimal) }},
+			{name: "capshim exec --privileged", global: viaFlag, flags: []string{"--privileged"}, check: func(t *testing.T, s string) { assertCapsAtMost(t, s, maskMinimal) }},
 			// Control: under plain runc a privileged exec gets every
 			// capability the host has, far beyond the container's own set.
 			{name: "runc control exec --privileged", global: []string{"--runtime", "/usr/bin/runc"}, flags: []string{"--privileged"}, check: func(t *testing.T, s string) {
@@ -227,7 +226,7 @@ capshim = [%q]
 		for i, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
 				name := fmt.Sprintf("capshim-exec-%d", i)
-				run := append(append([]string{}, tc.global...), "run", "-d", "--name", name, "--network", "none", podmanBusybox, "sleep", "300")
+				run := append(append([]string{}, tc.global...), "run", "-d", "--name", name, "--network", "none", imageBusybox, "sleep", "300")
 				if r := p.podman("containers.conf", run...); r.err != nil {
 					t.Fatalf("%v", r)
 				}
@@ -258,7 +257,7 @@ capshim = [%q]
 
 	t.Run("broken policy", func(t *testing.T) {
 		r := p.podman("containers.conf", "--runtime", capshimBin, "--runtime-flag", "capshim-config="+broken,
-			"run", "--rm", "--network", "none", podmanBusybox, "grep", "Cap", "/proc/self/status")
+			"run", "--rm", "--network", "none", imageBusybox, "grep", "Cap", "/proc/self/status")
 		if r.err == nil {
 			t.Fatalf("podman run with a broken policy succeeded; capshim must fail closed\n%v", r)
 		}
@@ -269,7 +268,7 @@ capshim = [%q]
 		if !strings.Contains(r.stderr, "capshim:") {
 			t.Errorf("podman's error does not carry capshim's message (want %q in it):\n%s", "capshim:", r.stderr)
 		}
-		if !engMentionsReason(r.stderr, broken, "toml", "parse", "syntax") {
+		if !containsAny(r.stderr, broken, "toml", "parse", "syntax") {
 			t.Errorf("podman's error does not say why (want the policy path %s or the TOML error):\n%s", broken, r.stderr)
 		}
 	})

@@ -30,12 +30,12 @@ import (
 	gotoml "github.com/pelletier/go-toml/v2"
 )
 
-// rdmInstall runs `capshim install ARGS...` (through capshim, which hands
+// capshimInstall runs `capshim install ARGS...` (through capshim, which hands
 // the command to capshim-tools next to it) with no CAPSHIM_ variables, and
 // fails the test when it does not succeed.
-func rdmInstall(t *testing.T, args ...string) cmdResult {
+func capshimInstall(t *testing.T, args ...string) cmdResult {
 	t.Helper()
-	r := runCmd(cmdOpts{env: engEnv([]string{"CAPSHIM_"})}, capshimBin, append([]string{"install"}, args...)...)
+	r := runCmd(cmdOpts{env: envWithout([]string{"CAPSHIM_"})}, capshimBin, append([]string{"install"}, args...)...)
 	if r.err != nil {
 		t.Fatalf("capshim install failed:\n%v", r)
 	}
@@ -43,35 +43,25 @@ func rdmInstall(t *testing.T, args ...string) cmdResult {
 	return r
 }
 
-// rdmReadFile returns the content of path or fails the test.
-func rdmReadFile(t *testing.T, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// rdmInstallFresh runs install on an existing config file that does not
+// installFresh runs install on an existing config file that does not
 // register capshim as asked yet and checks what the README and install's
 // help promise: the file is changed, FILE.capshim-backup holds its content
 // from before capshim's first change (the old content when there was no
 // backup; an earlier backup is kept), and the default policy is written to
 // policy when nothing is there. It returns install's output.
-func rdmInstallFresh(t *testing.T, file, policy string, args ...string) string {
+func installFresh(t *testing.T, file, policy string, args ...string) string {
 	t.Helper()
-	old := rdmReadFile(t, file)
+	old := readFile(t, file)
 	wantBackup, backupErr := os.ReadFile(file + ".capshim-backup")
 	if backupErr != nil {
 		wantBackup = old
 	}
 	_, statErr := os.Lstat(policy)
-	r := rdmInstall(t, args...)
+	r := capshimInstall(t, args...)
 	if !strings.Contains(r.stdout, "registered capshim in "+file) {
 		t.Errorf("install does not say it registered capshim in %s:\n%s", file, r.stdout)
 	}
-	if got := rdmReadFile(t, file); string(got) == string(old) {
+	if got := readFile(t, file); string(got) == string(old) {
 		t.Errorf("install left %s unchanged", file)
 	}
 	if b, err := os.ReadFile(file + ".capshim-backup"); err != nil || string(b) != string(wantBackup) {
@@ -92,17 +82,17 @@ func rdmInstallFresh(t *testing.T, file, policy string, args ...string) string {
 	return r.stdout
 }
 
-// rdmInstallAgain runs the same install a second time: it must say there
+// installAgain runs the same install a second time: it must say there
 // is nothing to change and leave the file and its backup byte for byte.
-func rdmInstallAgain(t *testing.T, file string, args ...string) {
+func installAgain(t *testing.T, file string, args ...string) {
 	t.Helper()
-	before := rdmReadFile(t, file)
+	before := readFile(t, file)
 	backup, _ := os.ReadFile(file + ".capshim-backup")
-	r := rdmInstall(t, args...)
+	r := capshimInstall(t, args...)
 	if !strings.Contains(r.stdout, "nothing to change") {
 		t.Errorf("second install does not say there is nothing to change:\n%s", r.stdout)
 	}
-	if after := rdmReadFile(t, file); string(after) != string(before) {
+	if after := readFile(t, file); string(after) != string(before) {
 		t.Errorf("second install changed %s:\nbefore:\n%s\nafter:\n%s", file, before, after)
 	}
 	if b, _ := os.ReadFile(file + ".capshim-backup"); string(b) != string(backup) {
@@ -138,7 +128,7 @@ func rdmDockerReload(t *testing.T, e *dockerEngine, format, want string) {
 func rdmDaemonJSON(t *testing.T, path string) map[string]any {
 	t.Helper()
 	var m map[string]any
-	if err := json.Unmarshal(rdmReadFile(t, path), &m); err != nil {
+	if err := json.Unmarshal(readFile(t, path), &m); err != nil {
 		t.Fatalf("%s does not decode: %v", path, err)
 	}
 	return m
@@ -147,7 +137,7 @@ func rdmDaemonJSON(t *testing.T, path string) map[string]any {
 // rdmDockerPolicy is a policy whose rule (no match table: Docker puts no
 // annotations in the spec) lets any container ask for CAP_CHOWN. The
 // runtime is runc on PATH, as in the shipped default.
-const rdmDockerPolicy = engPolicyHeader + `
+const rdmDockerPolicy = policyHeader + `
 [[rule]]
 name = "web"
 capabilities = ["CAP_CHOWN"]
@@ -164,8 +154,8 @@ func TestReadmeDocker(t *testing.T) {
 		requireBinary(t, b)
 	}
 	began := time.Now()
-	dir := engTempDir(t, "capshim-rdk-")
-	t.Cleanup(func() { engKillLeftovers(t, dir) })
+	dir := shortTempDir(t, "capshim-rdk-")
+	t.Cleanup(func() { killLeftovers(t, dir) })
 	cfg := filepath.Join(dir, "daemon.json")
 	policy := filepath.Join(dir, "shim.toml")
 	web := filepath.Join(dir, "web.toml")
@@ -236,11 +226,11 @@ func TestReadmeDocker(t *testing.T) {
 	for i, st := range steps {
 		ok := t.Run(st.name, func(t *testing.T) {
 			args := append([]string{"docker", "--file", cfg}, st.install...)
-			out := rdmInstallFresh(t, cfg, st.policy, args...)
+			out := installFresh(t, cfg, st.policy, args...)
 			if strings.Contains(out, "WARNING") {
 				t.Errorf("install warns:\n%s", out)
 			}
-			rdmInstallAgain(t, cfg, args...)
+			installAgain(t, cfg, args...)
 			m := rdmDaemonJSON(t, cfg)
 			if m["deprecated-key-path"] != keyPath {
 				t.Errorf("install lost the daemon's own setting deprecated-key-path: %v", m)
@@ -296,7 +286,7 @@ func TestReadmeDocker(t *testing.T) {
 func rdmDockerPrivileged(t *testing.T, e *dockerEngine) {
 	t.Helper()
 	run := func(rt string) cmdResult {
-		return e.docker("run", "--rm", "--network", "none", "--privileged", "--runtime", rt, dockerBusybox, "grep", "Cap", "/proc/self/status")
+		return e.docker("run", "--rm", "--network", "none", "--privileged", "--runtime", rt, imageBusybox, "grep", "Cap", "/proc/self/status")
 	}
 	ctl := run("runc")
 	if ctl.err != nil {
@@ -318,7 +308,7 @@ func rdmDockerInspect(t *testing.T, e *dockerEngine) {
 	t.Helper()
 	ids := map[string]string{}
 	for _, rt := range []string{"capshim", "runc"} {
-		r := e.docker("run", "-d", "--runtime", rt, "--network", "none", dockerBusybox, "sleep", "300")
+		r := e.docker("run", "-d", "--runtime", rt, "--network", "none", imageBusybox, "sleep", "300")
 		if r.err != nil {
 			t.Fatalf("%v\ndockerd log:\n%s", r, e.daemon.tail(20))
 		}
@@ -326,7 +316,7 @@ func rdmDockerInspect(t *testing.T, e *dockerEngine) {
 		ids[rt] = id
 		t.Cleanup(func() { e.docker("rm", "-f", id) })
 	}
-	rdmCheckInspect(t, ids["capshim"], ids["runc"])
+	checkInspect(t, ids["capshim"], ids["runc"])
 }
 
 // ---------------------------------------------------------------------------
@@ -346,18 +336,18 @@ type rdmInspectProc struct {
 // /etc/capshim/shim.toml, or the built-in one where there is none).
 func rdmInspect(t *testing.T, args ...string) cmdResult {
 	t.Helper()
-	r := runCmd(cmdOpts{env: engEnv([]string{"CAPSHIM_"})}, capshimBin, append([]string{"inspect"}, args...)...)
+	r := runCmd(cmdOpts{env: envWithout([]string{"CAPSHIM_"})}, capshimBin, append([]string{"inspect"}, args...)...)
 	if r.err != nil {
 		t.Fatalf("capshim inspect failed:\n%v", r)
 	}
 	return r
 }
 
-// rdmCheckInspect checks `capshim inspect --format json` and `capshim
+// checkInspect checks `capshim inspect --format json` and `capshim
 // inspect ID-PREFIX` for a running container reduced by capshim (capID)
 // and a control container started by plain runc with Docker's 14
 // capabilities (ctlID). Both ids are 64 hex digits.
-func rdmCheckInspect(t *testing.T, capID, ctlID string) {
+func checkInspect(t *testing.T, capID, ctlID string) {
 	t.Helper()
 	if _, err := os.Stat("/etc/capshim/shim.toml"); err == nil {
 		t.Logf("note: /etc/capshim/shim.toml exists; inspect marks against its default")
@@ -451,18 +441,18 @@ func TestReadmeInspect(t *testing.T) {
 	root := runcRoot(t)
 	ids := map[string]string{}
 	for _, bin := range []string{capshimBin, runcPath} {
-		b := runcBundle(t, runcBundleSpec{args: []string{"sleep", "300"}})
+		b := newBundle(t, bundleSpec{args: []string{"sleep", "300"}})
 		id := rdmHexID(t)
 		runcCleanup(t, root, id)
 		log := filepath.Join(b, "log.json")
-		res := runCmd(cmdOpts{env: runcShimEnv(policy)}, bin, append(runcGlobalArgs(root, log), "run", "-d", "--bundle", b, id)...)
+		res := runCmd(cmdOpts{env: shimEnv(policy)}, bin, append(globalArgs(root, log), "run", "-d", "--bundle", b, id)...)
 		if res.code != 0 {
 			t.Fatalf("run -d failed:\n%s", res)
 		}
 		runcWaitStatus(t, root, id, "running")
 		ids[bin] = id
 	}
-	rdmCheckInspect(t, ids[capshimBin], ids[runcPath])
+	checkInspect(t, ids[capshimBin], ids[runcPath])
 	t.Logf("TestReadmeInspect took %v", time.Since(began).Round(time.Millisecond))
 }
 
@@ -527,20 +517,20 @@ type rdmCtdConfig struct {
 // settings, (re)start containerd on it, run a CRI pod with the handler
 // "capshim" and the README's pod annotation, and `ctr run --runc-binary`.
 func TestReadmeContainerd(t *testing.T) {
-	ctdRequire(t)
+	requireContainerd(t)
 	began := time.Now()
 	rdmCtdRuncDirs(t, "k8s.io") // before the daemon: its cleanup runs last
-	d := ctdNew(t)
+	d := newContainerd(t)
 	// The private daemon's settings (root, state, sockets, CRI with
 	// restrict_oom_score_adj, disable_apparmor, sandbox_image, CNI dirs,
 	// disabled plugins) and its runc handler: exactly what the ctd tests
 	// run on. capshim is not registered yet.
-	writeFile(t, d.cfgPath, ctdConfig(d.dir, d.sock, []ctdHandler{{name: "runc"}}), 0o644)
+	writeFile(t, d.cfgPath, containerdConfig(d.dir, d.sock, []criHandler{{name: "runc"}}), 0o644)
 	policy := filepath.Join(d.dir, "shim.toml")
 	args := []string{"containerd", "--file", d.cfgPath, "--policy", policy}
 
 	t.Run("install", func(t *testing.T) {
-		out := rdmInstallFresh(t, d.cfgPath, policy, args...)
+		out := installFresh(t, d.cfgPath, policy, args...)
 		if strings.Contains(out, "CRI plugin is disabled") {
 			t.Errorf("install says the CRI plugin is disabled; it is enabled in %s:\n%s", d.cfgPath, out)
 		}
@@ -550,9 +540,9 @@ func TestReadmeContainerd(t *testing.T) {
 		if !strings.Contains(out, "CRI") {
 			t.Errorf("install's output does not mention the CRI plugin:\n%s", out)
 		}
-		rdmInstallAgain(t, d.cfgPath, args...)
+		installAgain(t, d.cfgPath, args...)
 		var c rdmCtdConfig
-		if err := gotoml.Unmarshal(rdmReadFile(t, d.cfgPath), &c); err != nil {
+		if err := gotoml.Unmarshal(readFile(t, d.cfgPath), &c); err != nil {
 			t.Fatalf("%s does not decode after install: %v", d.cfgPath, err)
 		}
 		h, ok := c.Plugins.CRI.Containerd.Runtimes["capshim"]
@@ -589,7 +579,7 @@ func TestReadmeContainerd(t *testing.T) {
 		} {
 			off := filepath.Join(t.TempDir(), "config.toml")
 			writeFile(t, off, "version = 2\ndisabled_plugins = "+list+"\n", 0o644)
-			r := rdmInstall(t, "containerd", "--dry-run", "--file", off, "--policy", filepath.Join(filepath.Dir(off), "shim.toml"))
+			r := capshimInstall(t, "containerd", "--dry-run", "--file", off, "--policy", filepath.Join(filepath.Dir(off), "shim.toml"))
 			if !strings.Contains(r.stdout, want) {
 				t.Errorf("disabled_plugins = %s: install does not say %q:\n%s", list, want, r.stdout)
 			}
@@ -598,22 +588,22 @@ func TestReadmeContainerd(t *testing.T) {
 
 	// The policy install wrote is capshim's default (no rule); the test
 	// replaces it with one that lets any pod ask for CAP_CHOWN.
-	pol := &ctdPolicy{path: policy, logPath: filepath.Join(d.dir, "decisions.log")}
-	pol.set(t, ctdPolicyTOML(ctdRuleChown))
+	pol := &livePolicy{path: policy, logPath: filepath.Join(d.dir, "decisions.log")}
+	pol.set(t, policyTOML(ruleChown))
 	d.launch(t, []string{"CAPSHIM_CONFIG=" + policy})
 	d.importImages(t, "k8s.io")
-	c := ctdDialCRI(t, d)
+	c := dialCRI(t, d)
 
 	t.Run("CRI pod", func(t *testing.T) {
 		req := map[string]string{"capshim.io/capabilities": "CAP_CHOWN"}
 		cases := []struct {
 			name                       string
-			pod                        ctdPod
+			pod                        criPod
 			wantSandbox, wantContainer uint64
 		}{
-			{name: "runtimeClassName capshim with the README annotation", pod: ctdPod{handler: "capshim", namespace: "default", podAnnotation: req}, wantSandbox: maskMinimal | maskChown, wantContainer: maskMinimal | maskChown},
-			{name: "runtimeClassName capshim without a request", pod: ctdPod{handler: "capshim", namespace: "default"}, wantSandbox: maskMinimal, wantContainer: maskMinimal},
-			{name: "runc control", pod: ctdPod{handler: "runc", namespace: "default", podAnnotation: req}, wantSandbox: maskDocker, wantContainer: maskDocker},
+			{name: "runtimeClassName capshim with the README annotation", pod: criPod{handler: "capshim", namespace: "default", podAnnotation: req}, wantSandbox: maskMinimal | maskChown, wantContainer: maskMinimal | maskChown},
+			{name: "runtimeClassName capshim without a request", pod: criPod{handler: "capshim", namespace: "default"}, wantSandbox: maskMinimal, wantContainer: maskMinimal},
+			{name: "runc control", pod: criPod{handler: "runc", namespace: "default", podAnnotation: req}, wantSandbox: maskDocker, wantContainer: maskDocker},
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
@@ -655,7 +645,7 @@ func TestReadmeContainerd(t *testing.T) {
 				if tc.annotation {
 					args = append(args, "--annotation", "capshim.io/capabilities=CAP_CHOWN")
 				}
-				args = append(args, ctdImageBusybox, id, "grep", "Cap", "/proc/self/status")
+				args = append(args, imageBusybox, id, "grep", "Cap", "/proc/self/status")
 				t.Cleanup(func() { d.ctrRemove(ns, id) })
 				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 				defer cancel()
@@ -697,7 +687,7 @@ func TestReadmePodman(t *testing.T) {
 	p.writeConf(t, conf, "")
 	file := filepath.Join(p.dir, conf)
 	policy := filepath.Join(p.dir, "shim.toml")
-	grep := []string{podmanBusybox, "grep", "Cap", "/proc/self/status"}
+	grep := []string{imageBusybox, "grep", "Cap", "/proc/self/status"}
 
 	steps := []struct {
 		name    string
@@ -730,11 +720,11 @@ func TestReadmePodman(t *testing.T) {
 	for _, st := range steps {
 		ok := t.Run(st.name, func(t *testing.T) {
 			args := append([]string{"podman", "--file", file, "--policy", policy}, st.install...)
-			out := rdmInstallFresh(t, file, policy, args...)
+			out := installFresh(t, file, policy, args...)
 			if !strings.Contains(out, "nothing to restart") {
 				t.Errorf("install does not say podman needs no restart:\n%s", out)
 			}
-			rdmInstallAgain(t, file, args...)
+			installAgain(t, file, args...)
 			var m struct {
 				Containers map[string]any `toml:"containers"`
 				Engine     struct {

@@ -35,16 +35,15 @@ import (
 )
 
 const (
-	runcPath         = "/usr/bin/runc"
-	runcMaskNetRaw   = 1 << 13 // CAP_NET_RAW
-	runcMaskSysAdmin = 1 << 21 // CAP_SYS_ADMIN
+	runcPath   = "/usr/bin/runc"
+	maskNetRaw = 1 << 13 // CAP_NET_RAW
 )
 
-// runcPrintCaps is the container command of most tests.
-var runcPrintCaps = []string{"sh", "-c", "grep Cap /proc/self/status"}
+// printCaps is the container command of most tests.
+var printCaps = []string{"sh", "-c", "grep Cap /proc/self/status"}
 
-// runcDockerCaps are Docker's (and containerd's) 14 default capabilities.
-var runcDockerCaps = []string{
+// dockerCaps are Docker's (and containerd's) 14 default capabilities.
+var dockerCaps = []string{
 	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
 	"CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
 	"CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
@@ -63,9 +62,9 @@ var runcPrivilegedCaps = []string{
 	"CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
 }
 
-// runcDropped are the Docker defaults that the default policy target
+// droppedByDefault are the Docker defaults that the default policy target
 // (AUDIT_WRITE, KILL, NET_BIND_SERVICE) does not keep.
-var runcDropped = []string{
+var droppedByDefault = []string{
 	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
 	"CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
 	"CAP_SYS_CHROOT",
@@ -82,20 +81,20 @@ on_denied_request = "drop"
 // ---------------------------------------------------------------------------
 // Helpers
 
-// runcBundleSpec describes the config.json of a test bundle.
-type runcBundleSpec struct {
-	args        []string          // process.args; default runcPrintCaps
+// bundleSpec describes the config.json of a test bundle.
+type bundleSpec struct {
+	args        []string          // process.args; default printCaps
 	inhAmb      bool              // also put the caps into inheritable and ambient
 	extraCaps   []string          // caps added to bounding/effective/permitted (and inh/amb when inhAmb)
 	env         []string          // extra process.env entries
 	annotations map[string]string // config.json annotations
 }
 
-// runcBundle makes a bundle directory with a busybox rootfs and a config.json
+// newBundle makes a bundle directory with a busybox rootfs and a config.json
 // generated with runtime-tools: Docker's 14 default capabilities in
 // bounding, effective and permitted (and inheritable and ambient when
 // bs.inhAmb), no terminal, no user namespace, own network namespace.
-func runcBundle(t *testing.T, bs runcBundleSpec) string {
+func newBundle(t *testing.T, bs bundleSpec) string {
 	t.Helper()
 	b := filepath.Join(t.TempDir(), "bundle")
 	if err := os.MkdirAll(b, 0o755); err != nil {
@@ -104,7 +103,7 @@ func runcBundle(t *testing.T, bs runcBundleSpec) string {
 	buildRootfs(t, filepath.Join(b, "rootfs"))
 	// Runs after the container cleanups (registered later): nothing may
 	// stay mounted under the bundle.
-	t.Cleanup(func() { runcCheckNoMounts(t, b) })
+	t.Cleanup(func() { checkNoMounts(t, b) })
 	g, err := generate.New("linux")
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +112,7 @@ func runcBundle(t *testing.T, bs runcBundleSpec) string {
 	g.SetHostname("capshim-it")
 	args := bs.args
 	if args == nil {
-		args = runcPrintCaps
+		args = printCaps
 	}
 	g.SetProcessArgs(args)
 	g.SetProcessTerminal(false)
@@ -128,7 +127,7 @@ func runcBundle(t *testing.T, bs runcBundleSpec) string {
 	nofile := min(uint64(1024), lim.Max)
 	g.AddProcessRlimits("RLIMIT_NOFILE", nofile, nofile)
 	g.Config.Process.OOMScoreAdj = nil
-	caps := append(append([]string{}, runcDockerCaps...), bs.extraCaps...)
+	caps := append(append([]string{}, dockerCaps...), bs.extraCaps...)
 	c := &rspec.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps}
 	if bs.inhAmb {
 		c.Inheritable, c.Ambient = caps, caps
@@ -161,16 +160,16 @@ func runcBundle(t *testing.T, bs runcBundleSpec) string {
 	return b
 }
 
-// runcCheckNoMounts fails the test when a mount point lies under dir.
-func runcCheckNoMounts(t *testing.T, dir string) {
+// checkNoMounts fails the test when a mount point lies under dir.
+func checkNoMounts(t *testing.T, dir string) {
 	t.Helper()
 	for _, mp := range mountsUnder(dir) {
 		t.Errorf("leftover mount under the bundle: %s", mp)
 	}
 }
 
-// runcContainerID returns a container id unique to this test run.
-func runcContainerID(t *testing.T) string {
+// containerID returns a container id unique to this test run.
+func containerID(t *testing.T) string {
 	t.Helper()
 	var r [4]byte
 	if _, err := rand.Read(r[:]); err != nil {
@@ -255,9 +254,9 @@ func runcWaitOutput(t *testing.T, path, want string) string {
 	}
 }
 
-// runcShimEnv is the environment capshim runs with: PATH and, when policy is
+// shimEnv is the environment capshim runs with: PATH and, when policy is
 // not empty, CAPSHIM_CONFIG.
-func runcShimEnv(policy string) []string {
+func shimEnv(policy string) []string {
 	env := []string{"PATH=" + os.Getenv("PATH")}
 	if policy != "" {
 		env = append(env, "CAPSHIM_CONFIG="+policy)
@@ -265,40 +264,40 @@ func runcShimEnv(policy string) []string {
 	return env
 }
 
-// runcCapshimRun runs bundle b in the foreground through capshim with
+// runBundle runs bundle b in the foreground through capshim with
 // policy (env CAPSHIM_CONFIG) in a fresh runc root, with a JSON --log in the
 // bundle, and removes the container at cleanup. It returns the result, the
 // log path and the container id.
-func runcCapshimRun(t *testing.T, b, policy string) (res cmdResult, log, id string) {
+func runBundle(t *testing.T, b, policy string) (res cmdResult, log, id string) {
 	t.Helper()
 	root := runcRoot(t)
-	id = runcContainerID(t)
+	id = containerID(t)
 	runcCleanup(t, root, id)
 	log = filepath.Join(b, "log.json")
-	res = requireExited(t, runCmd(cmdOpts{env: runcShimEnv(policy)}, capshimBin, append(runcGlobalArgs(root, log), "run", "--bundle", b, id)...))
+	res = requireExited(t, runCmd(cmdOpts{env: shimEnv(policy)}, capshimBin, append(globalArgs(root, log), "run", "--bundle", b, id)...))
 	return res, log, id
 }
 
-// runcGlobalArgs is the global part of the runtime command line engines use.
-func runcGlobalArgs(root, log string) []string {
+// globalArgs is the global part of the runtime command line engines use.
+func globalArgs(root, log string) []string {
 	return []string{"--root", root, "--log", log, "--log-format", "json"}
 }
 
-// runcLogLine is one line of a --log or decision log file; obj is nil when
+// logLine is one line of a --log or decision log file; obj is nil when
 // the line is not JSON.
-type runcLogLine struct {
+type logLine struct {
 	raw string
 	obj map[string]any
 }
 
-// runcLogLines returns the non-empty lines of a log file.
-func runcLogLines(t *testing.T, path string) []runcLogLine {
+// logLines returns the non-empty lines of a log file.
+func logLines(t *testing.T, path string) []logLine {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatalf("reading log %s: %v", path, err)
 	}
-	var out []runcLogLine
+	var out []logLine
 	for _, l := range strings.Split(string(data), "\n") {
 		if strings.TrimSpace(l) == "" {
 			continue
@@ -307,13 +306,13 @@ func runcLogLines(t *testing.T, path string) []runcLogLine {
 		if json.Unmarshal([]byte(l), &m) != nil {
 			m = nil
 		}
-		out = append(out, runcLogLine{raw: l, obj: m})
+		out = append(out, logLine{raw: l, obj: m})
 	}
 	return out
 }
 
-// runcReadFile returns the bytes of path or fails the test.
-func runcReadFile(t *testing.T, path string) []byte {
+// readFile returns the bytes of path or fails the test.
+func readFile(t *testing.T, path string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -322,8 +321,8 @@ func runcReadFile(t *testing.T, path string) []byte {
 	return b
 }
 
-// runcWriteJSON writes v as JSON to path.
-func runcWriteJSON(t *testing.T, path string, v any) {
+// writeJSON writes v as JSON to path.
+func writeJSON(t *testing.T, path string, v any) {
 	t.Helper()
 	b, err := json.MarshalIndent(v, "", "\t")
 	if err != nil {
@@ -383,16 +382,16 @@ func TestRuncRunReducesCaps(t *testing.T) {
 					t.Skip("/etc/capshim/shim.toml exists: the embedded default is not in use")
 				}
 			}
-			b := runcBundle(t, runcBundleSpec{inhAmb: tc.inhAmb})
-			root, id := runcRoot(t), runcContainerID(t)
+			b := newBundle(t, bundleSpec{inhAmb: tc.inhAmb})
+			root, id := runcRoot(t), containerID(t)
 			runcCleanup(t, root, id)
-			before := runcReadFile(t, filepath.Join(b, "config.json"))
+			before := readFile(t, filepath.Join(b, "config.json"))
 			log := filepath.Join(b, "log.json")
 
-			bin, env := capshimBin, runcShimEnv(policy)
-			args := runcGlobalArgs(root, log)
+			bin, env := capshimBin, shimEnv(policy)
+			args := globalArgs(root, log)
 			if tc.flag || tc.builtin {
-				env = runcShimEnv("")
+				env = shimEnv("")
 			}
 			if tc.flag {
 				args = append(args[:tc.flagAt:tc.flagAt], append([]string{"--capshim-config=" + policy}, args[tc.flagAt:]...)...)
@@ -416,7 +415,7 @@ func TestRuncRunReducesCaps(t *testing.T) {
 			if tc.inhAmb {
 				// out.S = in.S ∩ target for every set, so inheritable and
 				// ambient keep the target's caps the input had there.
-				runcAssertAllSets(t, res.stdout, tc.want)
+				assertAllSets(t, res.stdout, tc.want)
 			} else {
 				assertCaps(t, res.stdout, tc.want)
 			}
@@ -428,10 +427,10 @@ func TestRuncRunReducesCaps(t *testing.T) {
 			}
 			if tc.binary == "" {
 				// Enforce mode rewrote the bundle and logged its decision.
-				if bytes.Equal(before, runcReadFile(t, filepath.Join(b, "config.json"))) {
+				if bytes.Equal(before, readFile(t, filepath.Join(b, "config.json"))) {
 					t.Errorf("config.json unchanged in enforce mode")
 				}
-				if !runcHasLevel(t, log, "info") {
+				if len(logMsgs(t, log, "info")) == 0 {
 					t.Errorf("no info-level decision line in --log:\n%s", res)
 				}
 			}
@@ -439,8 +438,8 @@ func TestRuncRunReducesCaps(t *testing.T) {
 	}
 }
 
-// runcAssertAllSets checks that all five capability sets are exactly want.
-func runcAssertAllSets(t *testing.T, status string, want uint64) {
+// assertAllSets checks that all five capability sets are exactly want.
+func assertAllSets(t *testing.T, status string, want uint64) {
 	t.Helper()
 	got := capLines(t, status)
 	for _, k := range []string{"CapBnd", "CapPrm", "CapEff", "CapInh", "CapAmb"} {
@@ -448,20 +447,6 @@ func runcAssertAllSets(t *testing.T, status string, want uint64) {
 			t.Errorf("%s = %016x, want %016x\n%s", k, got[k], want, status)
 		}
 	}
-}
-
-// runcHasLevel reports whether the log file has a JSON line of that level.
-func runcHasLevel(t *testing.T, path, level string) bool {
-	t.Helper()
-	if _, err := os.Stat(path); err != nil {
-		return false
-	}
-	for _, l := range runcLogLines(t, path) {
-		if l.obj != nil && l.obj["level"] == level {
-			return true
-		}
-	}
-	return false
 }
 
 // ---------------------------------------------------------------------------
@@ -482,56 +467,56 @@ capabilities = ["CAP_NET_RAW"]
 `)
 	tests := []struct {
 		name string
-		bs   runcBundleSpec
+		bs   bundleSpec
 		want uint64
 	}{
 		{name: "env CHOWN granted",
-			bs:   runcBundleSpec{env: []string{"CAPSHIM_CAPABILITIES=CAP_CHOWN"}},
+			bs:   bundleSpec{env: []string{"CAPSHIM_CAPABILITIES=CAP_CHOWN"}},
 			want: maskMinimal | maskChown},
 		{name: "env lower case without prefix",
-			bs:   runcBundleSpec{env: []string{"CAPSHIM_CAPABILITIES=chown"}},
+			bs:   bundleSpec{env: []string{"CAPSHIM_CAPABILITIES=chown"}},
 			want: maskMinimal | maskChown},
 		// SYS_ADMIN is in the input and requested, but in never (and so
 		// in no rule).
 		{name: "env SYS_ADMIN never",
-			bs:   runcBundleSpec{extraCaps: []string{"CAP_SYS_ADMIN"}, env: []string{"CAPSHIM_CAPABILITIES=CAP_SYS_ADMIN"}},
+			bs:   bundleSpec{extraCaps: []string{"CAP_SYS_ADMIN"}, env: []string{"CAPSHIM_CAPABILITIES=CAP_SYS_ADMIN"}},
 			want: maskMinimal},
 		{name: "env SYS_ADMIN and CHOWN",
-			bs:   runcBundleSpec{extraCaps: []string{"CAP_SYS_ADMIN"}, env: []string{"CAPSHIM_CAPABILITIES=CAP_SYS_ADMIN,CAP_CHOWN"}},
+			bs:   bundleSpec{extraCaps: []string{"CAP_SYS_ADMIN"}, env: []string{"CAPSHIM_CAPABILITIES=CAP_SYS_ADMIN,CAP_CHOWN"}},
 			want: maskMinimal | maskChown},
 		// NET_RAW is in the input but no matching rule allows it.
 		{name: "env NET_RAW not allowed",
-			bs:   runcBundleSpec{env: []string{"CAPSHIM_CAPABILITIES=CAP_NET_RAW"}},
+			bs:   bundleSpec{env: []string{"CAPSHIM_CAPABILITIES=CAP_NET_RAW"}},
 			want: maskMinimal},
 		{name: "annotation CHOWN granted",
-			bs:   runcBundleSpec{annotations: map[string]string{"capshim.io/capabilities": "CAP_CHOWN"}},
+			bs:   bundleSpec{annotations: map[string]string{"capshim.io/capabilities": "CAP_CHOWN"}},
 			want: maskMinimal | maskChown},
 		{name: "annotation SYS_ADMIN never",
-			bs:   runcBundleSpec{extraCaps: []string{"CAP_SYS_ADMIN"}, annotations: map[string]string{"capshim.io/capabilities": "CAP_SYS_ADMIN"}},
+			bs:   bundleSpec{extraCaps: []string{"CAP_SYS_ADMIN"}, annotations: map[string]string{"capshim.io/capabilities": "CAP_SYS_ADMIN"}},
 			want: maskMinimal},
 		{name: "annotation glob matches",
-			bs: runcBundleSpec{annotations: map[string]string{
+			bs: bundleSpec{annotations: map[string]string{
 				"capshim.io/capabilities": "CAP_NET_RAW",
 				"team.example.com/name":   "net-ops",
 			}},
-			want: maskMinimal | runcMaskNetRaw},
+			want: maskMinimal | maskNetRaw},
 		{name: "annotation glob does not match",
-			bs: runcBundleSpec{annotations: map[string]string{
+			bs: bundleSpec{annotations: map[string]string{
 				"capshim.io/capabilities": "CAP_NET_RAW",
 				"team.example.com/name":   "web",
 			}},
 			want: maskMinimal},
 		{name: "annotation rule without its annotation",
-			bs:   runcBundleSpec{annotations: map[string]string{"capshim.io/capabilities": "CAP_NET_RAW,CAP_CHOWN"}},
+			bs:   bundleSpec{annotations: map[string]string{"capshim.io/capabilities": "CAP_NET_RAW,CAP_CHOWN"}},
 			want: maskMinimal | maskChown},
 		{name: "no request",
-			bs:   runcBundleSpec{},
+			bs:   bundleSpec{},
 			want: maskMinimal},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			b := runcBundle(t, tc.bs)
-			res, _, _ := runcCapshimRun(t, b, policy)
+			b := newBundle(t, tc.bs)
+			res, _, _ := runBundle(t, b, policy)
 			if res.code != 0 {
 				t.Fatalf("container failed:\n%s", res)
 			}
@@ -553,19 +538,19 @@ func TestRuncRuleListsNeverCap(t *testing.T) {
 name = "admin"
 capabilities = ["CAP_CHOWN", "CAP_SYS_ADMIN"]
 `)
-	b := runcBundle(t, runcBundleSpec{extraCaps: []string{"CAP_SYS_ADMIN"}, env: []string{"CAPSHIM_CAPABILITIES=CAP_SYS_ADMIN,CAP_CHOWN"}})
-	before := runcReadFile(t, filepath.Join(b, "config.json"))
-	res, log, _ := runcCapshimRun(t, b, policy)
+	b := newBundle(t, bundleSpec{extraCaps: []string{"CAP_SYS_ADMIN"}, env: []string{"CAPSHIM_CAPABILITIES=CAP_SYS_ADMIN,CAP_CHOWN"}})
+	before := readFile(t, filepath.Join(b, "config.json"))
+	res, log, _ := runBundle(t, b, policy)
 	if res.code == 0 {
 		t.Fatalf("capshim started a container under a policy whose rule lists a never capability:\n%s", res)
 	}
 	if strings.Contains(res.stdout, "CapBnd") {
 		t.Errorf("the container ran although capshim failed")
 	}
-	if !bytes.Equal(before, runcReadFile(t, filepath.Join(b, "config.json"))) {
+	if !bytes.Equal(before, readFile(t, filepath.Join(b, "config.json"))) {
 		t.Errorf("config.json changed")
 	}
-	msg := runcCheckErrorLog(t, log, "json")
+	msg := checkErrorLog(t, log, "json")
 	for _, want := range []string{`"admin"`, "CAP_SYS_ADMIN", "never"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error line %q does not name %s", msg, want)
@@ -582,10 +567,10 @@ func TestRuncRequestNoEscalation(t *testing.T) {
 name = "time"
 capabilities = ["CAP_SYS_TIME"]
 `)
-	b := runcBundle(t, runcBundleSpec{env: []string{"CAPSHIM_CAPABILITIES=CAP_SYS_TIME"}})
-	root, id := runcRoot(t), runcContainerID(t)
+	b := newBundle(t, bundleSpec{env: []string{"CAPSHIM_CAPABILITIES=CAP_SYS_TIME"}})
+	root, id := runcRoot(t), containerID(t)
 	runcCleanup(t, root, id)
-	res := runCmd(cmdOpts{env: runcShimEnv(policy)}, capshimBin, append(runcGlobalArgs(root, filepath.Join(b, "log.json")), "run", "--bundle", b, id)...)
+	res := runCmd(cmdOpts{env: shimEnv(policy)}, capshimBin, append(globalArgs(root, filepath.Join(b, "log.json")), "run", "--bundle", b, id)...)
 	if res.code != 0 {
 		t.Fatalf("container failed:\n%s", res)
 	}
@@ -615,13 +600,13 @@ func runcExecProcess(caps []string, args ...string) rspec.Process {
 func TestRuncCreateStartExec(t *testing.T) {
 	requireRunc(t)
 	policy := writePolicy(t, runcPolicy)
-	env := runcShimEnv(policy)
-	b := runcBundle(t, runcBundleSpec{args: []string{"sleep", "1000"}})
-	root, id := runcRoot(t), runcContainerID(t)
+	env := shimEnv(policy)
+	b := newBundle(t, bundleSpec{args: []string{"sleep", "1000"}})
+	root, id := runcRoot(t), containerID(t)
 	runcCleanup(t, root, id)
 	log := filepath.Join(b, "log.json")
 	pidFile := filepath.Join(b, "init.pid")
-	g := runcGlobalArgs(root, log)
+	g := globalArgs(root, log)
 	shim := func(args ...string) cmdResult {
 		t.Helper()
 		return runCmd(cmdOpts{env: env}, capshimBin, append(append([]string{}, g...), args...)...)
@@ -642,8 +627,8 @@ func TestRuncCreateStartExec(t *testing.T) {
 	runcWaitStatus(t, root, id, "running")
 
 	// The init process itself got the reduced set.
-	pid := strings.TrimSpace(string(runcReadFile(t, pidFile)))
-	status := string(runcReadFile(t, "/proc/"+pid+"/status"))
+	pid := strings.TrimSpace(string(readFile(t, pidFile)))
+	status := string(readFile(t, "/proc/"+pid+"/status"))
 	t.Run("init process", func(t *testing.T) { assertCaps(t, status, maskMinimal) })
 
 	dir := t.TempDir()
@@ -654,18 +639,18 @@ func TestRuncCreateStartExec(t *testing.T) {
 		want  uint64
 		extra []string // extra exec flags
 	}{
-		{name: "process docker 14", caps: runcDockerCaps, shim: true, want: maskMinimal},
+		{name: "process docker 14", caps: dockerCaps, shim: true, want: maskMinimal},
 		{name: "process privileged 38", caps: runcPrivilegedCaps, shim: true, want: maskMinimal},
 		// dockerd's shim: exec --process P --detach --pid-file F ID.
-		{name: "process docker 14 detached like dockerd", caps: runcDockerCaps, shim: true, want: maskMinimal,
+		{name: "process docker 14 detached like dockerd", caps: dockerCaps, shim: true, want: maskMinimal,
 			extra: []string{"--detach", "--pid-file", filepath.Join(dir, "exec.pid")}},
 		// Control: plain runc honours the process.json.
-		{name: "control plain runc docker 14", caps: runcDockerCaps, want: maskDocker},
+		{name: "control plain runc docker 14", caps: dockerCaps, want: maskDocker},
 	}
 	for i, p := range procs {
 		t.Run(p.name, func(t *testing.T) {
 			pf := filepath.Join(dir, fmt.Sprintf("process-%d.json", i))
-			runcWriteJSON(t, pf, runcExecProcess(p.caps, "grep", "Cap", "/proc/self/status"))
+			writeJSON(t, pf, runcExecProcess(p.caps, "grep", "Cap", "/proc/self/status"))
 			bin := runcPath
 			if p.shim {
 				bin = capshimBin
@@ -694,7 +679,7 @@ func TestRuncCreateStartExec(t *testing.T) {
 	}{
 		{name: "--cap SYS_ADMIN CHOWN through capshim", bin: capshimBin, want: maskMinimal},
 		// Control: plain runc adds the --cap capabilities.
-		{name: "control plain runc --cap", bin: runcPath, want: maskMinimal | maskChown | runcMaskSysAdmin},
+		{name: "control plain runc --cap", bin: runcPath, want: maskMinimal | maskChown | maskSysAdmin},
 	}
 	for _, c := range caps {
 		t.Run(c.name, func(t *testing.T) {
@@ -711,7 +696,7 @@ func TestRuncCreateStartExec(t *testing.T) {
 			}
 			if c.bin == capshimBin {
 				for k, v := range got {
-					if v&(maskChown|runcMaskSysAdmin) != 0 {
+					if v&(maskChown|maskSysAdmin) != 0 {
 						t.Errorf("%s = %016x has CAP_CHOWN or CAP_SYS_ADMIN", k, v)
 					}
 				}
@@ -782,7 +767,7 @@ func TestRuncFailClosed(t *testing.T) {
 		{name: "config.json truncated",
 			spoil: func(t *testing.T, b string) bool {
 				p := filepath.Join(b, "config.json")
-				data := runcReadFile(t, p)
+				data := readFile(t, p)
 				writeFile(t, p, string(data[:len(data)/2]), 0o644)
 				return true
 			},
@@ -799,7 +784,7 @@ func TestRuncFailClosed(t *testing.T) {
 		{name: "text log format truncated config", format: "text",
 			spoil: func(t *testing.T, b string) bool {
 				p := filepath.Join(b, "config.json")
-				data := runcReadFile(t, p)
+				data := readFile(t, p)
 				writeFile(t, p, string(data[:len(data)/2]), 0o644)
 				return true
 			},
@@ -809,8 +794,8 @@ func TestRuncFailClosed(t *testing.T) {
 		for _, cmdWord := range []string{"run", "create"} {
 			t.Run(tc.name+"/"+cmdWord, func(t *testing.T) {
 				// The container would leave a marker in its rootfs if it ran.
-				b := runcBundle(t, runcBundleSpec{args: []string{"sh", "-c", "echo ran > /ran-marker"}})
-				root, id := runcRoot(t), runcContainerID(t)
+				b := newBundle(t, bundleSpec{args: []string{"sh", "-c", "echo ran > /ran-marker"}})
+				root, id := runcRoot(t), containerID(t)
 				runcCleanup(t, root, id)
 				policy := good
 				if tc.policy != nil {
@@ -822,7 +807,7 @@ func TestRuncFailClosed(t *testing.T) {
 				}
 				var before []byte
 				if hasConfig {
-					before = runcReadFile(t, filepath.Join(b, "config.json"))
+					before = readFile(t, filepath.Join(b, "config.json"))
 				}
 				format := tc.format
 				if format == "" {
@@ -833,7 +818,7 @@ func TestRuncFailClosed(t *testing.T) {
 				if cmdWord == "create" {
 					args = append(args, "--pid-file", filepath.Join(b, "init.pid"))
 				}
-				res := requireExited(t, runCmd(cmdOpts{env: runcShimEnv(policy)}, capshimBin, append(args, id)...))
+				res := requireExited(t, runCmd(cmdOpts{env: shimEnv(policy)}, capshimBin, append(args, id)...))
 
 				if res.code == 0 {
 					t.Errorf("capshim %s exited 0, want non-zero", cmdWord)
@@ -853,8 +838,8 @@ func TestRuncFailClosed(t *testing.T) {
 				} else if _, err := os.Stat(filepath.Join(b, "config.json")); err == nil {
 					t.Errorf("capshim created a config.json")
 				}
-				msg := runcCheckErrorLog(t, log, format)
-				if msg != "" && !runcContainsAny(msg, tc.names) {
+				msg := checkErrorLog(t, log, format)
+				if msg != "" && !containsAny(msg, tc.names...) {
 					t.Errorf("error message %q names none of %q", msg, tc.names)
 				}
 				if !strings.Contains(res.stderr, "capshim:") {
@@ -877,17 +862,17 @@ func TestRuncDeniedRequestFail(t *testing.T) {
 	policy := writePolicy(t, strings.Replace(runcPolicy, `on_denied_request = "drop"`, `on_denied_request = "fail"`, 1))
 	for _, tc := range []struct {
 		name string
-		bs   runcBundleSpec
+		bs   bundleSpec
 		ok   bool
 	}{
-		{name: "denied env request", bs: runcBundleSpec{env: []string{"CAPSHIM_CAPABILITIES=CAP_NET_RAW"}}},
-		{name: "denied annotation request", bs: runcBundleSpec{annotations: map[string]string{"capshim.io/capabilities": "CAP_SYS_ADMIN"}}},
+		{name: "denied env request", bs: bundleSpec{env: []string{"CAPSHIM_CAPABILITIES=CAP_NET_RAW"}}},
+		{name: "denied annotation request", bs: bundleSpec{annotations: map[string]string{"capshim.io/capabilities": "CAP_SYS_ADMIN"}}},
 		{name: "no request", ok: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := runcBundle(t, tc.bs)
-			before := runcReadFile(t, filepath.Join(b, "config.json"))
-			res, log, _ := runcCapshimRun(t, b, policy)
+			b := newBundle(t, tc.bs)
+			before := readFile(t, filepath.Join(b, "config.json"))
+			res, log, _ := runBundle(t, b, policy)
 			if tc.ok {
 				if res.code != 0 {
 					t.Fatalf("container failed:\n%s", res)
@@ -901,10 +886,10 @@ func TestRuncDeniedRequestFail(t *testing.T) {
 			if strings.Contains(res.stdout, "CapBnd") {
 				t.Errorf("the container ran")
 			}
-			if !bytes.Equal(before, runcReadFile(t, filepath.Join(b, "config.json"))) {
+			if !bytes.Equal(before, readFile(t, filepath.Join(b, "config.json"))) {
 				t.Errorf("config.json changed")
 			}
-			runcCheckErrorLog(t, log, "json")
+			checkErrorLog(t, log, "json")
 			if t.Failed() {
 				t.Logf("details:\n%s", res)
 			}
@@ -912,9 +897,9 @@ func TestRuncDeniedRequestFail(t *testing.T) {
 	}
 }
 
-// runcCheckErrorLog checks the --log file holds an error line written by capshim
+// checkErrorLog checks the --log file holds an error line written by capshim
 // in the given format and returns its message ("" after a failure).
-func runcCheckErrorLog(t *testing.T, log, format string) string {
+func checkErrorLog(t *testing.T, log, format string) string {
 	t.Helper()
 	data, err := os.ReadFile(log)
 	if err != nil {
@@ -923,7 +908,7 @@ func runcCheckErrorLog(t *testing.T, log, format string) string {
 	}
 	switch format {
 	case "json":
-		for _, l := range runcLogLines(t, log) {
+		for _, l := range logLines(t, log) {
 			if l.obj == nil || l.obj["level"] != "error" {
 				continue
 			}
@@ -955,16 +940,6 @@ func runcCheckErrorLog(t *testing.T, log, format string) string {
 	return ""
 }
 
-func runcContainsAny(s string, subs []string) bool {
-	s = strings.ToLower(s)
-	for _, x := range subs {
-		if strings.Contains(s, strings.ToLower(x)) {
-			return true
-		}
-	}
-	return false
-}
-
 // ---------------------------------------------------------------------------
 // 6: exit code.
 
@@ -973,10 +948,10 @@ func TestRuncExitCode(t *testing.T) {
 	policy := writePolicy(t, runcPolicy)
 	for _, code := range []int{0, 7, 42} {
 		t.Run(fmt.Sprint(code), func(t *testing.T) {
-			b := runcBundle(t, runcBundleSpec{args: []string{"sh", "-c", fmt.Sprintf("exit %d", code)}})
-			root, id := runcRoot(t), runcContainerID(t)
+			b := newBundle(t, bundleSpec{args: []string{"sh", "-c", fmt.Sprintf("exit %d", code)}})
+			root, id := runcRoot(t), containerID(t)
 			runcCleanup(t, root, id)
-			res := requireExited(t, runCmd(cmdOpts{env: runcShimEnv(policy)}, capshimBin, append(runcGlobalArgs(root, filepath.Join(b, "log.json")), "run", "--bundle", b, id)...))
+			res := requireExited(t, runCmd(cmdOpts{env: shimEnv(policy)}, capshimBin, append(globalArgs(root, filepath.Join(b, "log.json")), "run", "--bundle", b, id)...))
 			if res.code != code {
 				t.Errorf("capshim exit code %d, want %d\n%s", res.code, code, res)
 			}
@@ -994,24 +969,24 @@ func TestRuncAuditMode(t *testing.T) {
 		fmt.Sprintf("log = %q\n", decisions))
 	for _, inhAmb := range []bool{false, true} {
 		t.Run(fmt.Sprintf("inheritable-ambient=%v", inhAmb), func(t *testing.T) {
-			b := runcBundle(t, runcBundleSpec{inhAmb: inhAmb})
-			before := runcReadFile(t, filepath.Join(b, "config.json"))
-			res, _, id := runcCapshimRun(t, b, policy)
+			b := newBundle(t, bundleSpec{inhAmb: inhAmb})
+			before := readFile(t, filepath.Join(b, "config.json"))
+			res, _, id := runBundle(t, b, policy)
 			if res.code != 0 {
 				t.Fatalf("container failed:\n%s", res)
 			}
-			if after := runcReadFile(t, filepath.Join(b, "config.json")); !bytes.Equal(before, after) {
+			if after := readFile(t, filepath.Join(b, "config.json")); !bytes.Equal(before, after) {
 				t.Errorf("audit mode changed config.json")
 			}
 			// Audit changes nothing: the container has what the engine gave.
 			if inhAmb {
-				runcAssertAllSets(t, res.stdout, maskDocker)
+				assertAllSets(t, res.stdout, maskDocker)
 			} else {
 				assertCaps(t, res.stdout, maskDocker)
 			}
 			// The decision log names the container and what would be dropped.
 			var line string
-			for _, l := range runcLogLines(t, decisions) {
+			for _, l := range logLines(t, decisions) {
 				if strings.Contains(l.raw, id) {
 					if l.obj == nil {
 						t.Errorf("decision log line is not JSON: %s", l.raw)
@@ -1020,7 +995,7 @@ func TestRuncAuditMode(t *testing.T) {
 				}
 			}
 			if line == "" {
-				t.Fatalf("decision log %s has no line naming %s:\n%s\n%s", decisions, id, runcReadFile(t, decisions), res)
+				t.Fatalf("decision log %s has no line naming %s:\n%s\n%s", decisions, id, readFile(t, decisions), res)
 			}
 			runcCheckDropped(t, line)
 			if t.Failed() {
@@ -1040,7 +1015,7 @@ func runcCheckDropped(t *testing.T, line string) {
 	if json.Unmarshal([]byte(line), &m) == nil && m["dropped"] != nil {
 		where = string(m["dropped"])
 	}
-	for _, c := range runcDropped {
+	for _, c := range droppedByDefault {
 		if !strings.Contains(where, c) {
 			t.Errorf("decision line does not name dropped %s: %s", c, line)
 		}
@@ -1053,23 +1028,23 @@ func TestRuncDecisionLog(t *testing.T) {
 	requireRunc(t)
 	decisions := filepath.Join(t.TempDir(), "decisions.jsonl")
 	policy := writePolicy(t, runcPolicy+fmt.Sprintf("log = %q\n", decisions))
-	b := runcBundle(t, runcBundleSpec{})
-	root, id := runcRoot(t), runcContainerID(t)
+	b := newBundle(t, bundleSpec{})
+	root, id := runcRoot(t), containerID(t)
 	runcCleanup(t, root, id)
-	res := runCmd(cmdOpts{env: runcShimEnv(policy)}, capshimBin, append(runcGlobalArgs(root, filepath.Join(b, "log.json")), "run", "--bundle", b, id)...)
+	res := runCmd(cmdOpts{env: shimEnv(policy)}, capshimBin, append(globalArgs(root, filepath.Join(b, "log.json")), "run", "--bundle", b, id)...)
 	if res.code != 0 {
 		t.Fatalf("container failed:\n%s", res)
 	}
 	assertCaps(t, res.stdout, maskMinimal)
 	found := false
-	for _, l := range runcLogLines(t, decisions) {
+	for _, l := range logLines(t, decisions) {
 		if l.obj != nil && strings.Contains(l.raw, id) {
 			found = true
 			runcCheckDropped(t, l.raw)
 		}
 	}
 	if !found {
-		t.Errorf("decision log has no JSON line naming %s:\n%s", id, runcReadFile(t, decisions))
+		t.Errorf("decision log has no JSON line naming %s:\n%s", id, readFile(t, decisions))
 	}
 	if t.Failed() {
 		t.Logf("details:\n%s", res)
@@ -1082,7 +1057,7 @@ func TestRuncDecisionLog(t *testing.T) {
 func TestRuncVersion(t *testing.T) {
 	requireRunc(t)
 	policy := writePolicy(t, runcPolicy)
-	res := runCmd(cmdOpts{env: runcShimEnv(policy)}, capshimBin, "--version")
+	res := runCmd(cmdOpts{env: shimEnv(policy)}, capshimBin, "--version")
 	if res.code != 0 {
 		t.Fatalf("capshim --version failed:\n%s", res)
 	}
