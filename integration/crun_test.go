@@ -2,16 +2,15 @@
 
 package integration
 
-// crun tests: capshim called with runc's command line directly (no engine)
-// and a policy whose runtime is /usr/bin/crun.
+// crun behind capshim: capshim called with runc's command line directly
+// (no engine) and a policy whose runtime is /usr/bin/crun.
 //
 // crun refuses cgroup "hybrid" hosts whose cgroup2 hierarchy at
 // /sys/fs/cgroup/unified has controllers ("cgroups in hybrid mode not
 // supported, drop all controllers from cgroupv2"; this VM has hugetlb
 // there). The tests then run crun in a private mount namespace without that
-// mount (`unshare --mount --propagation private` + `umount
-// /sys/fs/cgroup/unified`), so crun sees cgroup v1 only; the host's mounts
-// are untouched.
+// mount (see crunWrap), so crun sees cgroup v1 only; the host's mounts are
+// untouched.
 
 import (
 	"encoding/json"
@@ -21,82 +20,7 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	rspec "github.com/opencontainers/runtime-spec/specs-go"
-	"github.com/opencontainers/runtime-tools/generate"
 )
-
-// crunNeedsPrivateCgroupNS reports whether crun would refuse this host's
-// cgroup layout (hybrid with controllers on the cgroup2 hierarchy).
-func crunNeedsPrivateCgroupNS() bool {
-	b, err := os.ReadFile("/sys/fs/cgroup/unified/cgroup.controllers")
-	return err == nil && strings.TrimSpace(string(b)) != ""
-}
-
-// crunWrap returns argv, run in a private mount namespace without the
-// cgroup2 hierarchy when crun needs that here.
-func crunWrap(t *testing.T, argv []string) []string {
-	t.Helper()
-	if !crunNeedsPrivateCgroupNS() {
-		return argv
-	}
-	unshare := requireBinary(t, "unshare")
-	return append([]string{unshare, "--mount", "--propagation", "private", "sh", "-c",
-		`umount /sys/fs/cgroup/unified && exec "$@"`, "sh"}, argv...)
-}
-
-// rootfsBundle writes B/config.json for rootfs: Docker's 14 capabilities in
-// the bounding, effective and permitted sets, args as the process, plus
-// extra process env and annotations.
-func rootfsBundle(t *testing.T, rootfs string, args, env []string, annotations map[string]string) string {
-	t.Helper()
-	g, err := generate.New("linux")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// runtime-spec v1.3.0 writes ociVersion 1.3.0, which crun 1.8.1 rejects
-	// ("unknown version specified": it accepts 1.0.x only); Docker 20.10
-	// and containerd 1.6 write 1.0.2-dev.
-	g.Config.Version = "1.0.2-dev"
-	g.SetRootPath(rootfs)
-	g.SetRootReadonly(true)
-	g.SetHostname("capshim-crun")
-	g.SetProcessTerminal(false)
-	g.SetProcessArgs(args)
-	for _, kv := range env {
-		k, v, _ := strings.Cut(kv, "=")
-		g.AddProcessEnv(k, v)
-	}
-	for k, v := range annotations {
-		g.AddAnnotation(k, v)
-	}
-	caps := append([]string(nil), dockerCaps...)
-	g.Config.Process.Capabilities = &rspec.LinuxCapabilities{
-		Bounding:  caps,
-		Effective: caps,
-		Permitted: caps,
-	}
-	bundle := t.TempDir()
-	if err := g.SaveToFile(filepath.Join(bundle, "config.json"), generate.ExportOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	return bundle
-}
-
-// crunSetup checks for crun, builds a busybox rootfs and a state root and
-// writes the crun policy.
-func crunSetup(t *testing.T) (rootfs, stateRoot, policy string) {
-	t.Helper()
-	requireRoot(t)
-	if _, err := os.Stat("/usr/bin/crun"); err != nil {
-		t.Fatalf("/usr/bin/crun missing (make test installs crun): %v", err)
-	}
-	rootfs = filepath.Join(t.TempDir(), "rootfs")
-	buildRootfs(t, rootfs)
-	stateRoot = shortTempDir(t, "capshim-crun-")
-	policy = writePolicy(t, chownPolicy("/usr/bin/crun"))
-	return rootfs, stateRoot, policy
-}
 
 // crunDelete force-deletes a container (cleanup; errors are ignored:
 // `run` removes the container itself when it exits).

@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // difAdminCaps is a capabilities object that grants CAP_SYS_ADMIN.
@@ -98,20 +97,6 @@ func difCases() []difCase {
 			},
 			crunAdmin: true,
 		},
-	}
-}
-
-// ociRuntime is one real runtime the cases run on.
-type ociRuntime struct {
-	name string
-	path string
-	wrap func(t *testing.T, argv []string) []string
-}
-
-func ociRuntimes(t *testing.T) []ociRuntime {
-	return []ociRuntime{
-		{name: "runc", path: requireBinary(t, "runc"), wrap: func(_ *testing.T, argv []string) []string { return argv }},
-		{name: "crun", path: "/usr/bin/crun", wrap: crunWrap},
 	}
 }
 
@@ -250,14 +235,4 @@ func difCompact(t *testing.T, data []byte) string {
 		t.Fatal(err)
 	}
 	return b.String()
-}
-
-// deleteContainer force-deletes a container of either runtime (cleanup).
-func deleteContainer(t *testing.T, rt ociRuntime, stateRoot, id string) {
-	t.Helper()
-	argv := rt.wrap(t, []string{rt.path, "--root", stateRoot, "delete", "--force", id})
-	r := runCmd(cmdOpts{timeout: 30 * time.Second}, argv[0], argv[1:]...)
-	if r.err != nil && !strings.Contains(r.stderr+r.stdout, "not exist") && !strings.Contains(r.stderr, "No such file") {
-		t.Logf("cleanup: %v", r)
-	}
 }
