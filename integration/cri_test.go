@@ -218,7 +218,7 @@ func TestCRI(t *testing.T) {
 
 	// A broken policy must stop new containers (fail closed) but not the
 	// stopping and removal of running ones: kill, delete and state carry no
-	// capabilities (design: only create/run/restore/exec are refused).
+	// capabilities, so only create, run, restore and exec are refused.
 	t.Run("unusable policy does not block stopping a running pod", func(t *testing.T) {
 		pol.set(t, policyTOML())
 		got, err := c.run(t, criPod{handler: "capshim", namespace: "other"})

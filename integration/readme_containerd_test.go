@@ -88,8 +88,8 @@ func TestReadmeContainerd(t *testing.T) {
 	d := newContainerd(t)
 	// The private daemon's settings (root, state, sockets, CRI with
 	// restrict_oom_score_adj, disable_apparmor, sandbox_image, CNI dirs,
-	// disabled plugins) and its runc handler: exactly what the ctd tests
-	// run on. capshim is not registered yet.
+	// disabled plugins) and its runc handler: exactly what the other
+	// containerd tests run on. capshim is not registered yet.
 	writeFile(t, d.cfgPath, containerdConfig(d.dir, d.sock, []criHandler{{name: "runc"}}), 0o644)
 	policy := filepath.Join(d.dir, "shim.toml")
 	args := []string{"containerd", "--file", d.cfgPath, "--policy", policy}

@@ -18,8 +18,8 @@ import (
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// runcPrivilegedCaps are the 38 capabilities of `docker exec --privileged` in
-// Docker 20.10 (shared/fixtures/docker-20.10/exec-process.privileged.json).
+// runcPrivilegedCaps are the 38 capabilities dockerd 20.10 puts into the
+// process.json of `docker exec --privileged`.
 var runcPrivilegedCaps = []string{
 	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
 	"CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
