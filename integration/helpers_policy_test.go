@@ -67,16 +67,11 @@ capabilities = ["CAP_CHOWN"]
 // string): capshim must refuse to start the container.
 const brokenPolicy = "runtime = \"/usr/bin/runc\"\nmode = \"enforce\ndefault = [\n"
 
-// policyTOML renders a policy with capshim's default target and the
-// given [[rule]] tables (already rendered).
+// policyTOML renders runcPolicy with the given [[rule]] tables (already
+// rendered) and an empty log, which livePolicy.set points at its decision
+// log.
 func policyTOML(rules ...string) string {
-	s := `runtime = "/usr/bin/runc"
-mode = "enforce"
-default = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
-never = ["CAP_SYS_ADMIN", "CAP_SYS_MODULE"]
-on_denied_request = "drop"
-log = ""
-`
+	s := runcPolicy + "log = \"\"\n"
 	for _, r := range rules {
 		s += "\n" + r
 	}
@@ -97,6 +92,7 @@ type livePolicy struct {
 	logPath string
 }
 
+// newLivePolicy writes toml as a livePolicy in a fresh directory.
 func newLivePolicy(t *testing.T, toml string) *livePolicy {
 	t.Helper()
 	p := &livePolicy{path: writePolicy(t, "")}

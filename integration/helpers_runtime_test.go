@@ -186,13 +186,16 @@ func crunSetup(t *testing.T) (rootfs, stateRoot, policy string) {
 	return rootfs, stateRoot, policy
 }
 
-// ociRuntime is one real runtime the cases run on.
+// ociRuntime is a real runtime that tests run containers on directly, with
+// the wrapper its command line needs on this host (crunWrap for crun).
 type ociRuntime struct {
 	name string
 	path string
 	wrap func(t *testing.T, argv []string) []string
 }
 
+// ociRuntimes are runc and crun: they read specs differently, so what
+// capshim writes must hold on both.
 func ociRuntimes(t *testing.T) []ociRuntime {
 	return []ociRuntime{
 		{name: "runc", path: requireBinary(t, "runc"), wrap: func(_ *testing.T, argv []string) []string { return argv }},
