@@ -2,6 +2,9 @@
 
 package integration
 
+// Requests far over capshim's bounds grant nothing, and what capshim logs
+// about them stays short: it names a request's size, never its content.
+
 import (
 	"fmt"
 	"os"
@@ -22,29 +25,29 @@ func TestRuncOversizedRequest(t *testing.T) {
 	tests := []struct {
 		name     string
 		onDenied string
-		bs       runcBundleSpec
+		bs       bundleSpec
 		ok       bool   // the container runs
 		want     string // in the runtime log
 	}{
 		{
 			name: "1 MB annotation, drop", onDenied: "drop", ok: true,
-			bs:   runcBundleSpec{annotations: map[string]string{"capshim.io/capabilities": mega}},
+			bs:   bundleSpec{annotations: map[string]string{"capshim.io/capabilities": mega}},
 			want: `annotation \"capshim.io/capabilities\" refused: 1048586 bytes, over the limit of 4096 bytes; nothing in it is granted`,
 		},
 		{
 			name: "1 MB podman annotation, fail", onDenied: "fail",
-			bs:   runcBundleSpec{annotations: map[string]string{"io.containers.capabilities": mega}},
+			bs:   bundleSpec{annotations: map[string]string{"io.containers.capabilities": mega}},
 			want: `annotation \"io.containers.capabilities\" refused: 1048586 bytes`,
 		},
 		{
 			// The kernel takes at most 128 KiB per environment string.
 			name: "100 KB env, drop", onDenied: "drop", ok: true,
-			bs:   runcBundleSpec{env: []string{"CAPSHIM_CAPABILITIES=" + mega[:100<<10]}},
+			bs:   bundleSpec{env: []string{"CAPSHIM_CAPABILITIES=" + mega[:100<<10]}},
 			want: `env CAPSHIM_CAPABILITIES refused: 102400 bytes`,
 		},
 		{
 			name: "65 names, fail", onDenied: "fail",
-			bs:   runcBundleSpec{env: []string{"CAPSHIM_CAPABILITIES=CAP_CHOWN" + strings.Repeat(",chown", 64)}},
+			bs:   bundleSpec{env: []string{"CAPSHIM_CAPABILITIES=CAP_CHOWN" + strings.Repeat(",chown", 64)}},
 			want: `env CAPSHIM_CAPABILITIES refused: 65 names, over the limit of 64 names`,
 		},
 	}
@@ -53,8 +56,8 @@ func TestRuncOversizedRequest(t *testing.T) {
 			decisions := filepath.Join(t.TempDir(), "decisions.jsonl")
 			policy := writePolicy(t, strings.Replace(runcPolicy, `on_denied_request = "drop"`, `on_denied_request = "`+tc.onDenied+`"`, 1)+
 				fmt.Sprintf("log = %q\n[[rule]]\nname = \"chown\"\ncapabilities = [\"CAP_CHOWN\"]\n", decisions))
-			b := runcBundle(t, tc.bs)
-			res, log, _ := runcCapshimRun(t, b, policy)
+			b := newBundle(t, tc.bs)
+			res, log, _ := runBundle(t, b, policy)
 			if tc.ok {
 				if res.code != 0 {
 					t.Fatalf("container failed:\n%s", res)
@@ -63,7 +66,7 @@ func TestRuncOversizedRequest(t *testing.T) {
 			} else if res.code == 0 || strings.Contains(res.stdout, "CapBnd") {
 				t.Fatalf("the container ran:\n%s", res)
 			}
-			runtimeLog := string(runcReadFile(t, log))
+			runtimeLog := string(readFile(t, log))
 			decisionLog := ""
 			if data, err := os.ReadFile(decisions); err == nil {
 				decisionLog = string(data)

@@ -2,15 +2,12 @@
 
 package integration
 
-// CRI tests: the private containerd of containerd_test.go with its CRI
-// plugin, driven through the CRI gRPC API like kubelet does (no crictl):
-// RunPodSandbox on the host network (no CNI), CreateContainer,
-// StartContainer, then the container's log and the pause process's
-// /proc/PID/status tell which capabilities they really got.
+// Pods through the CRI plugin of a private containerd, with a capshim
+// runtime handler, a handler whose capshim picks its policy by the name it
+// is called as, and a plain runc handler as control.
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,264 +15,30 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/status"
 	"gopkg.in/yaml.v3"
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// ctdCRI is a CRI client of a private containerd.
-type ctdCRI struct {
-	d    *ctdDaemon
-	conn *grpc.ClientConn
-	rt   cri.RuntimeServiceClient
-	img  cri.ImageServiceClient
-}
-
-// ctdDialCRI connects to the daemon's CRI service, waits until the CRI
-// plugin is ready and arranges for every pod to be removed through CRI
-// before the daemon is stopped.
-func ctdDialCRI(t *testing.T, d *ctdDaemon) *ctdCRI {
-	t.Helper()
-	conn, err := grpc.NewClient("unix://"+d.sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &ctdCRI{d: d, conn: conn, rt: cri.NewRuntimeServiceClient(conn), img: cri.NewImageServiceClient(conn)}
-	d.beforeStop = append(d.beforeStop, func() {
-		c.removeAllPods(t)
-		conn.Close()
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		st, err := c.rt.Status(ctx, &cri.StatusRequest{})
-		cancel()
-		if err == nil && ctdRuntimeReady(st) {
-			return c
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("CRI not ready after 30s: %v %v\n%s", err, st, d.logTail(30))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
-func ctdRuntimeReady(st *cri.StatusResponse) bool {
-	for _, c := range st.GetStatus().GetConditions() {
-		if c.GetType() == cri.RuntimeReady {
-			return c.GetStatus()
-		}
-	}
-	return false
-}
-
-// removeAllPods stops and removes every container and pod sandbox of the
-// daemon through CRI (releases shims, mounts and cgroups properly).
-func (c *ctdCRI) removeAllPods(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if cs, err := c.rt.ListContainers(ctx, &cri.ListContainersRequest{}); err == nil {
-		for _, ctr := range cs.GetContainers() {
-			_, _ = c.rt.StopContainer(ctx, &cri.StopContainerRequest{ContainerId: ctr.GetId(), Timeout: 0})
-			if _, err := c.rt.RemoveContainer(ctx, &cri.RemoveContainerRequest{ContainerId: ctr.GetId()}); err != nil {
-				t.Logf("removing container %s: %v", ctr.GetId(), err)
-			}
-		}
-	}
-	if ps, err := c.rt.ListPodSandbox(ctx, &cri.ListPodSandboxRequest{}); err == nil {
-		for _, p := range ps.GetItems() {
-			_, _ = c.rt.StopPodSandbox(ctx, &cri.StopPodSandboxRequest{PodSandboxId: p.GetId()})
-			if _, err := c.rt.RemovePodSandbox(ctx, &cri.RemovePodSandboxRequest{PodSandboxId: p.GetId()}); err != nil {
-				t.Logf("removing pod %s: %v", p.GetId(), err)
-			}
-		}
-	}
-}
-
-// ctdPod describes one pod with one container.
-type ctdPod struct {
-	handler       string
-	namespace     string
-	podAnnotation map[string]string
-	ctrAnnotation map[string]string
-}
-
-// ctdPodResult is what a pod really got.
-type ctdPodResult struct {
-	podID, ctrID    string
-	sandboxStatus   string // Cap* lines of /proc/<pause pid>/status
-	containerStatus string // Cap* lines the container printed
-	execStatus      string // Cap* lines of an ExecSync in the container
-	specAnnotations map[string]string
-}
-
-var ctdPodSeq int
-
-// run starts the pod and its container, returns what they got, and removes
-// both through CRI when the (sub)test ends. Only a failing RunPodSandbox is
-// returned as an error; any other failure ends the test.
-func (c *ctdCRI) run(t *testing.T, p ctdPod) (ctdPodResult, error) {
-	t.Helper()
-	ctdPodSeq++
-	name := fmt.Sprintf("capshim-pod-%d", ctdPodSeq)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-
-	logDir := filepath.Join(c.d.dir, "logs", name)
-	if err := os.MkdirAll(logDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	podCfg := &cri.PodSandboxConfig{
-		Metadata: &cri.PodSandboxMetadata{
-			Name:      name,
-			Namespace: p.namespace,
-			Uid:       fmt.Sprintf("uid-%d-%d", os.Getpid(), ctdPodSeq),
-		},
-		LogDirectory: logDir,
-		Annotations:  p.podAnnotation,
-		Labels:       map[string]string{"app": "capshim-it"},
-		Linux: &cri.LinuxPodSandboxConfig{
-			CgroupParent: c.d.cgParent,
-			SecurityContext: &cri.LinuxSandboxSecurityContext{
-				NamespaceOptions: &cri.NamespaceOption{Network: cri.NamespaceMode_NODE},
-			},
-		},
-	}
-	start := time.Now()
-	rp, err := c.rt.RunPodSandbox(ctx, &cri.RunPodSandboxRequest{Config: podCfg, RuntimeHandler: p.handler})
-	if err != nil {
-		return ctdPodResult{}, fmt.Errorf("RunPodSandbox(handler %s): %w", p.handler, err)
-	}
-	podID := rp.GetPodSandboxId()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		// A test may have removed the pod already (NotFound).
-		if _, err := c.rt.StopPodSandbox(ctx, &cri.StopPodSandboxRequest{PodSandboxId: podID}); err != nil && status.Code(err) != codes.NotFound {
-			t.Errorf("StopPodSandbox: %v", err)
-		}
-		if _, err := c.rt.RemovePodSandbox(ctx, &cri.RemovePodSandboxRequest{PodSandboxId: podID}); err != nil && status.Code(err) != codes.NotFound {
-			t.Errorf("RemovePodSandbox: %v", err)
-		}
-	})
-
-	res := ctdPodResult{podID: podID}
-	ps, err := c.rt.PodSandboxStatus(ctx, &cri.PodSandboxStatusRequest{PodSandboxId: podID, Verbose: true})
-	if err != nil {
-		t.Fatalf("PodSandboxStatus: %v", err)
-	}
-	var info struct {
-		Pid int `json:"pid"`
-	}
-	if err := json.Unmarshal([]byte(ps.GetInfo()["info"]), &info); err != nil || info.Pid <= 0 {
-		t.Fatalf("no sandbox pid in PodSandboxStatus info (%v): %q", err, ps.GetInfo()["info"])
-	}
-	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", info.Pid))
-	if err != nil {
-		t.Fatalf("reading status of pause process: %v", err)
-	}
-	for _, line := range strings.Split(string(st), "\n") {
-		if strings.HasPrefix(line, "Cap") {
-			res.sandboxStatus += line + "\n"
-		}
-	}
-
-	cc, err := c.rt.CreateContainer(ctx, &cri.CreateContainerRequest{
-		PodSandboxId: podID,
-		Config: &cri.ContainerConfig{
-			Metadata:    &cri.ContainerMetadata{Name: "main"},
-			Image:       &cri.ImageSpec{Image: ctdImageBusybox},
-			Command:     []string{"sh", "-c", "grep Cap /proc/self/status; sleep 30"},
-			LogPath:     "main.log",
-			Annotations: p.ctrAnnotation,
-			Linux:       &cri.LinuxContainerConfig{},
-		},
-		SandboxConfig: podCfg,
-	})
-	if err != nil {
-		t.Fatalf("CreateContainer: %v\ncontainerd log:\n%s", err, c.d.logTail(20))
-	}
-	ctrID := cc.GetContainerId()
-	res.ctrID = ctrID
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		_, _ = c.rt.StopContainer(ctx, &cri.StopContainerRequest{ContainerId: ctrID, Timeout: 0})
-		if _, err := c.rt.RemoveContainer(ctx, &cri.RemoveContainerRequest{ContainerId: ctrID}); err != nil {
-			t.Errorf("RemoveContainer: %v", err)
-		}
-	})
-	if cs, err := c.rt.ContainerStatus(ctx, &cri.ContainerStatusRequest{ContainerId: ctrID, Verbose: true}); err == nil {
-		var ci struct {
-			RuntimeSpec struct {
-				Annotations map[string]string `json:"annotations"`
-			} `json:"runtimeSpec"`
-		}
-		if json.Unmarshal([]byte(cs.GetInfo()["info"]), &ci) == nil {
-			res.specAnnotations = ci.RuntimeSpec.Annotations
-		}
-	}
-	if _, err := c.rt.StartContainer(ctx, &cri.StartContainerRequest{ContainerId: ctrID}); err != nil {
-		t.Fatalf("StartContainer: %v\ncontainerd log:\n%s", err, c.d.logTail(20))
-	}
-	logPath := filepath.Join(logDir, "main.log")
-	for {
-		res.containerStatus = ctdReadCRILog(logPath)
-		if strings.Contains(res.containerStatus, "CapAmb") {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("no Cap lines in %s: %q", logPath, res.containerStatus)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	// exec gets its capabilities from containerd's copy of the spec, which
-	// capshim never saw: it must reduce the exec's process.json too.
-	ex, err := c.rt.ExecSync(ctx, &cri.ExecSyncRequest{ContainerId: ctrID, Cmd: []string{"grep", "Cap", "/proc/self/status"}, Timeout: 20})
-	if err != nil || ex.GetExitCode() != 0 {
-		t.Fatalf("ExecSync: %v (exit %d): %s%s", err, ex.GetExitCode(), ex.GetStdout(), ex.GetStderr())
-	}
-	res.execStatus = string(ex.GetStdout())
-	t.Logf("pod %s (handler %s, namespace %s) ready in %v", name, p.handler, p.namespace, time.Since(start).Round(time.Millisecond))
-	return res, nil
-}
-
-// ctdReadCRILog returns the messages of a CRI container log file
-// ("<time> <stream> <P|F> <msg>" lines), one per line.
-func ctdReadCRILog(path string) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	var b strings.Builder
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.SplitN(line, " ", 4)
-		if len(f) < 4 {
-			continue
-		}
-		b.WriteString(f[3])
-		if f[2] == "F" {
-			b.WriteByte('\n')
-		}
-	}
-	return b.String()
-}
+// ruleChownWeb lets the pods of the namespaces web-* ask for CAP_CHOWN.
+const ruleChownWeb = `[[rule]]
+name = "chown-for-web"
+capabilities = ["CAP_CHOWN"]
+[rule.match.annotations]
+"io.kubernetes.cri.sandbox-namespace" = "web-*"
+`
 
 // TestCRI runs pods through one private containerd whose CRI plugin has a
 // capshim runtime handler and a plain runc handler as control.
 func TestCRI(t *testing.T) {
-	ctdRequire(t)
-	pol := ctdNewPolicy(t, ctdPolicyTOML())
+	requireContainerd(t)
+	pol := newLivePolicy(t, policyTOML())
 
 	// A second handler with its own policy, chosen by the name capshim is
 	// called as: the handler's binary is a link named capshim-web, which
 	// reads capshim-web.toml in $CAPSHIM_CONFIG_DIR (default /etc/capshim;
 	// a directory of the test here, given to containerd's environment).
 	// The name wins over $CAPSHIM_CONFIG, which the daemon also has.
-	webPol := ctdNewPolicy(t, ctdPolicyTOML(ctdRuleChown))
+	webPol := newLivePolicy(t, policyTOML(ruleChown))
 	cfgDir := t.TempDir()
 	binDir := t.TempDir()
 	for _, d := range []string{cfgDir, binDir} {
@@ -301,22 +64,22 @@ func TestCRI(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	handlers := []ctdHandler{
+	handlers := []criHandler{
 		{name: "runc"},
 		{name: "capshim", binary: capshimBin, annotations: true},
 		{name: "capshim-web", binary: webBin, annotations: true},
 		{name: "capshim-by-name", binary: byNameBin, annotations: true},
 	}
-	d := ctdStart(t, handlers, []string{"CAPSHIM_CONFIG=" + pol.path, "CAPSHIM_CONFIG_DIR=" + cfgDir})
+	d := startContainerd(t, handlers, []string{"CAPSHIM_CONFIG=" + pol.path, "CAPSHIM_CONFIG_DIR=" + cfgDir})
 	d.importImages(t, "k8s.io")
-	c := ctdDialCRI(t, d)
+	c := dialCRI(t, d)
 
 	req := func(caps string) map[string]string { return map[string]string{"capshim.io/capabilities": caps} }
-	shipped, shippedReq := ctdShippedPolicy(t)
+	shipped, shippedReq := shippedPolicy(t)
 	tests := []struct {
 		name          string
 		policy        string
-		pod           ctdPod
+		pod           criPod
 		wantSandbox   uint64
 		wantContainer uint64   // also for an exec in the container
 		wantErr       []string // RunPodSandbox must fail with these in its error
@@ -324,66 +87,66 @@ func TestCRI(t *testing.T) {
 	}{
 		{
 			name:          "control: runc handler keeps containerd defaults",
-			policy:        ctdPolicyTOML(ctdRuleChown),
-			pod:           ctdPod{handler: "runc", namespace: "other", podAnnotation: req("CAP_CHOWN")},
+			policy:        policyTOML(ruleChown),
+			pod:           criPod{handler: "runc", namespace: "other", podAnnotation: req("CAP_CHOWN")},
 			wantSandbox:   maskDocker,
 			wantContainer: maskDocker,
 		},
 		{
 			name:          "default policy reduces sandbox and container",
-			policy:        ctdPolicyTOML(),
-			pod:           ctdPod{handler: "capshim", namespace: "other"},
+			policy:        policyTOML(),
+			pod:           criPod{handler: "capshim", namespace: "other"},
 			wantSandbox:   maskMinimal,
 			wantContainer: maskMinimal,
 		},
 		{
 			name:          "pod annotation request without rule is dropped",
-			policy:        ctdPolicyTOML(),
-			pod:           ctdPod{handler: "capshim", namespace: "other", podAnnotation: req("CAP_CHOWN")},
+			policy:        policyTOML(),
+			pod:           criPod{handler: "capshim", namespace: "other", podAnnotation: req("CAP_CHOWN")},
 			wantSandbox:   maskMinimal,
 			wantContainer: maskMinimal,
 		},
 		{
 			// Pod annotations go into the sandbox's config.json too.
 			name:          "pod annotation request allowed by rule",
-			policy:        ctdPolicyTOML(ctdRuleChown),
-			pod:           ctdPod{handler: "capshim", namespace: "other", podAnnotation: req("CAP_CHOWN")},
+			policy:        policyTOML(ruleChown),
+			pod:           criPod{handler: "capshim", namespace: "other", podAnnotation: req("CAP_CHOWN")},
 			wantSandbox:   maskMinimal | maskChown,
 			wantContainer: maskMinimal | maskChown,
 		},
 		{
 			name:          "container annotation request allowed by rule",
-			policy:        ctdPolicyTOML(ctdRuleChown),
-			pod:           ctdPod{handler: "capshim", namespace: "other", ctrAnnotation: req("CAP_CHOWN")},
+			policy:        policyTOML(ruleChown),
+			pod:           criPod{handler: "capshim", namespace: "other", ctrAnnotation: req("CAP_CHOWN")},
 			wantSandbox:   maskMinimal,
 			wantContainer: maskMinimal | maskChown,
 		},
 		{
 			name:          "podman annotation io.containers.capabilities is a request",
-			policy:        ctdPolicyTOML(ctdRuleChown),
-			pod:           ctdPod{handler: "capshim", namespace: "other", podAnnotation: map[string]string{"io.containers.capabilities": "CHOWN"}},
+			policy:        policyTOML(ruleChown),
+			pod:           criPod{handler: "capshim", namespace: "other", podAnnotation: map[string]string{"io.containers.capabilities": "CHOWN"}},
 			wantSandbox:   maskMinimal | maskChown,
 			wantContainer: maskMinimal | maskChown,
 		},
 		{
 			name:          "namespace rule grants in web-a",
-			policy:        ctdPolicyTOML(ctdRuleChownWeb),
-			pod:           ctdPod{handler: "capshim", namespace: "web-a", podAnnotation: req("CAP_CHOWN")},
+			policy:        policyTOML(ruleChownWeb),
+			pod:           criPod{handler: "capshim", namespace: "web-a", podAnnotation: req("CAP_CHOWN")},
 			wantSandbox:   maskMinimal | maskChown,
 			wantContainer: maskMinimal | maskChown,
 		},
 		{
 			name:          "namespace rule does not grant in other",
-			policy:        ctdPolicyTOML(ctdRuleChownWeb),
-			pod:           ctdPod{handler: "capshim", namespace: "other", podAnnotation: req("CAP_CHOWN")},
+			policy:        policyTOML(ruleChownWeb),
+			pod:           criPod{handler: "capshim", namespace: "other", podAnnotation: req("CAP_CHOWN")},
 			wantSandbox:   maskMinimal,
 			wantContainer: maskMinimal,
 		},
 		{
 			// The requester cannot forge the namespace key: CRI overwrites it.
 			name:   "forged namespace annotation does not match the rule",
-			policy: ctdPolicyTOML(ctdRuleChownWeb),
-			pod: ctdPod{handler: "capshim", namespace: "other",
+			policy: policyTOML(ruleChownWeb),
+			pod: criPod{handler: "capshim", namespace: "other",
 				podAnnotation: map[string]string{"capshim.io/capabilities": "CAP_CHOWN", "io.kubernetes.cri.sandbox-namespace": "web-x"},
 				ctrAnnotation: map[string]string{"io.kubernetes.cri.sandbox-namespace": "web-x"}},
 			wantSandbox:   maskMinimal,
@@ -394,14 +157,14 @@ func TestCRI(t *testing.T) {
 			// request give what the README promises.
 			name:          "shipped policy and example pod in web-demo",
 			policy:        shipped,
-			pod:           ctdPod{handler: "capshim", namespace: "web-demo", podAnnotation: shippedReq},
+			pod:           criPod{handler: "capshim", namespace: "web-demo", podAnnotation: shippedReq},
 			wantSandbox:   maskMinimal | maskChown,
 			wantContainer: maskMinimal | maskChown,
 		},
 		{
 			name:          "shipped policy and example pod in another namespace",
 			policy:        shipped,
-			pod:           ctdPod{handler: "capshim", namespace: "default", podAnnotation: shippedReq},
+			pod:           criPod{handler: "capshim", namespace: "default", podAnnotation: shippedReq},
 			wantSandbox:   maskMinimal,
 			wantContainer: maskMinimal,
 		},
@@ -409,17 +172,17 @@ func TestCRI(t *testing.T) {
 			// Same request as "pod annotation request without rule is dropped",
 			// but the handler capshim-web has a policy with a CHOWN rule.
 			name:          "second handler uses its own policy",
-			policy:        ctdPolicyTOML(),
-			pod:           ctdPod{handler: "capshim-web", namespace: "other", podAnnotation: req("CAP_CHOWN")},
+			policy:        policyTOML(),
+			pod:           criPod{handler: "capshim-web", namespace: "other", podAnnotation: req("CAP_CHOWN")},
 			wantSandbox:   maskMinimal | maskChown,
 			wantContainer: maskMinimal | maskChown,
 		},
 		{
 			name:    "policy chosen by the name capshim is called as (missing: pod refused)",
-			policy:  ctdPolicyTOML(),
-			pod:     ctdPod{handler: "capshim-by-name", namespace: "other"},
+			policy:  policyTOML(),
+			pod:     criPod{handler: "capshim-by-name", namespace: "other"},
 			wantErr: []string{"OCI runtime create failed", "capshim:", byNamePolicy},
-			skip:    ctdSkipIfExists(byNamePolicy),
+			skip:    skipIfExists(byNamePolicy),
 		},
 	}
 	for _, tc := range tests {
@@ -455,16 +218,16 @@ func TestCRI(t *testing.T) {
 
 	// A broken policy must stop new containers (fail closed) but not the
 	// stopping and removal of running ones: kill, delete and state carry no
-	// capabilities (design: only create/run/restore/exec are refused).
+	// capabilities, so only create, run, restore and exec are refused.
 	t.Run("unusable policy does not block stopping a running pod", func(t *testing.T) {
-		pol.set(t, ctdPolicyTOML())
-		got, err := c.run(t, ctdPod{handler: "capshim", namespace: "other"})
+		pol.set(t, policyTOML())
+		got, err := c.run(t, criPod{handler: "capshim", namespace: "other"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		// Runs before the pod clean-up registered by run.
-		t.Cleanup(func() { pol.set(t, ctdPolicyTOML()) })
-		pol.set(t, strings.Replace(ctdPolicyTOML(), `mode = "enforce"`, `mode = "bogus"`, 1))
+		t.Cleanup(func() { pol.set(t, policyTOML()) })
+		pol.set(t, strings.Replace(policyTOML(), `mode = "enforce"`, `mode = "bogus"`, 1))
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
 		if _, err := c.rt.StopContainer(ctx, &cri.StopContainerRequest{ContainerId: got.ctrID, Timeout: 0}); err != nil {
@@ -479,9 +242,9 @@ func TestCRI(t *testing.T) {
 	})
 }
 
-// ctdShippedPolicy returns the policy of deploy/kubernetes/configmap.yaml
+// shippedPolicy returns the policy of deploy/kubernetes/configmap.yaml
 // and the annotations of the pod in deploy/kubernetes/example-pod.yaml.
-func ctdShippedPolicy(t *testing.T) (string, map[string]string) {
+func shippedPolicy(t *testing.T) (string, map[string]string) {
 	t.Helper()
 	docs := func(file string) []map[string]any {
 		data, err := os.ReadFile(filepath.Join("..", "deploy", "kubernetes", file))
@@ -522,8 +285,8 @@ func ctdShippedPolicy(t *testing.T) (string, map[string]string) {
 	return policy, ann
 }
 
-// ctdSkipIfExists returns a skip reason when path exists.
-func ctdSkipIfExists(path string) string {
+// skipIfExists returns a skip reason when path exists.
+func skipIfExists(path string) string {
 	if _, err := os.Lstat(path); err == nil {
 		return path + " exists on this host; not testing the missing-policy case"
 	}

@@ -2,116 +2,32 @@
 
 package integration
 
-// crun tests: capshim called with runc's command line directly (no engine)
-// and a policy whose runtime is /usr/bin/crun.
+// crun behind capshim: capshim called with runc's command line directly
+// (no engine) and a policy whose runtime is /usr/bin/crun.
 //
 // crun refuses cgroup "hybrid" hosts whose cgroup2 hierarchy at
 // /sys/fs/cgroup/unified has controllers ("cgroups in hybrid mode not
 // supported, drop all controllers from cgroupv2"; this VM has hugetlb
 // there). The tests then run crun in a private mount namespace without that
-// mount (`unshare --mount --propagation private` + `umount
-// /sys/fs/cgroup/unified`), so crun sees cgroup v1 only; the host's mounts
-// are untouched.
+// mount (see crunWrap), so crun sees cgroup v1 only; the host's mounts are
+// untouched.
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	rspec "github.com/opencontainers/runtime-spec/specs-go"
-	"github.com/opencontainers/runtime-tools/generate"
 )
-
-// crunDockerCaps are Docker's 14 default capabilities (maskDocker).
-var crunDockerCaps = []string{
-	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
-	"CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
-	"CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
-}
-
-// crunNeedsPrivateCgroupNS reports whether crun would refuse this host's
-// cgroup layout (hybrid with controllers on the cgroup2 hierarchy).
-func crunNeedsPrivateCgroupNS() bool {
-	b, err := os.ReadFile("/sys/fs/cgroup/unified/cgroup.controllers")
-	return err == nil && strings.TrimSpace(string(b)) != ""
-}
-
-// crunWrap returns argv, run in a private mount namespace without the
-// cgroup2 hierarchy when crun needs that here.
-func crunWrap(t *testing.T, argv []string) []string {
-	t.Helper()
-	if !crunNeedsPrivateCgroupNS() {
-		return argv
-	}
-	unshare := requireBinary(t, "unshare")
-	return append([]string{unshare, "--mount", "--propagation", "private", "sh", "-c",
-		`umount /sys/fs/cgroup/unified && exec "$@"`, "sh"}, argv...)
-}
-
-// crunBundle writes B/config.json for rootfs: Docker's 14 capabilities in
-// the bounding, effective and permitted sets, args as the process, plus
-// extra process env and annotations.
-func crunBundle(t *testing.T, rootfs string, args, env []string, annotations map[string]string) string {
-	t.Helper()
-	g, err := generate.New("linux")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// runtime-spec v1.3.0 writes ociVersion 1.3.0, which crun 1.8.1 rejects
-	// ("unknown version specified": it accepts 1.0.x only); Docker 20.10
-	// and containerd 1.6 write 1.0.2-dev.
-	g.Config.Version = "1.0.2-dev"
-	g.SetRootPath(rootfs)
-	g.SetRootReadonly(true)
-	g.SetHostname("capshim-crun")
-	g.SetProcessTerminal(false)
-	g.SetProcessArgs(args)
-	for _, kv := range env {
-		k, v, _ := strings.Cut(kv, "=")
-		g.AddProcessEnv(k, v)
-	}
-	for k, v := range annotations {
-		g.AddAnnotation(k, v)
-	}
-	caps := append([]string(nil), crunDockerCaps...)
-	g.Config.Process.Capabilities = &rspec.LinuxCapabilities{
-		Bounding:  caps,
-		Effective: caps,
-		Permitted: caps,
-	}
-	bundle := t.TempDir()
-	if err := g.SaveToFile(filepath.Join(bundle, "config.json"), generate.ExportOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	return bundle
-}
-
-// crunSetup checks for crun, builds a busybox rootfs and a state root and
-// writes the crun policy.
-func crunSetup(t *testing.T) (rootfs, stateRoot, policy string) {
-	t.Helper()
-	requireRoot(t)
-	if _, err := os.Stat("/usr/bin/crun"); err != nil {
-		t.Fatalf("/usr/bin/crun missing (make test installs crun): %v", err)
-	}
-	rootfs = filepath.Join(t.TempDir(), "rootfs")
-	buildRootfs(t, rootfs)
-	stateRoot = engTempDir(t, "capshim-crun-")
-	policy = writePolicy(t, engPolicy("/usr/bin/crun"))
-	return rootfs, stateRoot, policy
-}
 
 // crunDelete force-deletes a container (cleanup; errors are ignored:
 // `run` removes the container itself when it exits).
 func crunDelete(t *testing.T, stateRoot, id string) {
 	t.Helper()
-	r := engRun(30*time.Second, os.Environ(), crunWrap(t, []string{"/usr/bin/crun", "--root", stateRoot, "delete", "--force", id})...)
+	argv := crunWrap(t, []string{"/usr/bin/crun", "--root", stateRoot, "delete", "--force", id})
+	r := runCmd(cmdOpts{timeout: 30 * time.Second}, argv[0], argv[1:]...)
 	if r.err != nil && !strings.Contains(r.stderr, "does not exist") && !strings.Contains(r.stderr, "No such file") {
 		t.Logf("cleanup: %v", r)
 	}
@@ -142,10 +58,10 @@ func TestCrun(t *testing.T) {
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			bundle := crunBundle(t, rootfs, grep, tc.env, tc.annotations)
+			bundle := rootfsBundle(t, rootfs, grep, tc.env, tc.annotations)
 			id := fmt.Sprintf("capshim-crun-%d-%d", os.Getpid(), i)
 			t.Cleanup(func() { crunDelete(t, stateRoot, id) })
-			env := engEnv([]string{"CAPSHIM_"})
+			env := envWithout([]string{"CAPSHIM_"})
 			var argv []string
 			switch {
 			case !tc.shim:
@@ -158,9 +74,10 @@ func TestCrun(t *testing.T) {
 			}
 			logFile := filepath.Join(bundle, "log.json")
 			argv = append(argv, "--root", stateRoot, "--log", logFile, "--log-format", "json", "run", "-b", bundle, id)
-			r := engRun(time.Minute, env, crunWrap(t, argv)...)
+			w := crunWrap(t, argv)
+			r := runCmd(cmdOpts{env: env}, w[0], w[1:]...)
 			if r.err != nil {
-				t.Fatalf("%v\nlog %s:\n%s", r, logFile, engTail(logFile, 20))
+				t.Fatalf("%v\nlog %s:\n%s", r, logFile, tailFile(logFile, 20))
 			}
 			t.Logf("%s: %v", strings.Join(argv, " "), r.took.Round(time.Millisecond))
 			assertCaps(t, r.stdout, tc.want)
@@ -174,40 +91,27 @@ func TestCrun(t *testing.T) {
 // process is reduced.
 func TestCrunCreateStart(t *testing.T) {
 	rootfs, stateRoot, policy := crunSetup(t)
-	bundle := crunBundle(t, rootfs, []string{"grep", "Cap", "/proc/self/status"}, nil, nil)
+	bundle := rootfsBundle(t, rootfs, []string{"grep", "Cap", "/proc/self/status"}, nil, nil)
 	id := fmt.Sprintf("capshim-crun-cs-%d", os.Getpid())
 	t.Cleanup(func() { crunDelete(t, stateRoot, id) })
 
-	// The container inherits create's stdout and stderr: they must be
-	// files, with pipes Wait would block until the container exits.
-	tmp := t.TempDir()
-	outPath, errPath := filepath.Join(tmp, "stdout"), filepath.Join(tmp, "stderr")
-	out, err := os.Create(outPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	errf, err := os.Create(errPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer errf.Close()
+	// The container inherits create's stdout and stderr and prints to
+	// them after create returned: runCmd keeps the files in outDir.
+	outDir := t.TempDir()
 	logFile := filepath.Join(bundle, "log.json")
 	argv := crunWrap(t, []string{capshimBin, "--capshim-config=" + policy, "--root", stateRoot,
 		"--log", logFile, "--log-format", "json", "create", "--bundle", bundle, id})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = engEnv([]string{"CAPSHIM_"})
-	cmd.Stdin = nil
-	cmd.Stdout, cmd.Stderr = out, errf
-	start := time.Now()
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("%s: %v\nstderr:\n%s\nlog:\n%s", strings.Join(argv, " "), err, engTail(errPath, 20), engTail(logFile, 20))
+	cr := runCmd(cmdOpts{env: envWithout([]string{"CAPSHIM_"}), outDir: outDir}, argv[0], argv[1:]...)
+	if cr.err != nil {
+		t.Fatalf("%v\nlog:\n%s", cr, tailFile(logFile, 20))
 	}
-	t.Logf("capshim create: %v", time.Since(start).Round(time.Millisecond))
+	t.Logf("capshim create: %v", cr.took.Round(time.Millisecond))
 
-	r := engRun(30*time.Second, os.Environ(), crunWrap(t, []string{"/usr/bin/crun", "--root", stateRoot, "state", id})...)
+	crun := func(args ...string) cmdResult {
+		argv := crunWrap(t, append([]string{"/usr/bin/crun", "--root", stateRoot}, args...))
+		return runCmd(cmdOpts{timeout: 30 * time.Second}, argv[0], argv[1:]...)
+	}
+	r := crun("state", id)
 	if r.err != nil {
 		t.Fatalf("crun does not know the container capshim created: %v", r)
 	}
@@ -218,12 +122,12 @@ func TestCrunCreateStart(t *testing.T) {
 		t.Fatalf("crun state: status %q (err %v), want created\n%s", st.Status, err, r.stdout)
 	}
 
-	if r := engRun(30*time.Second, os.Environ(), crunWrap(t, []string{"/usr/bin/crun", "--root", stateRoot, "start", id})...); r.err != nil {
+	if r := crun("start", id); r.err != nil {
 		t.Fatalf("crun start: %v", r)
 	}
 	var status string
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		b, _ := os.ReadFile(outPath)
+		b, _ := os.ReadFile(cr.stdoutPath)
 		if status = string(b); strings.Contains(status, "CapAmb") {
 			break
 		}
@@ -282,7 +186,7 @@ func TestCrunConfigFlag(t *testing.T) {
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			src := crunBundle(t, rootfs, grep, nil, nil)
+			src := rootfsBundle(t, rootfs, grep, nil, nil)
 			spec, err := os.ReadFile(filepath.Join(src, "config.json"))
 			if err != nil {
 				t.Fatal(err)
@@ -297,16 +201,11 @@ func TestCrunConfigFlag(t *testing.T) {
 			argv := []string{capshimBin, "--capshim-config=" + policy, "--root", stateRoot, "--log", logFile, "--log-format", "json", "run", "-b", bundle}
 			argv = append(append(argv, tc.flag(cwd, bundle)...), id)
 			argv = crunWrap(t, argv)
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-			cmd.Dir = cwd
-			cmd.Env = engEnv([]string{"CAPSHIM_"})
-			out, err := cmd.CombinedOutput()
-			if err != nil {
-				t.Fatalf("%s: %v\n%s\nlog:\n%s", strings.Join(argv, " "), err, out, engTail(logFile, 10))
+			r := runCmd(cmdOpts{env: envWithout([]string{"CAPSHIM_"}), dir: cwd}, argv[0], argv[1:]...)
+			if r.err != nil {
+				t.Fatalf("%v\nlog:\n%s", r, tailFile(logFile, 10))
 			}
-			assertCaps(t, string(out), maskMinimal)
+			assertCaps(t, r.stdout, maskMinimal)
 			for _, d := range tc.decoys(cwd, bundle) {
 				if b, _ := os.ReadFile(d); string(b) != string(spec) {
 					t.Errorf("capshim changed %s, which crun does not read", d)

@@ -9,19 +9,13 @@ package integration
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
-
-// capSysAdmin is CAP_SYS_ADMIN's bit in /proc/PID/status masks.
-const capSysAdmin = 1 << 21
 
 // difAdminCaps is a capabilities object that grants CAP_SYS_ADMIN.
 const difAdminCaps = `{"bounding":["CAP_SYS_ADMIN"],"effective":["CAP_SYS_ADMIN"],"permitted":["CAP_SYS_ADMIN"]}`
@@ -106,28 +100,14 @@ func difCases() []difCase {
 	}
 }
 
-// difRuntime is one real runtime the cases run on.
-type difRuntime struct {
-	name string
-	path string
-	wrap func(t *testing.T, argv []string) []string
-}
-
-func difRuntimes(t *testing.T) []difRuntime {
-	return []difRuntime{
-		{name: "runc", path: requireBinary(t, "runc"), wrap: func(_ *testing.T, argv []string) []string { return argv }},
-		{name: "crun", path: "/usr/bin/crun", wrap: crunWrap},
-	}
-}
-
 func TestDifferentialSpecs(t *testing.T) {
 	rootfs, stateRoot, _ := crunSetup(t)
 	grep := []string{"grep", "Cap", "/proc/self/status"}
-	for _, rt := range difRuntimes(t) {
-		policy := writePolicy(t, engPolicy(rt.path))
+	for _, rt := range ociRuntimes(t) {
+		policy := writePolicy(t, chownPolicy(rt.path))
 		for i, tc := range difCases() {
 			t.Run(rt.name+"/"+tc.name, func(t *testing.T) {
-				base := crunBundle(t, rootfs, grep, nil, nil)
+				base := rootfsBundle(t, rootfs, grep, nil, nil)
 				orig, err := os.ReadFile(filepath.Join(base, "config.json"))
 				if err != nil {
 					t.Fatal(err)
@@ -139,8 +119,9 @@ func TestDifferentialSpecs(t *testing.T) {
 				ctl := t.TempDir()
 				writeFile(t, filepath.Join(ctl, "config.json"), edited, 0o644)
 				id := fmt.Sprintf("capshim-dif-%d-%s-%d", os.Getpid(), rt.name, i)
-				t.Cleanup(func() { difDelete(t, rt, stateRoot, id) })
-				r := engRun(time.Minute, os.Environ(), rt.wrap(t, []string{rt.path, "--root", stateRoot, "run", "-b", ctl, id})...)
+				t.Cleanup(func() { deleteContainer(t, rt, stateRoot, id) })
+				argv := rt.wrap(t, []string{rt.path, "--root", stateRoot, "run", "-b", ctl, id})
+				r := runCmd(cmdOpts{}, argv[0], argv[1:]...)
 				switch {
 				case rt.name == "runc" && tc.runcRefuses:
 					if r.err == nil {
@@ -157,23 +138,23 @@ func TestDifferentialSpecs(t *testing.T) {
 				if rt.name == "crun" {
 					want = tc.crunAdmin
 				}
-				if (got&capSysAdmin != 0) != want {
+				if (got&maskSysAdmin != 0) != want {
 					t.Fatalf("control: %s alone gives CapBnd %016x; expected CAP_SYS_ADMIN %v", rt.name, got, want)
 				}
-				difDelete(t, rt, stateRoot, id)
+				deleteContainer(t, rt, stateRoot, id)
 
 				// Through capshim.
 				b := t.TempDir()
 				writeFile(t, filepath.Join(b, "config.json"), edited, 0o644)
 				logFile := filepath.Join(b, "log.json")
-				argv := rt.wrap(t, []string{capshimBin, "--capshim-config=" + policy, "--root", stateRoot,
+				argv = rt.wrap(t, []string{capshimBin, "--capshim-config=" + policy, "--root", stateRoot,
 					"--log", logFile, "--log-format", "json", "run", "-b", b, id})
-				r = engRun(time.Minute, engEnv([]string{"CAPSHIM_"}), argv...)
+				r = runCmd(cmdOpts{env: envWithout([]string{"CAPSHIM_"})}, argv[0], argv[1:]...)
 				if tc.refused != "" {
 					if r.err == nil || strings.Contains(r.stdout, "CapBnd") {
 						t.Fatalf("capshim let the container start: %v", r)
 					}
-					log := engTail(logFile, 5)
+					log := tailFile(logFile, 5)
 					if !strings.Contains(log, tc.refused) {
 						t.Fatalf("the log does not give the reason %q:\n%s", tc.refused, log)
 					}
@@ -184,7 +165,7 @@ func TestDifferentialSpecs(t *testing.T) {
 					return
 				}
 				if r.err != nil {
-					t.Fatalf("%v\nlog:\n%s", r, engTail(logFile, 10))
+					t.Fatalf("%v\nlog:\n%s", r, tailFile(logFile, 10))
 				}
 				assertCaps(t, r.stdout, maskMinimal)
 			})
@@ -196,23 +177,19 @@ func TestDifferentialSpecs(t *testing.T) {
 // running container of each runtime.
 func TestDifferentialExec(t *testing.T) {
 	rootfs, stateRoot, _ := crunSetup(t)
-	for _, rt := range difRuntimes(t) {
+	for _, rt := range ociRuntimes(t) {
 		t.Run(rt.name, func(t *testing.T) {
-			policy := writePolicy(t, engPolicy(rt.path))
-			b := crunBundle(t, rootfs, []string{"sleep", "60"}, nil, nil)
+			policy := writePolicy(t, chownPolicy(rt.path))
+			b := rootfsBundle(t, rootfs, []string{"sleep", "60"}, nil, nil)
 			id := fmt.Sprintf("capshim-difx-%d-%s", os.Getpid(), rt.name)
-			t.Cleanup(func() { difDelete(t, rt, stateRoot, id) })
+			t.Cleanup(func() { deleteContainer(t, rt, stateRoot, id) })
 			logFile := filepath.Join(b, "log.json")
-			// Detached, the container keeps the stdio it was given: none, so
-			// that nothing waits for it to close.
+			// Detached, the container keeps the stdio it was given: runCmd's
+			// files, so that nothing waits for it to close.
 			argv := rt.wrap(t, []string{capshimBin, "--capshim-config=" + policy,
 				"--root", stateRoot, "--log", logFile, "--log-format", "json", "run", "-d", "-b", b, id})
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-			cmd.Env = engEnv([]string{"CAPSHIM_"})
-			if err := cmd.Run(); err != nil {
-				t.Fatalf("%s: %v\nlog:\n%s", strings.Join(argv, " "), err, engTail(logFile, 10))
+			if r := runCmd(cmdOpts{env: envWithout([]string{"CAPSHIM_"})}, argv[0], argv[1:]...); r.err != nil {
+				t.Fatalf("%v\nlog:\n%s", r, tailFile(logFile, 10))
 			}
 			cases := []struct {
 				name, process, refused string
@@ -225,21 +202,22 @@ func TestDifferentialExec(t *testing.T) {
 				t.Run(tc.name, func(t *testing.T) {
 					p := filepath.Join(t.TempDir(), "process.json")
 					writeFile(t, p, tc.process, 0o644)
-					r := engRun(time.Minute, engEnv([]string{"CAPSHIM_"}), rt.wrap(t, []string{capshimBin, "--capshim-config=" + policy,
-						"--root", stateRoot, "--log", logFile, "--log-format", "json", "exec", "--process", p, id})...)
+					argv := rt.wrap(t, []string{capshimBin, "--capshim-config=" + policy,
+						"--root", stateRoot, "--log", logFile, "--log-format", "json", "exec", "--process", p, id})
+					r := runCmd(cmdOpts{env: envWithout([]string{"CAPSHIM_"})}, argv[0], argv[1:]...)
 					if tc.refused != "" {
 						if r.err == nil || strings.Contains(r.stdout, "CapBnd") {
 							t.Fatalf("capshim let the exec run: %v", r)
 						}
-						if log := engTail(logFile, 3); !strings.Contains(log, tc.refused) {
+						if log := tailFile(logFile, 3); !strings.Contains(log, tc.refused) {
 							t.Fatalf("the log does not give the reason %q:\n%s", tc.refused, log)
 						}
 						return
 					}
 					if r.err != nil {
-						t.Fatalf("%v\nlog:\n%s", r, engTail(logFile, 10))
+						t.Fatalf("%v\nlog:\n%s", r, tailFile(logFile, 10))
 					}
-					if got := capLines(t, r.stdout)["CapBnd"]; got&capSysAdmin != 0 || got&^maskMinimal != 0 {
+					if got := capLines(t, r.stdout)["CapBnd"]; got&maskSysAdmin != 0 || got&^maskMinimal != 0 {
 						t.Fatalf("exec got CapBnd %016x, want within %016x", got, uint64(maskMinimal))
 					}
 				})
@@ -257,13 +235,4 @@ func difCompact(t *testing.T, data []byte) string {
 		t.Fatal(err)
 	}
 	return b.String()
-}
-
-// difDelete force-deletes a container of either runtime (cleanup).
-func difDelete(t *testing.T, rt difRuntime, stateRoot, id string) {
-	t.Helper()
-	r := engRun(30*time.Second, os.Environ(), rt.wrap(t, []string{rt.path, "--root", stateRoot, "delete", "--force", id})...)
-	if r.err != nil && !strings.Contains(r.stderr+r.stdout, "not exist") && !strings.Contains(r.stderr, "No such file") {
-		t.Logf("cleanup: %v", r)
-	}
 }

@@ -5,4 +5,8 @@
 // The tests need root and the real engines, so they carry the build tag
 // "integration": `go test ./...` leaves them out, and `make test` runs them
 // with `go test -tags integration ./integration/`.
+//
+// Each test file covers one behaviour and is named after it (runc_exec,
+// failclosed, readme_docker, ...). What several of them use lives in the
+// helpers_*_test.go files, one kind each; helpers_test.go lists them.
 package integration

@@ -8,22 +8,19 @@ package integration
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 )
 
 // clampPolicy lets every container ask for CAP_CHOWN and containers whose
 // "team" annotation starts with "web" ask for CAP_NET_RAW.
 func clampPolicy(runtime string) string {
-	return engPolicy(runtime) + `
+	return chownPolicy(runtime) + `
 [[rule]]
 name = "team-web"
 capabilities = ["CAP_NET_RAW"]
@@ -34,40 +31,37 @@ capabilities = ["CAP_NET_RAW"]
 
 // clampStart starts a detached `sleep` container through capshim and
 // returns its bundle and log.
-func clampStart(t *testing.T, rt difRuntime, rootfs, stateRoot, policy, id string, env []string, annotations map[string]string) (bundle, logFile string) {
+func clampStart(t *testing.T, rt ociRuntime, rootfs, stateRoot, policy, id string, env []string, annotations map[string]string) (bundle, logFile string) {
 	t.Helper()
-	bundle = crunBundle(t, rootfs, []string{"sleep", "120"}, env, annotations)
+	bundle = rootfsBundle(t, rootfs, []string{"sleep", "120"}, env, annotations)
 	logFile = filepath.Join(t.TempDir(), "log.json")
-	t.Cleanup(func() { difDelete(t, rt, stateRoot, id) })
+	t.Cleanup(func() { deleteContainer(t, rt, stateRoot, id) })
 	argv := rt.wrap(t, []string{capshimBin, "--capshim-config=" + policy, "--root", stateRoot,
 		"--log", logFile, "--log-format", "json", "run", "-d", "-b", bundle, id})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = engEnv([]string{"CAPSHIM_"})
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("%s: %v\nlog:\n%s", strings.Join(argv, " "), err, engTail(logFile, 10))
+	if r := runCmd(cmdOpts{env: envWithout([]string{"CAPSHIM_"})}, argv[0], argv[1:]...); r.err != nil {
+		t.Fatalf("%v\nlog:\n%s", r, tailFile(logFile, 10))
 	}
 	return bundle, logFile
 }
 
 // clampExec runs `capshim exec` with the given exec flags and returns the
 // Cap lines the process printed.
-func clampExec(t *testing.T, rt difRuntime, stateRoot, policy, logFile, id string, flags ...string) engResult {
+func clampExec(t *testing.T, rt ociRuntime, stateRoot, policy, logFile, id string, flags ...string) cmdResult {
 	t.Helper()
 	argv := []string{capshimBin, "--capshim-config=" + policy, "--root", stateRoot, "--log", logFile, "--log-format", "json", "exec"}
 	argv = append(append(argv, flags...), id)
 	if !slices.Contains(flags, "--process") {
 		argv = append(argv, "grep", "Cap", "/proc/self/status")
 	}
-	return engRun(time.Minute, engEnv([]string{"CAPSHIM_"}), rt.wrap(t, argv)...)
+	argv = rt.wrap(t, argv)
+	return runCmd(cmdOpts{env: envWithout([]string{"CAPSHIM_"})}, argv[0], argv[1:]...)
 }
 
 // clampProcess writes a process.json that asks for Docker's 14
 // capabilities in every set and for CAP_CHOWN and CAP_NET_RAW by env.
 func clampProcess(t *testing.T) string {
 	t.Helper()
-	caps, _ := json.Marshal(crunDockerCaps)
+	caps, _ := json.Marshal(dockerCaps)
 	p := filepath.Join(t.TempDir(), "process.json")
 	writeFile(t, p, fmt.Sprintf(`{"args":["grep","Cap","/proc/self/status"],"env":["PATH=/bin","CAPSHIM_CAPABILITIES=CAP_CHOWN,CAP_NET_RAW"],"cwd":"/","user":{"uid":0,"gid":0},
 "capabilities":{"bounding":%s,"effective":%s,"permitted":%s,"inheritable":%s,"ambient":%s}}`, caps, caps, caps, caps, caps), 0o644)
@@ -96,14 +90,14 @@ func clampExecRules(t *testing.T, logFile string) []string {
 		}
 	}
 	if !found {
-		t.Fatalf("no exec decision in %s:\n%s", logFile, engTail(logFile, 10))
+		t.Fatalf("no exec decision in %s:\n%s", logFile, tailFile(logFile, 10))
 	}
 	return rules
 }
 
 func TestExecClamp(t *testing.T) {
 	rootfs, stateRoot, _ := crunSetup(t)
-	for _, rt := range difRuntimes(t) {
+	for _, rt := range ociRuntimes(t) {
 		t.Run(rt.name, func(t *testing.T) {
 			policy := writePolicy(t, clampPolicy(rt.path))
 
@@ -113,12 +107,12 @@ func TestExecClamp(t *testing.T) {
 			_, log := clampStart(t, rt, rootfs, stateRoot, policy, plain, nil, nil)
 			r := clampExec(t, rt, stateRoot, policy, log, plain, "--process", clampProcess(t))
 			if r.err != nil {
-				t.Fatalf("%v\nlog:\n%s", r, engTail(log, 5))
+				t.Fatalf("%v\nlog:\n%s", r, tailFile(log, 5))
 			}
 			assertCaps(t, r.stdout, maskMinimal)
 			r = clampExec(t, rt, stateRoot, policy, log, plain, "--cap", "CAP_CHOWN")
 			if r.err != nil {
-				t.Fatalf("%v\nlog:\n%s", r, engTail(log, 5))
+				t.Fatalf("%v\nlog:\n%s", r, tailFile(log, 5))
 			}
 			if got := capLines(t, r.stdout); got["CapBnd"]&maskChown != 0 || got["CapEff"]&maskChown != 0 {
 				t.Fatalf("exec --cap CAP_CHOWN into a container without it got it:\n%s", r.stdout)
@@ -129,7 +123,7 @@ func TestExecClamp(t *testing.T) {
 			_, log = clampStart(t, rt, rootfs, stateRoot, policy, chown, nil, map[string]string{"capshim.io/capabilities": "CAP_CHOWN"})
 			r = clampExec(t, rt, stateRoot, policy, log, chown, "--process", clampProcess(t))
 			if r.err != nil {
-				t.Fatalf("%v\nlog:\n%s", r, engTail(log, 5))
+				t.Fatalf("%v\nlog:\n%s", r, tailFile(log, 5))
 			}
 			got := capLines(t, r.stdout)
 			if got["CapBnd"] != maskMinimal|maskChown || got["CapEff"] != maskMinimal|maskChown || got["CapInh"] != 0 || got["CapAmb"] != 0 {
@@ -144,7 +138,7 @@ func TestExecClamp(t *testing.T) {
 			bundle, log := clampStart(t, rt, rootfs, stateRoot, policy, eq, nil, map[string]string{"team=web": "1", "capshim.io/capabilities": "CAP_NET_RAW"})
 			r = clampExec(t, rt, stateRoot, policy, log, eq, "--process", clampProcess(t))
 			if r.err != nil {
-				t.Fatalf("%v\nlog:\n%s", r, engTail(log, 5))
+				t.Fatalf("%v\nlog:\n%s", r, tailFile(log, 5))
 			}
 			assertCaps(t, r.stdout, maskMinimal)
 			if rules := clampExecRules(t, log); slices.Contains(rules, "team-web") {
@@ -160,7 +154,7 @@ func TestExecClamp(t *testing.T) {
 				if r.err == nil || strings.Contains(r.stdout, "CapBnd") {
 					t.Fatalf("exec ran although the annotations could not be read: %v", r)
 				}
-				if tail := engTail(log, 3); !strings.Contains(tail, "cannot be read with certainty") {
+				if tail := tailFile(log, 3); !strings.Contains(tail, "cannot be read with certainty") {
 					t.Fatalf("the log does not say why:\n%s", tail)
 				}
 			}
@@ -171,7 +165,7 @@ func TestExecClamp(t *testing.T) {
 			if r.err == nil {
 				t.Fatalf("exec into a missing container succeeded: %v", r)
 			}
-			if tail := engTail(log, 3); !strings.Contains(tail, "is it running") {
+			if tail := tailFile(log, 3); !strings.Contains(tail, "is it running") {
 				t.Fatalf("the log does not say why:\n%s", tail)
 			}
 		})

@@ -8,11 +8,9 @@ package integration
 // policy fails them and `capshim explain` names what they missed.
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -62,16 +60,16 @@ func lrnWorkloads() []lrnWorkload {
 // lrnEnv is one runtime with its own state root, rootfs and state
 // directory.
 type lrnEnv struct {
-	rt        difRuntime
+	rt        ociRuntime
 	rootfs    string
 	stateRoot string
 	stateDir  string
 }
 
-func lrnSetup(t *testing.T, rt difRuntime) *lrnEnv {
+func lrnSetup(t *testing.T, rt ociRuntime) *lrnEnv {
 	t.Helper()
 	requireRoot(t)
-	e := &lrnEnv{rt: rt, rootfs: filepath.Join(t.TempDir(), "rootfs"), stateRoot: engTempDir(t, "capshim-lrn-"), stateDir: filepath.Join(t.TempDir(), "state")}
+	e := &lrnEnv{rt: rt, rootfs: filepath.Join(t.TempDir(), "rootfs"), stateRoot: shortTempDir(t, "capshim-lrn-"), stateDir: filepath.Join(t.TempDir(), "state")}
 	buildRootfs(t, e.rootfs)
 	if err := os.MkdirAll(filepath.Join(e.rootfs, "data"), 0o755); err != nil {
 		t.Fatal(err)
@@ -108,7 +106,7 @@ func (e *lrnEnv) bundle(t *testing.T, w lrnWorkload, args []string, env []string
 	}
 	g.AddMount(rspec.Mount{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777"}})
 	g.AddMount(rspec.Mount{Destination: "/data", Type: "bind", Source: filepath.Join(e.rootfs, "data"), Options: []string{"rbind", "rw"}})
-	caps := append([]string(nil), crunDockerCaps...)
+	caps := append([]string(nil), dockerCaps...)
 	c := &rspec.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps}
 	if w.user != 0 {
 		g.SetProcessUID(w.user)
@@ -126,9 +124,10 @@ func (e *lrnEnv) bundle(t *testing.T, w lrnWorkload, args []string, env []string
 }
 
 // capshim runs capshim with the policy for this runtime.
-func (e *lrnEnv) capshim(t *testing.T, policy, log string, args ...string) engResult {
+func (e *lrnEnv) capshim(t *testing.T, policy, log string, args ...string) cmdResult {
 	argv := []string{capshimBin, "--capshim-config=" + policy, "--root", e.stateRoot, "--log", log, "--log-format", "json"}
-	return engRun(time.Minute, engEnv([]string{"CAPSHIM_"}), e.rt.wrap(t, append(argv, args...))...)
+	argv = e.rt.wrap(t, append(argv, args...))
+	return runCmd(cmdOpts{env: envWithout([]string{"CAPSHIM_"})}, argv[0], argv[1:]...)
 }
 
 // run runs a workload through capshim from create to delete, as engines
@@ -141,24 +140,13 @@ func (e *lrnEnv) run(t *testing.T, policy string, w lrnWorkload, id string, env 
 	}
 	b := e.bundle(t, w, args, env)
 	log = filepath.Join(b, "log.json")
-	out := filepath.Join(b, "out")
-	t.Cleanup(func() { difDelete(t, e.rt, e.stateRoot, id) })
-	// create's stdio stays with the container: a file, so nothing waits
-	// for it to close.
-	f, err := os.Create(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(func() { deleteContainer(t, e.rt, e.stateRoot, id) })
+	// create's stdio stays with the container, which prints to it after
+	// create returned: runCmd keeps the files in the bundle.
 	argv := e.rt.wrap(t, []string{capshimBin, "--capshim-config=" + policy, "--root", e.stateRoot, "--log", log, "--log-format", "json", "create", "--bundle", b, id})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = engEnv([]string{"CAPSHIM_"})
-	cmd.Stdout, cmd.Stderr = f, f
-	err = cmd.Run()
-	f.Close()
-	if err != nil {
-		t.Fatalf("create %s: %v\n%s\nlog:\n%s", id, err, engTail(out, 10), engTail(log, 10))
+	cr := runCmd(cmdOpts{env: envWithout([]string{"CAPSHIM_"}), outDir: b}, argv[0], argv[1:]...)
+	if cr.err != nil {
+		t.Fatalf("create %s: %v\nlog:\n%s", id, cr, tailFile(log, 10))
 	}
 	if r := e.capshim(t, policy, log, "start", id); r.err != nil {
 		t.Fatalf("start %s: %v", id, r)
@@ -170,22 +158,26 @@ func (e *lrnEnv) run(t *testing.T, policy string, w lrnWorkload, id string, env 
 		if r.err != nil && !strings.Contains(r.stdout, "capshim-workload") {
 			t.Fatalf("exec %s: %v", id, r)
 		}
-		os.WriteFile(out, []byte(r.stdout), 0o644)
+		output = r.stdout
 		e.capshim(t, policy, log, "kill", id, "KILL")
 	}
 	e.waitStopped(t, id)
 	if r := e.capshim(t, policy, log, "delete", id); r.err != nil {
 		t.Fatalf("delete %s: %v", id, r)
 	}
-	data, _ := os.ReadFile(out)
+	if !w.exec {
+		stdout, _ := os.ReadFile(cr.stdoutPath)
+		stderr, _ := os.ReadFile(cr.stderrPath)
+		output = string(stdout) + string(stderr)
+	}
 	logData, _ := os.ReadFile(log)
-	return string(data), string(logData)
+	return output, string(logData)
 }
 
 // lrnProcess is the process.json of an exec'd workload: Docker's 14
 // capabilities, as docker exec asks for them.
 func lrnProcess(w lrnWorkload) string {
-	caps, _ := json.Marshal(crunDockerCaps)
+	caps, _ := json.Marshal(dockerCaps)
 	args, _ := json.Marshal([]string{"sh", "-c", w.script})
 	return fmt.Sprintf(`{"args":%s,"env":["PATH=/bin"],"cwd":"/","user":{"uid":0,"gid":0},"capabilities":{"bounding":%s,"effective":%s,"permitted":%s}}`, args, caps, caps, caps)
 }
@@ -193,7 +185,8 @@ func lrnProcess(w lrnWorkload) string {
 func (e *lrnEnv) waitStopped(t *testing.T, id string) {
 	t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		r := engRun(10*time.Second, os.Environ(), e.rt.wrap(t, []string{e.rt.path, "--root", e.stateRoot, "state", id})...)
+		argv := e.rt.wrap(t, []string{e.rt.path, "--root", e.stateRoot, "state", id})
+		r := runCmd(cmdOpts{timeout: 10 * time.Second}, argv[0], argv[1:]...)
 		if r.err != nil || strings.Contains(r.stdout, `"stopped"`) {
 			return
 		}
@@ -202,15 +195,15 @@ func (e *lrnEnv) waitStopped(t *testing.T, id string) {
 }
 
 // tools runs a capshim command (learn, explain) on this state directory.
-func (e *lrnEnv) tools(t *testing.T, args ...string) engResult {
+func (e *lrnEnv) tools(t *testing.T, args ...string) cmdResult {
 	t.Helper()
-	return engRun(time.Minute, os.Environ(), append([]string{capshimBin}, append(args, "--state-dir", e.stateDir)...)...)
+	return runCmd(cmdOpts{}, capshimBin, append(args, "--state-dir", e.stateDir)...)
 }
 
 // lrnUntraceable reports whether the runtime's containers get no cgroup v2
 // of their own here: crun on a host with hybrid cgroups, where it runs in a
 // mount namespace without the v2 hierarchy.
-func lrnUntraceable(rt difRuntime) bool {
+func lrnUntraceable(rt ociRuntime) bool {
 	return rt.name == "crun" && crunNeedsPrivateCgroupNS()
 }
 
@@ -221,7 +214,7 @@ mode = "learn"
 `
 
 func TestLearnAndExplain(t *testing.T) {
-	for _, rt := range difRuntimes(t) {
+	for _, rt := range ociRuntimes(t) {
 		t.Run(rt.name, func(t *testing.T) {
 			e := lrnSetup(t, rt)
 			learnPolicy := e.policy(t, lrnLearnAll)

@@ -34,7 +34,7 @@ const pathSpec = `{"ociVersion":"1.0.2","process":{"args":["true"],"cwd":"/","en
 func TestPolicyPathsAgree(t *testing.T) {
 	requireRoot(t)
 	// A runtime that does nothing: only what capshim wrote matters here.
-	bin := hardDir(t, 0o755)
+	bin := newDir(t, 0o755)
 	noop := filepath.Join(bin, "noop-runtime")
 	writeFile(t, noop, "#!/bin/sh\nexit 0\n", 0o755)
 	// capshim under another name, next to the real one (and so next to
@@ -47,7 +47,7 @@ func TestPolicyPathsAgree(t *testing.T) {
 
 	flagPol := writePolicy(t, pathPolicy(noop, "CAP_CHOWN"))
 	envPol := writePolicy(t, pathPolicy(noop, "CAP_SETUID"))
-	nameDir := hardDir(t, 0o755)
+	nameDir := newDir(t, 0o755)
 	writeFile(t, filepath.Join(nameDir, "capshim-web.toml"), pathPolicy(noop, "CAP_SETGID"), 0o644)
 	untrusted := writePolicy(t, pathPolicy(noop, "CAP_NET_RAW"))
 	if err := os.Chmod(untrusted, 0o666); err != nil {
@@ -78,7 +78,7 @@ func TestPolicyPathsAgree(t *testing.T) {
 			if tt.skip != "" {
 				t.Skip(tt.skip)
 			}
-			env := engEnv([]string{"CAPSHIM_"}, tt.env...)
+			env := envWithout([]string{"CAPSHIM_"}, tt.env...)
 			// The runtime: create on a bundle.
 			b := t.TempDir()
 			writeFile(t, filepath.Join(b, "config.json"), pathSpec, 0o644)
@@ -87,7 +87,7 @@ func TestPolicyPathsAgree(t *testing.T) {
 			if tt.flag != "" {
 				args = append([]string{"--capshim-config=" + tt.flag}, args...)
 			}
-			rt := runcRunBin(t, "", env, tt.bin, args...)
+			rt := requireExited(t, runCmd(cmdOpts{env: env}, tt.bin, args...))
 			// The CLI: rewrite of the same spec, through the same binary
 			// name.
 			in := filepath.Join(t.TempDir(), "config.json")
@@ -96,13 +96,13 @@ func TestPolicyPathsAgree(t *testing.T) {
 			if tt.flag != "" {
 				cliArgs = []string{"rewrite", "--config", tt.flag, in}
 			}
-			cli := runcRunBin(t, "", env, tt.bin, cliArgs...)
+			cli := requireExited(t, runCmd(cmdOpts{env: env}, tt.bin, cliArgs...))
 			if tt.refused != "" {
 				if rt.code == 0 || cli.code == 0 {
 					t.Fatalf("a refused policy was used:\nruntime: %s\ncli: %s", rt, cli)
 				}
-				if !strings.Contains(engTail(log, 3), tt.refused) || !strings.Contains(cli.stderr, tt.refused) {
-					t.Fatalf("want both to say %q:\nruntime log: %s\ncli: %s", tt.refused, engTail(log, 3), cli)
+				if !strings.Contains(tailFile(log, 3), tt.refused) || !strings.Contains(cli.stderr, tt.refused) {
+					t.Fatalf("want both to say %q:\nruntime log: %s\ncli: %s", tt.refused, tailFile(log, 3), cli)
 				}
 				return
 			}
@@ -140,7 +140,7 @@ func TestPolicyPathsAgree(t *testing.T) {
 			var entry struct {
 				Policy string `json:"policy"`
 			}
-			for _, line := range strings.Split(strings.TrimSpace(engTail(log, 5)), "\n") {
+			for _, line := range strings.Split(strings.TrimSpace(tailFile(log, 5)), "\n") {
 				if json.Unmarshal([]byte(line), &entry) == nil && entry.Policy != "" {
 					break
 				}

@@ -63,7 +63,7 @@ func trustUserLink(t *testing.T, target, path string) {
 // trustUserDir makes a directory owned by the attacker (mode 0755).
 func trustUserDir(t *testing.T) string {
 	t.Helper()
-	d := hardDir(t, 0o755)
+	d := newDir(t, 0o755)
 	if err := os.Chown(d, trustAttacker, trustAttacker); err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func trustRaces() []trustRace {
 		markers := t.TempDir()
 		goodMarker = filepath.Join(markers, "good")
 		evilMarker = filepath.Join(markers, "evil")
-		bin := hardDir(t, 0o755)
+		bin := newDir(t, 0o755)
 		goodRT := trustMarkerRuntime(t, filepath.Join(bin, "good-runtime"), goodMarker, 0)
 		evilRT := trustMarkerRuntime(t, filepath.Join(bin, "evil-runtime"), evilMarker, 0)
 		goodPolicy = writePolicy(t, strings.Replace(runcPolicy, runcPath, goodRT, 1))
@@ -137,22 +137,22 @@ func trustRaces() []trustRace {
 			t.Fatal(err)
 		}
 		writeFile(t, filepath.Join(root, "nosuch", "state.json"), `{"config":{"labels":[]}}`, 0o600)
-		return append(runcGlobalArgs(root, filepath.Join(t.TempDir(), "log.json")), "exec", "nosuch", "true")
+		return append(globalArgs(root, filepath.Join(t.TempDir(), "log.json")), "exec", "nosuch", "true")
 	}
 	return []trustRace{
 		{name: "policy: a root-owned file and a user's link swapped in a sticky directory", accepted: true,
 			setup: func(t *testing.T) (string, string, string, []string, string, string) {
 				good, evil, gm, em := policyPair(t)
-				sticky := hardDir(t, os.ModeSticky|0o777)
+				sticky := newDir(t, os.ModeSticky|0o777)
 				a, b := filepath.Join(sticky, "shim.toml"), filepath.Join(sticky, "alt")
-				hardCopyFile(t, good, a, 0o644)
+				copyFile(t, good, a, 0o644)
 				trustUserLink(t, evil, b)
 				return a, b, a, execArgs(t), gm, em
 			}},
 		{name: "policy: a root-owned link and a user's link swapped in a sticky directory", accepted: true,
 			setup: func(t *testing.T) (string, string, string, []string, string, string) {
 				good, evil, gm, em := policyPair(t)
-				sticky := hardDir(t, os.ModeSticky|0o777)
+				sticky := newDir(t, os.ModeSticky|0o777)
 				a, b := filepath.Join(sticky, "shim.toml"), filepath.Join(sticky, "alt")
 				if err := os.Symlink(good, a); err != nil {
 					t.Fatal(err)
@@ -167,7 +167,7 @@ func trustRaces() []trustRace {
 				a, b := filepath.Join(attacker, "hop"), filepath.Join(attacker, "alt")
 				trustUserLink(t, good, a)
 				trustUserLink(t, evil, b)
-				policy := filepath.Join(hardDir(t, 0o755), "shim.toml")
+				policy := filepath.Join(newDir(t, 0o755), "shim.toml")
 				if err := os.Symlink(a, policy); err != nil {
 					t.Fatal(err)
 				}
@@ -179,13 +179,13 @@ func trustRaces() []trustRace {
 				evilMarker := filepath.Join(markers, "evil")
 				attacker := trustUserDir(t)
 				evilRT := trustMarkerRuntime(t, filepath.Join(attacker, "evil"), evilMarker, trustAttacker)
-				sticky := hardDir(t, os.ModeSticky|0o777)
+				sticky := newDir(t, os.ModeSticky|0o777)
 				a, b := filepath.Join(sticky, "runc"), filepath.Join(sticky, "alt")
 				if err := os.Symlink("/usr/sbin/runc", a); err != nil {
 					t.Fatal(err)
 				}
 				trustUserLink(t, evilRT, b)
-				policy := hardPolicyWithRuntime(t, a)
+				policy := policyWithRuntime(t, a)
 				// --version loads the policy, then runs the runtime.
 				return a, b, policy, []string{"--version"}, "", evilMarker
 			}},
@@ -233,7 +233,7 @@ func trustRunRace(t *testing.T, tc trustRace) {
 	var firstRefusal string
 	for runs < trustRaceRuns && time.Since(began) < trustRaceTime {
 		runs++
-		res := runcRunBin(t, "", runcShimEnv(policy), capshimBin, args...)
+		res := requireExited(t, runCmd(cmdOpts{env: shimEnv(policy)}, capshimBin, args...))
 		if trustLines(evilMarker) > 0 {
 			t.Errorf("run %d used the attacker's choice (marker %s written)\n%s", runs, evilMarker, res)
 			break

@@ -18,14 +18,9 @@ package integration
 // be written against.
 
 import (
-	"archive/tar"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,7 +39,6 @@ const (
 	imgRunTimeout   = 3 * time.Minute
 	imgEntrypoint   = "/usr/local/bin/capshim-workload"
 	imgVerdict      = "capshim-workload: "
-	imgMaxJSON      = 1 << 20 // an archive's JSON files and blobs stay far below this
 )
 
 // imgMinimalCaps are the capabilities capshim keeps by default (maskMinimal).
@@ -72,7 +66,7 @@ func imgSet(t *testing.T) string {
 		out, err := cmd.Output()
 		took := time.Since(start).Round(time.Millisecond)
 		if err != nil {
-			imgErr = fmt.Errorf("images/build.sh failed after %v: %w\n%s", took, err, imgTail(stderr.String(), 40))
+			imgErr = fmt.Errorf("images/build.sh failed after %v: %w\n%s", took, err, lastLines(stderr.String(), 40))
 			return
 		}
 		imgDir = strings.TrimSpace(string(out))
@@ -88,15 +82,6 @@ func imgSet(t *testing.T) string {
 	return imgDir
 }
 
-// imgTail returns the last n lines of s.
-func imgTail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
 // TestImagesBuildCached runs build.sh again after imgSet: with nothing
 // changed it must print the same directory at once, without building.
 func TestImagesBuildCached(t *testing.T) {
@@ -110,8 +95,7 @@ func TestImagesBuildCached(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			argv := append([]string{"bash", filepath.Join("images", "build.sh")}, tc.args...)
-			r := engRun(time.Minute, os.Environ(), argv...)
+			r := runCmd(cmdOpts{}, "bash", append([]string{filepath.Join("images", "build.sh")}, tc.args...)...)
 			if r.err != nil {
 				t.Fatalf("%v", r)
 			}
@@ -237,9 +221,9 @@ func TestImagesWorkloadsUnderRunc(t *testing.T) {
 		wantFail   string
 		wantReason string
 	}{
-		{name: "nginx with Docker's 14 capabilities", workload: "nginx", caps: runcDockerCaps},
-		{name: "postgres with Docker's 14 capabilities", workload: "postgres", caps: runcDockerCaps},
-		{name: "redis with Docker's 14 capabilities", workload: "redis", caps: runcDockerCaps},
+		{name: "nginx with Docker's 14 capabilities", workload: "nginx", caps: dockerCaps},
+		{name: "postgres with Docker's 14 capabilities", workload: "postgres", caps: dockerCaps},
+		{name: "redis with Docker's 14 capabilities", workload: "redis", caps: dockerCaps},
 		{
 			// The master creates its temp paths and gives them to the
 			// workers' user before anything listens: CAP_CHOWN.
@@ -264,23 +248,18 @@ func TestImagesWorkloadsUnderRunc(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			b := imgBundle(t, set, tc.workload, tc.caps)
-			root, id := runcRoot(t), runcContainerID(t)
+			root, id := runcRoot(t), containerID(t)
 			runcCleanup(t, root, id)
-			r := engRun(imgRunTimeout, os.Environ(), runcPath, "--root", root, "run", "--bundle", b, id)
+			r := runCmd(cmdOpts{timeout: imgRunTimeout}, runcPath, "--root", root, "run", "--bundle", b, id)
 			verdict, err := imgVerdictLine(r.stdout)
 			if err != nil {
 				t.Fatalf("%v\n%v", err, r)
 			}
 			t.Logf("%s (%v)", verdict, r.took.Round(time.Millisecond))
-			var ee *exec.ExitError
-			code := 0
-			switch {
-			case r.err == nil:
-			case errors.As(r.err, &ee):
-				code = ee.ExitCode()
-			default:
+			if !r.exited {
 				t.Fatalf("runc run: %v\n%v", r.err, r)
 			}
+			code := r.code
 			if tc.wantFail == "" {
 				if want := imgVerdict + "OK " + tc.workload; verdict != want || code != 0 {
 					t.Fatalf("got %q (exit %d), want %q (exit 0)\n%v", verdict, code, want, r)
@@ -291,219 +270,6 @@ func TestImagesWorkloadsUnderRunc(t *testing.T) {
 			if !strings.HasPrefix(verdict, prefix) || !strings.Contains(verdict, tc.wantReason) || code != 1 {
 				t.Fatalf("got %q (exit %d), want a line starting %q and saying %q (exit 1)\n%v",
 					verdict, code, prefix, tc.wantReason, r)
-			}
-		})
-	}
-}
-
-// imgDescriptor is the part of an OCI content descriptor the checks read.
-type imgDescriptor struct {
-	Digest      string            `json:"digest"`
-	Size        int64             `json:"size"`
-	Annotations map[string]string `json:"annotations"`
-}
-
-// imgArchive is what imgReadArchive found in an image.tar.
-type imgArchive struct {
-	files map[string][]byte // JSON files and small blobs by path
-	blobs map[string]int64  // sizes of blobs/sha256/<hex>, each checked to hash to hex
-}
-
-// imgReadArchive reads an image tar, keeps its JSON files and checks that
-// every blob's content matches its name.
-func imgReadArchive(path string) (*imgArchive, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	a := &imgArchive{files: map[string][]byte{}, blobs: map[string]int64{}}
-	tr := tar.NewReader(f)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return a, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		name := filepath.Clean(h.Name)
-		if h.Typeflag != tar.TypeReg {
-			continue
-		}
-		if hexName, ok := strings.CutPrefix(name, "blobs/sha256/"); ok {
-			// Layers are only hashed; the small JSON blobs are kept too.
-			sum := sha256.New()
-			var keep strings.Builder
-			dst := io.Writer(sum)
-			if h.Size <= imgMaxJSON {
-				dst = io.MultiWriter(sum, &keep)
-			}
-			n, err := io.Copy(dst, tr)
-			if err != nil {
-				return nil, err
-			}
-			if h.Size <= imgMaxJSON {
-				a.files[name] = []byte(keep.String())
-			}
-			if got := hex.EncodeToString(sum.Sum(nil)); got != hexName {
-				return nil, fmt.Errorf("blob %s holds content of sha256 %s", name, got)
-			}
-			a.blobs[hexName] = n
-			continue
-		}
-		if a.files[name], err = io.ReadAll(io.LimitReader(tr, imgMaxJSON)); err != nil {
-			return nil, err
-		}
-	}
-}
-
-// blob returns the JSON blob of digest, checking its size.
-func (a *imgArchive) blob(d imgDescriptor) ([]byte, error) {
-	hexName, ok := strings.CutPrefix(d.Digest, "sha256:")
-	if !ok {
-		return nil, fmt.Errorf("digest %q is not sha256", d.Digest)
-	}
-	size, ok := a.blobs[hexName]
-	if !ok {
-		return nil, fmt.Errorf("blob %s missing", d.Digest)
-	}
-	if size != d.Size {
-		return nil, fmt.Errorf("blob %s has %d bytes, the descriptor says %d", d.Digest, size, d.Size)
-	}
-	return a.files["blobs/sha256/"+hexName], nil
-}
-
-// TestImagesArchiveLayout checks each image.tar as an OCI image layout
-// (one image, the names containerd and podman read, one layer, Cmd the
-// entrypoint) and its docker-archive manifest.json, so an engine's import
-// error would not be the first sign of a broken archive.
-func TestImagesArchiveLayout(t *testing.T) {
-	set := imgSet(t)
-	tests := []struct {
-		name     string
-		workload string
-	}{
-		{name: "nginx", workload: "nginx"},
-		{name: "postgres", workload: "postgres"},
-		{name: "redis", workload: "redis"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			a, err := imgReadArchive(filepath.Join(set, tc.workload, "image.tar"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := string(a.files["oci-layout"]); !strings.Contains(got, `"imageLayoutVersion":"1.0.0"`) {
-				t.Errorf("oci-layout = %q", got)
-			}
-			var index struct {
-				Manifests []imgDescriptor `json:"manifests"`
-			}
-			if err := json.Unmarshal(a.files["index.json"], &index); err != nil {
-				t.Fatalf("index.json: %v", err)
-			}
-			if len(index.Manifests) != 1 {
-				t.Fatalf("index.json lists %d manifests, want 1", len(index.Manifests))
-			}
-			md := index.Manifests[0]
-			ref := "docker.io/capshim-test/" + tc.workload + ":1"
-			if got := md.Annotations["io.containerd.image.name"]; got != ref {
-				t.Errorf("io.containerd.image.name = %q, want %q", got, ref)
-			}
-			if got := md.Annotations["org.opencontainers.image.ref.name"]; got != "1" {
-				t.Errorf("org.opencontainers.image.ref.name = %q, want \"1\"", got)
-			}
-			mdata, err := a.blob(md)
-			if err != nil {
-				t.Fatalf("manifest: %v", err)
-			}
-			var man struct {
-				Config imgDescriptor   `json:"config"`
-				Layers []imgDescriptor `json:"layers"`
-			}
-			if err := json.Unmarshal(mdata, &man); err != nil {
-				t.Fatalf("manifest: %v", err)
-			}
-			if len(man.Layers) != 1 {
-				t.Fatalf("manifest has %d layers, want 1", len(man.Layers))
-			}
-			if _, err := a.blob(man.Layers[0]); err != nil {
-				t.Fatalf("layer: %v", err)
-			}
-			cdata, err := a.blob(man.Config)
-			if err != nil {
-				t.Fatalf("config: %v", err)
-			}
-			var cfg struct {
-				Config struct {
-					Cmd []string `json:"Cmd"`
-				} `json:"config"`
-				RootFS struct {
-					DiffIDs []string `json:"diff_ids"`
-				} `json:"rootfs"`
-			}
-			if err := json.Unmarshal(cdata, &cfg); err != nil {
-				t.Fatalf("config: %v", err)
-			}
-			if !slices.Equal(cfg.Config.Cmd, []string{imgEntrypoint}) {
-				t.Errorf("config Cmd = %q, want [%q]", cfg.Config.Cmd, imgEntrypoint)
-			}
-			// An uncompressed layer: its diff id is its digest.
-			if want := []string{man.Layers[0].Digest}; !slices.Equal(cfg.RootFS.DiffIDs, want) {
-				t.Errorf("config diff_ids = %q, want %q", cfg.RootFS.DiffIDs, want)
-			}
-			var dm []struct {
-				Config   string
-				RepoTags []string
-				Layers   []string
-			}
-			if err := json.Unmarshal(a.files["manifest.json"], &dm); err != nil {
-				t.Fatalf("manifest.json: %v", err)
-			}
-			wantLayer := "blobs/sha256/" + strings.TrimPrefix(man.Layers[0].Digest, "sha256:")
-			wantCfg := "blobs/sha256/" + strings.TrimPrefix(man.Config.Digest, "sha256:")
-			if len(dm) != 1 || dm[0].Config != wantCfg || !slices.Equal(dm[0].RepoTags, []string{ref}) || !slices.Equal(dm[0].Layers, []string{wantLayer}) {
-				t.Errorf("manifest.json = %+v, want config %s, tag %s, layer %s", dm, wantCfg, ref, wantLayer)
-			}
-		})
-	}
-}
-
-// TestImagesImportContainerd imports each image.tar with `ctr images
-// import` into a private containerd (own root, state and socket, stopped
-// by its PID) and checks containerd sees the image whole and unpacked.
-func TestImagesImportContainerd(t *testing.T) {
-	ctdRequire(t)
-	set := imgSet(t)
-	d := ctdStart(t, nil, nil)
-	const ns = "test"
-	tests := []struct {
-		name     string
-		workload string
-	}{
-		{name: "nginx", workload: "nginx"},
-		{name: "postgres", workload: "postgres"},
-		{name: "redis", workload: "redis"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-			defer cancel()
-			ref := "docker.io/capshim-test/" + tc.workload + ":1"
-			out, err := d.ctr(ctx, ns, "images", "import", filepath.Join(set, tc.workload, "image.tar"))
-			if err != nil {
-				t.Fatalf("%v\n%s", err, d.logTail(20))
-			}
-			if !strings.Contains(out, "unpacking "+ref) {
-				t.Errorf("ctr images import did not unpack %s:\n%s", ref, out)
-			}
-			out, err = d.ctr(ctx, ns, "images", "check", "name=="+ref)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !strings.Contains(out, ref) || !strings.Contains(out, "complete") || !strings.Contains(out, "true") {
-				t.Errorf("ctr images check: %s is not complete and unpacked:\n%s", ref, out)
 			}
 		})
 	}

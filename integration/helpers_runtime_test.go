@@ -1,0 +1,214 @@
+//go:build integration
+
+package integration
+
+// runc and crun driven directly, the way an engine's shim drives them:
+// capshim is called with the runtime's command line, reduces the
+// capabilities of the bundle's config.json (or of an exec process.json)
+// and execs the runtime; the container prints the Cap* lines of its
+// /proc/self/status.
+//
+// Every test uses its own bundle, its own state directory (--root) and its
+// own container ids, and removes its containers with `delete --force` in
+// t.Cleanup even when it fails. The containers keep their own network
+// namespace and get no network setup.
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// runcPath is the runc the runtime tests run, directly or behind capshim.
+const runcPath = "/usr/bin/runc"
+
+// requireRunc checks the environment every runc test needs.
+func requireRunc(t *testing.T) {
+	t.Helper()
+	requireRoot(t)
+	if _, err := os.Stat(runcPath); err != nil {
+		t.Fatalf("runc missing at %s (apt-get install runc): %v", runcPath, err)
+	}
+}
+
+// containerID returns a container id unique to this test run.
+func containerID(t *testing.T) string {
+	t.Helper()
+	var r [4]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		t.Fatal(err)
+	}
+	name := regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(t.Name(), "-")
+	if len(name) > 60 {
+		name = name[:60]
+	}
+	return strings.ToLower("csit-" + name + "-" + hex.EncodeToString(r[:]))
+}
+
+// runcRoot returns a fresh runc state directory.
+func runcRoot(t *testing.T) string {
+	t.Helper()
+	return filepath.Join(t.TempDir(), "runc-root")
+}
+
+// runcCleanup removes container id from runc state root when the test
+// ends, whatever happened.
+func runcCleanup(t *testing.T, root, id string) {
+	t.Helper()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = exec.CommandContext(ctx, runcPath, "--root", root, "delete", "--force", id).Run()
+		if runcExists(root, id) {
+			t.Errorf("cleanup: container %s still exists in %s", id, root)
+		}
+	})
+}
+
+// runcExists reports whether runc knows container id in state root.
+func runcExists(root, id string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return exec.CommandContext(ctx, runcPath, "--root", root, "state", id).Run() == nil
+}
+
+// runcStatus returns runc's status of id ("created", "running",
+// "stopped") or "" when it does not exist.
+func runcStatus(t *testing.T, root, id string) string {
+	t.Helper()
+	out, err := exec.Command(runcPath, "--root", root, "state", id).Output()
+	if err != nil {
+		return ""
+	}
+	var st struct {
+		Status string `json:"status"`
+	}
+	if err := json.Unmarshal(out, &st); err != nil {
+		t.Fatalf("runc state %s: %v: %s", id, err, out)
+	}
+	return st.Status
+}
+
+// runcWaitStatus waits up to 20s for container id to reach status want.
+func runcWaitStatus(t *testing.T, root, id, want string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	got := ""
+	for time.Now().Before(deadline) {
+		if got = runcStatus(t, root, id); got == want {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("container %s: status %q, want %q", id, got, want)
+}
+
+// shimEnv is the environment capshim runs with: PATH and, when policy is
+// not empty, CAPSHIM_CONFIG.
+func shimEnv(policy string) []string {
+	env := []string{"PATH=" + os.Getenv("PATH")}
+	if policy != "" {
+		env = append(env, "CAPSHIM_CONFIG="+policy)
+	}
+	return env
+}
+
+// globalArgs is the global part of the runtime command line engines use.
+func globalArgs(root, log string) []string {
+	return []string{"--root", root, "--log", log, "--log-format", "json"}
+}
+
+// runBundle runs bundle b in the foreground through capshim with
+// policy (env CAPSHIM_CONFIG) in a fresh runc root, with a JSON --log in the
+// bundle, and removes the container at cleanup. It returns the result, the
+// log path and the container id.
+func runBundle(t *testing.T, b, policy string) (res cmdResult, log, id string) {
+	t.Helper()
+	root := runcRoot(t)
+	id = containerID(t)
+	runcCleanup(t, root, id)
+	log = filepath.Join(b, "log.json")
+	res = requireExited(t, runCmd(cmdOpts{env: shimEnv(policy)}, capshimBin, append(globalArgs(root, log), "run", "--bundle", b, id)...))
+	return res, log, id
+}
+
+// rewriteSpec returns what `capshim rewrite` (with extra flags, e.g.
+// --builtin) makes of the spec at path.
+func rewriteSpec(t *testing.T, path string, flags ...string) []byte {
+	t.Helper()
+	args := append(append([]string{"rewrite"}, flags...), path)
+	res := runCmd(cmdOpts{env: shimEnv("")}, capshimBin, args...)
+	if res.code != 0 {
+		t.Fatalf("capshim rewrite failed:\n%s", res)
+	}
+	return []byte(res.stdout)
+}
+
+// crunNeedsPrivateCgroupNS reports whether crun would refuse this host's
+// cgroup layout (hybrid with controllers on the cgroup2 hierarchy).
+func crunNeedsPrivateCgroupNS() bool {
+	b, err := os.ReadFile("/sys/fs/cgroup/unified/cgroup.controllers")
+	return err == nil && strings.TrimSpace(string(b)) != ""
+}
+
+// crunWrap returns argv, run in a private mount namespace without the
+// cgroup2 hierarchy when crun needs that here.
+func crunWrap(t *testing.T, argv []string) []string {
+	t.Helper()
+	if !crunNeedsPrivateCgroupNS() {
+		return argv
+	}
+	unshare := requireBinary(t, "unshare")
+	return append([]string{unshare, "--mount", "--propagation", "private", "sh", "-c",
+		`umount /sys/fs/cgroup/unified && exec "$@"`, "sh"}, argv...)
+}
+
+// crunSetup checks for crun, builds a busybox rootfs and a state root and
+// writes the crun policy.
+func crunSetup(t *testing.T) (rootfs, stateRoot, policy string) {
+	t.Helper()
+	requireRoot(t)
+	if _, err := os.Stat("/usr/bin/crun"); err != nil {
+		t.Fatalf("/usr/bin/crun missing (make test installs crun): %v", err)
+	}
+	rootfs = filepath.Join(t.TempDir(), "rootfs")
+	buildRootfs(t, rootfs)
+	stateRoot = shortTempDir(t, "capshim-crun-")
+	policy = writePolicy(t, chownPolicy("/usr/bin/crun"))
+	return rootfs, stateRoot, policy
+}
+
+// ociRuntime is a real runtime that tests run containers on directly, with
+// the wrapper its command line needs on this host (crunWrap for crun).
+type ociRuntime struct {
+	name string
+	path string
+	wrap func(t *testing.T, argv []string) []string
+}
+
+// ociRuntimes are runc and crun: they read specs differently, so what
+// capshim writes must hold on both.
+func ociRuntimes(t *testing.T) []ociRuntime {
+	return []ociRuntime{
+		{name: "runc", path: requireBinary(t, "runc"), wrap: func(_ *testing.T, argv []string) []string { return argv }},
+		{name: "crun", path: "/usr/bin/crun", wrap: crunWrap},
+	}
+}
+
+// deleteContainer force-deletes a container of either runtime (cleanup).
+func deleteContainer(t *testing.T, rt ociRuntime, stateRoot, id string) {
+	t.Helper()
+	argv := rt.wrap(t, []string{rt.path, "--root", stateRoot, "delete", "--force", id})
+	r := runCmd(cmdOpts{timeout: 30 * time.Second}, argv[0], argv[1:]...)
+	if r.err != nil && !strings.Contains(r.stderr+r.stdout, "not exist") && !strings.Contains(r.stderr, "No such file") {
+		t.Logf("cleanup: %v", r)
+	}
+}

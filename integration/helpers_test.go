@@ -1,0 +1,275 @@
+//go:build integration
+
+package integration
+
+// Helpers every test file uses: the capshim binary under test (built once
+// by TestMain), the capability masks and the checks on a container's Cap*
+// lines, and small file, text and environment helpers. The other
+// helpers_*_test.go files hold one kind of helper each: running a command
+// (run), policies (policy), mounts and file snapshots (fs), bundles and
+// root file systems (bundle), image archives (image), runc and crun
+// (runtime), capshim's logs (log), the engine launchers (daemon, docker,
+// podman, containerd, cri) and capshim install (install).
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// capshimBin is the capshim binary under test, built once by TestMain.
+var capshimBin string
+
+// Capability masks as /proc/PID/status prints them.
+const (
+	maskMinimal  = 0x20000420 // CAP_KILL, CAP_NET_BIND_SERVICE, CAP_AUDIT_WRITE
+	maskChown    = 0x1        // CAP_CHOWN
+	maskDocker   = 0xa80425fb // Docker's 14 default capabilities
+	maskNetRaw   = 1 << 13    // CAP_NET_RAW
+	maskSysAdmin = 1 << 21    // CAP_SYS_ADMIN
+)
+
+// dockerCaps are Docker's (and containerd's) 14 default capabilities.
+var dockerCaps = []string{
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
+	"CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
+	"CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+}
+
+func TestMain(m *testing.M) {
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "capshim-it-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	// Root-owned 0755 directory: the binary must live where a trust check
+	// would accept it.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	// capshim runs its own commands (rewrite, ...) from capshim-tools next
+	// to it, as `make install` lays them out.
+	capshimBin = filepath.Join(dir, "capshim")
+	for _, b := range []string{"capshim", "capshim-tools", "capshim-trace"} {
+		build := exec.Command("go", "build", "-o", filepath.Join(dir, b), "../cmd/"+b)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "building", b+":", err)
+			return 1
+		}
+	}
+	return m.Run()
+}
+
+// requireRoot skips a test that needs root (real containers) when run by
+// an ordinary user; `make test` runs as root.
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to start real containers")
+	}
+}
+
+// requireBinary fails the test when a tool is missing: `make test`
+// installs every one of them, so a missing tool is a broken setup.
+func requireBinary(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("%s not found on PATH (make test installs it): %v", name, err)
+	}
+	return p
+}
+
+// writeFile writes data to path or fails the test.
+func writeFile(t *testing.T, path, data string, mode os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(data), mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// readFile returns the bytes of path or fails the test.
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// writeJSON writes v as JSON to path.
+func writeJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := json.MarshalIndent(v, "", "\t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, path, string(b), 0o644)
+}
+
+// copyFile copies src to dst with mode.
+func copyFile(t *testing.T, src, dst string, mode os.FileMode) {
+	t.Helper()
+	data := readFile(t, src)
+	if err := os.WriteFile(dst, data, mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dst, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// newDir returns a fresh directory with the given mode (owned by root).
+func newDir(t *testing.T, mode os.FileMode) string {
+	t.Helper()
+	d := filepath.Join(t.TempDir(), "d")
+	if err := os.Mkdir(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(d, mode); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// envWithout returns the current environment without variables whose names
+// start with one of the prefixes, plus extra.
+func envWithout(dropPrefixes []string, extra ...string) []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		drop := false
+		for _, p := range dropPrefixes {
+			if strings.HasPrefix(kv, p) {
+				drop = true
+				break
+			}
+		}
+		if !drop {
+			out = append(out, kv)
+		}
+	}
+	return append(out, extra...)
+}
+
+// capLines parses the Cap* lines of a /proc/PID/status text into masks
+// keyed by line name (CapInh, CapPrm, CapEff, CapBnd, CapAmb).
+func capLines(t *testing.T, status string) map[string]uint64 {
+	t.Helper()
+	out := map[string]uint64{}
+	sc := bufio.NewScanner(strings.NewReader(status))
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok || !strings.HasPrefix(k, "Cap") {
+			continue
+		}
+		n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+		if err != nil {
+			t.Fatalf("bad status line %q: %v", sc.Text(), err)
+		}
+		out[k] = n
+	}
+	for _, k := range []string{"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"} {
+		if _, ok := out[k]; !ok {
+			t.Fatalf("no %s line in container output:\n%s", k, status)
+		}
+	}
+	return out
+}
+
+// assertCaps checks the container's bounding, permitted and effective sets
+// are exactly want and its inheritable and ambient sets are empty.
+func assertCaps(t *testing.T, status string, want uint64) {
+	t.Helper()
+	got := capLines(t, status)
+	for _, k := range []string{"CapBnd", "CapPrm", "CapEff"} {
+		if got[k] != want {
+			t.Errorf("%s = %016x, want %016x\n%s", k, got[k], want, status)
+		}
+	}
+	for _, k := range []string{"CapInh", "CapAmb"} {
+		if got[k] != 0 {
+			t.Errorf("%s = %016x, want 0", k, got[k])
+		}
+	}
+}
+
+// assertAllSets checks that all five capability sets are exactly want.
+func assertAllSets(t *testing.T, status string, want uint64) {
+	t.Helper()
+	got := capLines(t, status)
+	for _, k := range []string{"CapBnd", "CapPrm", "CapEff", "CapInh", "CapAmb"} {
+		if got[k] != want {
+			t.Errorf("%s = %016x, want %016x\n%s", k, got[k], want, status)
+		}
+	}
+}
+
+// assertCapsAtMost checks that no capability set of the container holds
+// anything outside max.
+func assertCapsAtMost(t *testing.T, status string, max uint64) {
+	t.Helper()
+	got := capLines(t, status)
+	for _, k := range []string{"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"} {
+		if extra := got[k] &^ max; extra != 0 {
+			t.Errorf("%s = %016x has %016x outside the allowed %016x\n%s", k, got[k], extra, max, status)
+		}
+	}
+}
+
+// containsAny reports whether s holds one of subs, ignoring case.
+func containsAny(s string, subs ...string) bool {
+	low := strings.ToLower(s)
+	for _, x := range subs {
+		if strings.Contains(low, strings.ToLower(x)) {
+			return true
+		}
+	}
+	return false
+}
+
+// containsAll reports whether s holds every one of subs, ignoring case,
+// and returns the first one missing.
+func containsAll(s string, subs ...string) (string, bool) {
+	ls := strings.ToLower(s)
+	for _, x := range subs {
+		if !strings.Contains(ls, strings.ToLower(x)) {
+			return x, false
+		}
+	}
+	return "", true
+}
+
+// tailFile returns the last n lines of a file.
+func tailFile(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Sprintf("(cannot read %s: %v)", path, err)
+	}
+	return lastLines(string(b), n)
+}
+
+// lastLines returns the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
