@@ -72,8 +72,8 @@ func lrnEngState(t *testing.T) string {
 
 // lrnEngTool runs one of capshim's commands (learn, explain) on stateDir,
 // from the test's bin directory as an administrator would.
-func lrnEngTool(stateDir string, args ...string) engResult {
-	return engRun(time.Minute, engEnv([]string{"CAPSHIM_"}), append([]string{capshimBin}, append(args, "--state-dir", stateDir)...)...)
+func lrnEngTool(stateDir string, args ...string) cmdResult {
+	return runCmd(cmdOpts{timeout: time.Minute, env: envWithout([]string{"CAPSHIM_"})}, capshimBin, append(args, "--state-dir", stateDir)...)
 }
 
 // lrnEngKeep is the line of an emitted rule that keeps exactly caps.
@@ -138,7 +138,7 @@ func lrnEngLogHas(t *testing.T, log, want string) {
 			return
 		}
 	}
-	t.Errorf("no line with %q in %s:\n%s", want, log, engTail(log, 10))
+	t.Errorf("no line with %q in %s:\n%s", want, log, tailFile(log, 10))
 }
 
 // lrnEngWorked reports what the chown workload printed: true for OK,
@@ -174,7 +174,7 @@ func lrnEngUnpinned(t *testing.T) {
 
 // lrnEngRun runs one container with --rm and --cidfile through an
 // engine's CLI (docker or podman) and returns what it printed and its id.
-func lrnEngRun(t *testing.T, cli func(args ...string) engResult, args ...string) (out, id string) {
+func lrnEngRun(t *testing.T, cli func(args ...string) cmdResult, args ...string) (out, id string) {
 	t.Helper()
 	cid := filepath.Join(t.TempDir(), "cid")
 	argv := append([]string{"run", "--rm", "--network", "none", "--cidfile", cid}, args...)
@@ -215,7 +215,7 @@ func TestLearnEnginesDocker(t *testing.T) {
 		for _, kv := range env {
 			args = append(args, "-e", kv)
 		}
-		return lrnEngRun(t, e.docker, append(args, dockerBusybox, "sh", "-c", lrnEngScript)...)
+		return lrnEngRun(t, e.docker, append(args, imageBusybox, "sh", "-c", lrnEngScript)...)
 	}
 
 	t.Run("learn on request", func(t *testing.T) {
@@ -278,10 +278,10 @@ func TestLearnEnginesPodman(t *testing.T) {
 	all := writePolicy(t, lrnEngPolicy(state, log, lrnEngRuleAll))
 	run := func(t *testing.T, policy string, args ...string) (string, string) {
 		t.Helper()
-		cli := func(argv ...string) engResult {
+		cli := func(argv ...string) cmdResult {
 			return p.podman("containers.conf", append([]string{"--runtime", capshimBin, "--runtime-flag", "capshim-config=" + policy}, argv...)...)
 		}
-		return lrnEngRun(t, cli, append(args, podmanBusybox, "sh", "-c", lrnEngScript)...)
+		return lrnEngRun(t, cli, append(args, imageBusybox, "sh", "-c", lrnEngScript)...)
 	}
 
 	t.Run("explain a refused chown", func(t *testing.T) {
@@ -335,7 +335,7 @@ var lrnEngPodSeq int
 // lrnEngRunPod runs the pod until its container exits, removes it through
 // CRI as kubelet would, and returns what the container printed and its
 // id. The pod's clean-up also runs when the test fails half-way.
-func lrnEngRunPod(t *testing.T, c *ctdCRI, p lrnEngPod) (out, ctrID string) {
+func lrnEngRunPod(t *testing.T, c *criClient, p lrnEngPod) (out, ctrID string) {
 	t.Helper()
 	lrnEngPodSeq++
 	name := fmt.Sprintf("capshim-lrn-pod-%d", lrnEngPodSeq)
@@ -389,7 +389,7 @@ func lrnEngRunPod(t *testing.T, c *ctdCRI, p lrnEngPod) (out, ctrID string) {
 		PodSandboxId: podID,
 		Config: &cri.ContainerConfig{
 			Metadata: &cri.ContainerMetadata{Name: p.container},
-			Image:    &cri.ImageSpec{Image: ctdImageBusybox},
+			Image:    &cri.ImageSpec{Image: imageBusybox},
 			Command:  []string{"sh", "-c", lrnEngScript},
 			LogPath:  p.container + ".log",
 			Linux:    &cri.LinuxContainerConfig{},
@@ -413,7 +413,7 @@ func lrnEngRunPod(t *testing.T, c *ctdCRI, p lrnEngPod) (out, ctrID string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	out = ctdReadCRILog(filepath.Join(logDir, p.container+".log"))
+	out = readCRILog(filepath.Join(logDir, p.container+".log"))
 	// Removing the pod removes its container: the runtime deletes both,
 	// and capshim finishes their records.
 	if err := remove(); err != nil {
@@ -427,19 +427,19 @@ func lrnEngRunPod(t *testing.T, c *ctdCRI, p lrnEngPod) (out, ctrID string) {
 // capshim emits for it matches by the CRI image and container name, so it
 // runs the same workload anywhere else with exactly what it needs.
 func TestLearnEnginesCRI(t *testing.T) {
-	ctdRequire(t)
+	requireContainerd(t)
 	state := lrnEngState(t)
 	policy := func(rules ...string) string {
-		return fmt.Sprintf("state_dir = %q\n", state) + ctdPolicyTOML(rules...)
+		return fmt.Sprintf("state_dir = %q\n", state) + policyTOML(rules...)
 	}
-	pol := ctdNewPolicy(t, policy(lrnEngRuleNS))
+	pol := newLivePolicy(t, policy(lrnEngRuleNS))
 	// The CRI plugin wants its default handler, runc, to exist.
-	d := ctdStart(t, []ctdHandler{{name: "runc"}, {name: "capshim", binary: capshimBin, annotations: true}}, []string{"CAPSHIM_CONFIG=" + pol.path})
+	d := startContainerd(t, []criHandler{{name: "runc"}, {name: "capshim", binary: capshimBin, annotations: true}}, []string{"CAPSHIM_CONFIG=" + pol.path})
 	d.importImages(t, "k8s.io")
-	c := ctdDialCRI(t, d)
+	c := dialCRI(t, d)
 
 	const workload = "chowner"
-	profile := learn.ProfileName(map[string]string{"io.kubernetes.cri.image-name": ctdImageBusybox, "io.kubernetes.cri.container-name": workload}, "")
+	profile := learn.ProfileName(map[string]string{"io.kubernetes.cri.image-name": imageBusybox, "io.kubernetes.cri.container-name": workload}, "")
 	var rule string
 	t.Run("learn by namespace", func(t *testing.T) {
 		out, _ := lrnEngRunPod(t, c, lrnEngPod{namespace: "learn-1", container: workload})
@@ -456,7 +456,7 @@ func TestLearnEnginesCRI(t *testing.T) {
 		}
 		rule = lrnEngShow(t, state, profile, "CAP_CHOWN")
 		// Any tag or digest of the image, and no other image.
-		if !strings.Contains(rule, "[rule.match.annotations]\n") || !strings.Contains(rule, `"io.kubernetes.cri.image-name" = "`+learn.ImageName(ctdImageBusybox)+`[:@]*"`) {
+		if !strings.Contains(rule, "[rule.match.annotations]\n") || !strings.Contains(rule, `"io.kubernetes.cri.image-name" = "`+learn.ImageName(imageBusybox)+`[:@]*"`) {
 			t.Fatalf("the emitted rule does not match on the CRI image name:\n%s", rule)
 		}
 		// The pod's sandbox learned too, into the profile every sandbox
