@@ -27,7 +27,7 @@ func main() {
 // cliCommands lists capshim's own commands; internal/clinames lists their
 // names for the capshim binary's dispatch.
 func cliCommands() []*cli.Command {
-	return []*cli.Command{rewriteCommand, checkCommand, capsCommand, inspectCommand, installCommand, learnCommand, explainCommand, policyCommand}
+	return []*cli.Command{rewriteCommand, checkCommand, capsCommand, inspectCommand, installCommand, uninstallCommand, learnCommand, explainCommand, policyCommand}
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {

@@ -7,7 +7,7 @@ package clinames
 import "slices"
 
 // Names are the command words capshim-tools serves, aliases included.
-var Names = [...]string{"rewrite", "check", "caps", "inspect", "install", "learn", "explain", "policy", "help", "h"}
+var Names = [...]string{"rewrite", "check", "caps", "inspect", "install", "uninstall", "learn", "explain", "policy", "help", "h"}
 
 // Is reports whether word is one of Names.
 func Is(word string) bool { return slices.Contains(Names[:], word) }
