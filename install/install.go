@@ -171,8 +171,9 @@ type Plan struct {
 	// BackupKept: Apply found a backup from an earlier change and kept it
 	// (it holds the content before capshim first changed the file).
 	BackupKept bool
-	// HasBackup: for an uninstall, the backup was there and read.
-	HasBackup bool
+	// HasBackup: for an uninstall, the backup was there and read;
+	// FromBackup: the uninstall puts the backup's content back as it is.
+	HasBackup, FromBackup bool
 	// uninstall: the plan takes capshim out (PrepareUninstall). Apply
 	// then leaves the backup as it is and keeps the content it replaces
 	// as Previous().

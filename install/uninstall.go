@@ -74,7 +74,8 @@ func PrepareUninstall(e Engine, path string) (*Plan, error) {
 		return nil, fmt.Errorf("%s: %w (the file is left as it is)", path, err)
 	}
 	if fromBackup {
-		p.Notes = append(p.Notes, fmt.Sprintf("the file is what capshim install made of %s, so that backup is put back as it is", p.Backup()))
+		p.FromBackup = true
+		p.Notes = append(p.Notes, fmt.Sprintf("the file is what capshim install made of %s, so that backup is put back as it is (and stays)", p.Backup()))
 	}
 	return p, nil
 }

@@ -89,7 +89,7 @@ binaries are kept: containers created with capshim may still need them.`,
 		for _, n := range plan.Notes {
 			fmt.Fprintln(w, "note: "+n)
 		}
-		if plan.HasBackup {
+		if plan.HasBackup && !plan.FromBackup {
 			fmt.Fprintf(w, "note: %s, the file before capshim install, is kept\n", plan.Backup())
 		}
 		fmt.Fprintf(w, "policy: %s is kept, as are the capshim binaries\n", policyPath)
