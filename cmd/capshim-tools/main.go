@@ -1,8 +1,8 @@
 // Command capshim-tools holds capshim's own commands: rewrite, check,
-// caps, inspect and install. Users run them as `capshim COMMAND`: the
-// capshim binary (kept small, since it is on the path of every container
-// start) hands such command lines over to capshim-tools, which lies next
-// to it.
+// caps, inspect, install, uninstall, policy, learn, explain and version.
+// Users run them as `capshim COMMAND`: the capshim binary (kept small,
+// since it is on the path of every container start) hands such command
+// lines over to capshim-tools, which lies next to it.
 package main
 
 import (

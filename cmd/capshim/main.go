@@ -3,9 +3,9 @@
 // (runc, crun). Engines call it with runc's command line.
 //
 // capshim is on the path of every runtime call, so this binary holds only
-// the runtime path. Its own commands (rewrite, check, caps, inspect,
-// install) live in the companion binary capshim-tools next to it: capshim
-// hands such a command line over to it unchanged.
+// the runtime path. Its own commands (rewrite, check, install, policy,
+// version, ...) live in the companion binary capshim-tools next to it:
+// capshim hands such a command line over to it unchanged.
 package main
 
 import (
