@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/capshim/capshim/internal/atomicfile"
 )
@@ -173,10 +174,14 @@ func installedOptions(e Engine, cur []byte) (Options, bool) {
 			return o, false
 		}
 		o.Binary, o.SetDefault = rt.Path, d.Default == "capshim"
-		switch {
-		case len(rt.RuntimeArgs) == 0:
-		case len(rt.RuntimeArgs) == 1 && len(rt.RuntimeArgs[0]) > len("--capshim-config=") && rt.RuntimeArgs[0][:len("--capshim-config=")] == "--capshim-config=":
-			o.RuntimeConfig = rt.RuntimeArgs[0][len("--capshim-config="):]
+		switch len(rt.RuntimeArgs) {
+		case 0:
+		case 1:
+			cfg, ok := strings.CutPrefix(rt.RuntimeArgs[0], "--capshim-config=")
+			if !ok || cfg == "" {
+				return o, false
+			}
+			o.RuntimeConfig = cfg
 		default:
 			return o, false
 		}
