@@ -30,7 +30,7 @@ all: build
 
 # capshim is on the path of every runtime call, so bin/capshim holds only
 # the runtime path; its commands (rewrite, check, caps, inspect, install,
-# learn, explain) are in bin/capshim-tools, and the BPF recorder of
+# uninstall, policy, learn, explain, version) are in bin/capshim-tools, and the BPF recorder of
 # learn/explain in bin/capshim-trace, which capshim runs from its own
 # directory.
 # urfave_cli_no_docs leaves out urfave/cli's man/markdown generator.

@@ -171,6 +171,13 @@ type Plan struct {
 	// BackupKept: Apply found a backup from an earlier change and kept it
 	// (it holds the content before capshim first changed the file).
 	BackupKept bool
+	// HasBackup: for an uninstall, the backup was there and read;
+	// FromBackup: the uninstall puts the backup's content back as it is.
+	HasBackup, FromBackup bool
+	// uninstall: the plan takes capshim out (PrepareUninstall). Apply
+	// then leaves the backup as it is and keeps the content it replaces
+	// as Previous().
+	uninstall bool
 }
 
 // Prepare reads the engine's config file at path (which may be missing,
@@ -196,6 +203,9 @@ func Prepare(e Engine, path string, opts Options) (*Plan, error) {
 
 // Changed reports whether the plan changes the file.
 func (p *Plan) Changed() bool {
+	if p.uninstall && !p.Exists {
+		return false // nothing to take capshim out of
+	}
 	return !p.Exists || !bytes.Equal(p.Old, p.New)
 }
 
@@ -214,6 +224,11 @@ func (p *Plan) Diff() string {
 // Backup is the name of the copy of the old file.
 func (p *Plan) Backup() string {
 	return p.Path + BackupSuffix
+}
+
+// Previous is where an uninstall keeps the content it replaces.
+func (p *Plan) Previous() string {
+	return p.Path + PreviousSuffix
 }
 
 // Apply writes the plan. An existing file is first copied to Backup()
@@ -254,7 +269,18 @@ func (p *Plan) Apply() error {
 		return fmt.Errorf("reading %s again: %w", p.Path, err)
 	}
 	if !bytes.Equal(now.data, p.Old) {
-		return fmt.Errorf("%s changed while capshim was editing it: run capshim install again", p.Path)
+		return fmt.Errorf("%s changed while capshim was editing it: run capshim %s again", p.Path, p.verb())
+	}
+	if p.uninstall {
+		// The backup stays as install left it. The content replaced now
+		// is kept, so that the uninstall can be undone.
+		err := atomicfile.Write(p.Previous(), p.Old, atomicfile.Options{
+			Kind: kind + " copy", Mode: now.mode, UID: now.uid, GID: now.gid, Chown: root, SyncDir: true,
+		})
+		if err != nil {
+			return fmt.Errorf("keeping the content of %s: %w", p.Path, err)
+		}
+		return p.write(kind, now, root)
 	}
 	if err := checkBackup(p.Backup()); err != nil {
 		return err
@@ -271,13 +297,27 @@ func (p *Plan) Apply() error {
 	case err != nil:
 		return fmt.Errorf("backing up %s: %w", p.Path, err)
 	}
-	err = atomicfile.Write(p.Path, p.New, atomicfile.Options{
+	return p.write(kind, now, root)
+}
+
+// write replaces the file with the plan's content, with the mode and
+// owner it has now.
+func (p *Plan) write(kind string, now *configFile, root bool) error {
+	err := atomicfile.Write(p.Path, p.New, atomicfile.Options{
 		Kind: kind, Mode: now.mode, UID: now.uid, GID: now.gid, Chown: root, SyncDir: true,
 	})
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", p.Path, err)
 	}
 	return nil
+}
+
+// verb is the command that made the plan, for messages.
+func (p *Plan) verb() string {
+	if p.uninstall {
+		return "uninstall"
+	}
+	return "install"
 }
 
 // maxConfigSize is the largest config file capshim reads. Engine configs

@@ -40,6 +40,7 @@ type tomlTable struct {
 // tomlKV is one key = value, possibly over several lines.
 type tomlKV struct {
 	key         []string
+	keyStart    int // where the key starts
 	start, end  int // the value's bytes
 	lineEnd     int // offset just past the line the value ends on
 	first, last int // the lines (from 1) the key/value spans
@@ -89,6 +90,7 @@ func scanTOML(data []byte) (*tomlDoc, error) {
 			shape := p.Shape(e.Raw)
 			cur.keys = append(cur.keys, tomlKV{
 				key:      key,
+				keyStart: start,
 				start:    valueStart(data, keyEnd),
 				end:      end,
 				lineEnd:  lineEnd(data, end),

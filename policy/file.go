@@ -20,6 +20,17 @@ const maxPolicy = 1 << 20
 // for one others could have chosen); a policy that does not parse is a
 // *LoadError.
 func LoadTrusted(path string) (*Policy, error) {
+	data, err := ReadTrusted(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(data, path)
+}
+
+// ReadTrusted opens the policy file at path as LoadTrusted does and
+// returns its content, unparsed: what `capshim policy show` prints is the
+// very text the runtime would parse. Errors are LoadTrusted's.
+func ReadTrusted(path string) ([]byte, error) {
 	f, err := trustfs.Open(path, trustfs.Read)
 	if err != nil {
 		return nil, err
@@ -29,7 +40,7 @@ func LoadTrusted(path string) (*Policy, error) {
 	if err != nil {
 		return nil, &LoadError{Path: path, Msg: fmt.Sprintf("cannot read the policy: %v", err)}
 	}
-	return Parse(data, path)
+	return data, nil
 }
 
 // readFD reads an open file to its end, refusing more than max bytes.

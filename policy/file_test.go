@@ -40,3 +40,49 @@ func TestLoadTrusted(t *testing.T) {
 		})
 	}
 }
+
+// TestLocationRead: Read gives the text the policy was parsed from, also
+// when it does not parse, and nothing for the built-in policy.
+func TestLocationRead(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	good := filepath.Join(dir, "good.toml")
+	bad := filepath.Join(dir, "bad.toml")
+	for path, text := range map[string]string{good: "mode = \"audit\"\n", bad: "mode = \"x\"\n"} {
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	none := func(string) string { return "" }
+	tests := []struct {
+		name     string
+		loc      Location
+		wantText string
+		wantErr  string
+		source   string
+	}{
+		{name: "file", loc: Locate(good, "capshim", false, none), wantText: "mode = \"audit\"\n", source: good},
+		{name: "file that does not parse", loc: Locate(bad, "capshim", false, none), wantText: "mode = \"x\"\n", wantErr: "is not a mode"},
+		{name: "missing named file", loc: Locate(filepath.Join(dir, "none.toml"), "capshim", false, none), wantErr: "policy not found"},
+		{name: "built-in", loc: Locate("", "capshim", true, none), source: BuiltinSource},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, text, err := tt.loc.Read()
+			if string(text) != tt.wantText {
+				t.Errorf("text %q, want %q", text, tt.wantText)
+			}
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || p.Source != tt.source {
+				t.Fatalf("Read = %v, %v; want source %s", p, err, tt.source)
+			}
+		})
+	}
+}

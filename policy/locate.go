@@ -75,29 +75,38 @@ func Locate(flag, argv0 string, builtin bool, getenv func(string) string) Locati
 
 // Load reads the policy at l: opened once, checked for trust through the
 // descriptor and parsed from it (see LoadTrusted). A policy file others
-// could change or could have
-// chosen is refused, a named one that does not exist is "not found", and
-// a missing default path gives the built-in policy.
+// could change or could have chosen is refused, a named one that does not
+// exist is "not found", and a missing default path gives the built-in
+// policy.
 func (l Location) Load() (*Policy, error) {
+	p, _, err := l.Read()
+	return p, err
+}
+
+// Read is Load that also returns the text the policy was parsed from: nil
+// for the built-in policy, and, for a file that was read but does not
+// parse (a *LoadError), that file's text with the error.
+func (l Location) Read() (*Policy, []byte, error) {
 	if l.Path == "" {
-		return Builtin(), nil
+		return Builtin(), nil, nil
 	}
 	if !filepath.IsAbs(l.Path) {
-		return nil, fmt.Errorf("policy path %q (%s) is not absolute; runtime calls run in the bundle directory, so give the full path", l.Path, l.Why)
+		return nil, nil, fmt.Errorf("policy path %q (%s) is not absolute; runtime calls run in the bundle directory, so give the full path", l.Path, l.Why)
 	}
-	p, err := LoadTrusted(l.Path)
+	data, err := ReadTrusted(l.Path)
 	var te *trustfs.Error
 	switch {
 	case err == nil:
-		return p, nil
+		p, err := Parse(data, l.Path)
+		return p, data, err
 	case !errors.As(err, &te):
-		return nil, err // the policy does not parse: a *LoadError
+		return nil, nil, err // the file could not be read: a *LoadError
 	case errors.Is(err, fs.ErrNotExist) && l.fallback && !te.Dangling:
-		return Builtin(), nil
+		return Builtin(), nil, nil
 	case errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("policy not found: %w; %s", err, l.hint)
+		return nil, nil, fmt.Errorf("policy not found: %w; %s", err, l.hint)
 	case errors.Is(err, trustfs.ErrUntrusted):
-		return nil, fmt.Errorf("untrusted policy: %w", err)
+		return nil, nil, fmt.Errorf("untrusted policy: %w", err)
 	}
-	return nil, fmt.Errorf("cannot use the policy: %w", err)
+	return nil, nil, fmt.Errorf("cannot use the policy: %w", err)
 }

@@ -146,15 +146,12 @@ func parseInstallFlags(c *cli.Context) (*installFlags, error) {
 func installOptions(f *installFlags, engine install.Engine) (install.Options, error) {
 	opts := install.Options{Binary: f.binary, SetDefault: f.setDefault}
 	if opts.Binary == "" {
-		exe, err := os.Executable()
-		if err == nil {
-			exe, err = filepath.EvalSymlinks(exe)
-		}
-		if err != nil {
-			return opts, fmt.Errorf("finding capshim's own path (give it with --binary): %w", err)
-		}
 		// This is capshim-tools; the runtime is the capshim binary next to it.
-		opts.Binary = filepath.Join(filepath.Dir(exe), "capshim")
+		bin, err := sibling("capshim")
+		if err != nil {
+			return opts, fmt.Errorf("%w (give capshim's path with --binary)", err)
+		}
+		opts.Binary = bin
 	}
 	if !filepath.IsAbs(opts.Binary) {
 		return opts, fmt.Errorf("--binary %q: the engine needs an absolute path", opts.Binary)

@@ -1,8 +1,8 @@
 // Command capshim-tools holds capshim's own commands: rewrite, check,
-// caps, inspect and install. Users run them as `capshim COMMAND`: the
-// capshim binary (kept small, since it is on the path of every container
-// start) hands such command lines over to capshim-tools, which lies next
-// to it.
+// caps, inspect, install, uninstall, policy, learn, explain and version.
+// Users run them as `capshim COMMAND`: the capshim binary (kept small,
+// since it is on the path of every container start) hands such command
+// lines over to capshim-tools, which lies next to it.
 package main
 
 import (
@@ -27,7 +27,7 @@ func main() {
 // cliCommands lists capshim's own commands; internal/clinames lists their
 // names for the capshim binary's dispatch.
 func cliCommands() []*cli.Command {
-	return []*cli.Command{rewriteCommand, checkCommand, capsCommand, inspectCommand, installCommand, learnCommand, explainCommand}
+	return []*cli.Command{rewriteCommand, checkCommand, capsCommand, inspectCommand, installCommand, uninstallCommand, learnCommand, explainCommand, policyCommand, versionCommand}
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
@@ -81,6 +81,7 @@ func flagsFirst(args []string, cmds []*cli.Command) []string {
 		}
 	}
 	var flags, operands []string
+	help := false
 	rest := args[2:]
 	for i := 0; i < len(rest); i++ {
 		a := rest[i]
@@ -94,10 +95,18 @@ func flagsFirst(args []string, cmds []*cli.Command) []string {
 		}
 		flags = append(flags, a)
 		name := strings.TrimLeft(a, "-")
+		if name == "help" || name == "h" {
+			help = true
+		}
 		if !strings.Contains(name, "=") && takesValue[name] && i+1 < len(rest) {
 			i++
 			flags = append(flags, rest[i])
 		}
+	}
+	if help {
+		// "capshim install docker --help" asks for install's help: given
+		// operands, urfave/cli would take the first for a help topic.
+		return []string{args[0], args[1], "--help"}
 	}
 	out := append([]string{args[0], args[1]}, flags...)
 	return append(out, operands...)
@@ -110,6 +119,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// The name capshim was called as picks the policy, as for the runtime;
 	// the app itself is always called capshim.
 	app.Metadata = map[string]any{"argv0": args[0]}
+	if code, done := checkCommandWords(args, app.Commands, stdout, stderr); done {
+		return code
+	}
 	err := app.Run(flagsFirst(append([]string{"capshim"}, args[1:]...), app.Commands))
 	if err == nil {
 		return 0

@@ -19,10 +19,13 @@ import (
 // TestMain lets the scripts under testdata/script run capshim: testscript
 // puts a copy of this test binary on their PATH as "capshim", and a
 // script's `exec capshim ...` runs run() in that copy, with the script's
-// files, working directory and environment.
+// files, working directory and environment. As "capshim-web" it is
+// capshim called through a link of that name, which picks its policy by
+// the name.
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"capshim": capshimMain,
+		"capshim":     capshimMain,
+		"capshim-web": capshimMain,
 	})
 }
 

@@ -12,6 +12,7 @@
 //	capshim-trace watch PID     watch the cgroup (v2) of process PID
 //	capshim-trace harvest ID    hand over and drop what cgroup ID recorded
 //	capshim-trace supported     say whether tracing works here
+//	capshim-trace version       capshim-trace's version (capshim version shows it)
 package main
 
 import (
@@ -22,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/capshim/capshim"
 	"github.com/capshim/capshim/capability"
 	"github.com/capshim/capshim/learn"
 	"github.com/capshim/capshim/trace"
@@ -37,6 +39,8 @@ type Result struct {
 	Summary string `json:"summary,omitempty"`
 	// Error says why tracing did not work; the container is not affected.
 	Error string `json:"error,omitempty"`
+	// Version is capshim-trace's version (version).
+	Version string `json:"version,omitempty"`
 }
 
 func main() {
@@ -49,9 +53,11 @@ func main() {
 
 func run(args []string) Result {
 	if len(args) < 1 {
-		return Result{Error: "usage: capshim-trace watch PID | harvest CGROUP-ID | supported"}
+		return Result{Error: "usage: capshim-trace watch PID | harvest CGROUP-ID | supported | version"}
 	}
 	switch args[0] {
+	case "version", "--version":
+		return Result{Version: capshim.Version()}
 	case "supported":
 		if err := trace.Supported(); err != nil {
 			return Result{Error: err.Error()}

@@ -270,13 +270,3 @@ func (ra *runtimeArgs) parseCommand() error {
 	}
 	return nil
 }
-
-// commandWord returns the command word of a command line (os.Args[1:]).
-// ok is false when the global flags do not parse.
-func commandWord(args []string) (word string, version, ok bool) {
-	ra, err := parseGlobals(args)
-	if err != nil {
-		return "", false, false
-	}
-	return ra.command, ra.version, true
-}

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/capshim/capshim/internal/clinames"
 )
 
 // Real command lines, from /work/shared/fixtures/*/runtime-argv.txt with
@@ -334,29 +336,6 @@ func TestParseRuntimeArgs(t *testing.T) {
 	}
 }
 
-func TestCommandWord(t *testing.T) {
-	tests := []struct {
-		name        string
-		args        string
-		word        string
-		version, ok bool
-	}{
-		{name: "runtime command", args: "--root /r create -b /b id", word: "create", ok: true},
-		{name: "capshim command", args: "rewrite x.json", word: "rewrite", ok: true},
-		{name: "version", args: "--version", version: true, ok: true},
-		{name: "unknown global", args: "--bogus create x"},
-		{name: "nothing", args: "", ok: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			word, version, ok := commandWord(strings.Fields(tt.args))
-			if word != tt.word || version != tt.version || ok != tt.ok {
-				t.Errorf("commandWord(%q) = %q, %v, %v; want %q, %v, %v", tt.args, word, version, ok, tt.word, tt.version, tt.ok)
-			}
-		})
-	}
-}
-
 func TestDispatchIsCLI(t *testing.T) {
 	tests := []struct {
 		name string
@@ -382,6 +361,22 @@ func TestDispatchIsCLI(t *testing.T) {
 		{name: "global value named like a command", args: []string{"capshim", "--root", "rewrite", "create", "x"}, cli: false},
 		{name: "capshim command after a global", args: []string{"capshim", "--debug", "caps"}, cli: true},
 		{name: "called as runc", args: []string{"/usr/local/bin/runc", "rewrite", "x"}, cli: true},
+		{name: "uninstall", args: []string{"capshim", "uninstall", "docker"}, cli: true},
+		{name: "policy", args: []string{"capshim", "policy", "check"}, cli: true},
+		{name: "help of a command after its operand", args: []string{"capshim", "install", "docker", "--help"}, cli: true},
+		{name: "typo of a capshim command", args: []string{"capshim", "uninstal"}, cli: true},
+		{name: "another typo", args: []string{"capshim", "versoin"}, cli: true},
+		{name: "unknown word after a runtime flag goes to the runtime", args: []string{"capshim", "--root", "/r", "frobnicate", "id"}, cli: false},
+		{name: "unknown word after --log goes to the runtime", args: strings.Fields("capshim " + dockerGlobal + " newcommand " + dockerID), cli: false},
+		{name: "crun's mounts", args: []string{"capshim", "mounts", "add", "id", "m.json"}, cli: false},
+		{name: "runc's help", args: []string{"capshim", "help", "create"}, cli: true},
+	}
+	for _, word := range clinames.Runtime {
+		tests = append(tests, struct {
+			name string
+			args []string
+			cli  bool
+		}{name: "runtime command " + word, args: []string{"capshim", word, "id"}, cli: false})
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

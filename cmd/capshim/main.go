@@ -3,9 +3,9 @@
 // (runc, crun). Engines call it with runc's command line.
 //
 // capshim is on the path of every runtime call, so this binary holds only
-// the runtime path. Its own commands (rewrite, check, caps, inspect,
-// install) live in the companion binary capshim-tools next to it: capshim
-// hands such a command line over to it unchanged.
+// the runtime path. Its own commands (rewrite, check, install, policy,
+// version, ...) live in the companion binary capshim-tools next to it:
+// capshim hands such a command line over to it unchanged.
 package main
 
 import (
@@ -23,13 +23,22 @@ import (
 var version = capshim.Version()
 
 func main() {
-	os.Exit(run(os.Args, os.Stderr))
+	os.Exit(run(os.Args, os.Stdout, os.Stderr))
 }
+
+// versionFlag, as capshim's only argument, prints capshim's own version
+// and nothing else (`capshim version` runs it). runc's --version is a
+// runtime call: capshim's version line, then the runtime's.
+const versionFlag = "--capshim-version"
 
 // run dispatches on the command word: capshim's own commands go to
 // capshim-tools, everything else is a runtime call. It returns the exit
 // code when it does not exec.
-func run(args []string, stderr io.Writer) int {
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 2 && args[1] == versionFlag {
+		fmt.Fprintf(stdout, "capshim version %s\n", version)
+		return 0
+	}
 	if isCLI(args) {
 		return execTools(args, stderr)
 	}
@@ -38,23 +47,29 @@ func run(args []string, stderr io.Writer) int {
 
 // isCLI reports whether args name one of capshim's own commands (or ask
 // for help). The command word is found with runc's global-flag rules, so
-// "capshim --root r create rewrite" is still a runtime call.
+// "capshim --root r create rewrite" is still a runtime call. A word that
+// is neither capshim's nor a runtime command goes to capshim-tools too,
+// which says what capshim's commands are, unless runtime global flags
+// come before it: engines always pass some (--root, --log), and a runtime
+// command capshim does not know yet must still reach the runtime.
 func isCLI(args []string) bool {
 	if len(args) < 2 {
 		return true
 	}
-	word, version, ok := commandWord(args[1:])
+	ra, err := parseGlobals(args[1:])
 	switch {
-	case !ok:
+	case err != nil:
 		// Global flags capshim does not know: the runtime path reports it.
 		return false
-	case version:
+	case ra.version:
 		return false
-	case word == "":
+	case ra.command == "":
 		// No command (--help, or nothing): runc would print its usage.
 		return true
+	case clinames.Is(ra.command):
+		return true
 	}
-	return clinames.Is(word)
+	return ra.cmdAt == 0 && !clinames.IsRuntime(ra.command)
 }
 
 // execTools becomes capshim-tools, found next to capshim's own executable,

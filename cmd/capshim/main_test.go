@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"strings"
 	"testing"
 )
@@ -11,7 +12,7 @@ import (
 // the test binary).
 func TestToolsMissing(t *testing.T) {
 	var errOut bytes.Buffer
-	code := run([]string{"capshim", "caps", "chown"}, &errOut)
+	code := run([]string{"capshim", "caps", "chown"}, io.Discard, &errOut)
 	if code != 2 {
 		t.Errorf("exit %d, want 2", code)
 	}
@@ -19,5 +20,18 @@ func TestToolsMissing(t *testing.T) {
 		if !strings.Contains(errOut.String(), want) {
 			t.Errorf("message %q lacks %q", errOut.String(), want)
 		}
+	}
+}
+
+// TestVersionFlag: capshim's own version flag prints capshim's version
+// alone, without a policy or a runtime; with anything else it is no flag
+// of capshim's.
+func TestVersionFlag(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run([]string{"capshim", versionFlag}, &out, &errOut); code != 0 || out.String() != "capshim version "+version+"\n" || errOut.Len() != 0 {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
+	}
+	if isCLI([]string{"capshim", versionFlag, "x"}) {
+		t.Error("with more arguments it is a runtime call")
 	}
 }

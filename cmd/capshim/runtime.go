@@ -1,25 +1,19 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/capshim/capshim/capability"
-	"github.com/capshim/capshim/internal/trustfs"
+	"github.com/capshim/capshim/internal/runtimefind"
 	"github.com/capshim/capshim/policy"
 	"github.com/capshim/capshim/spec"
 )
-
-// defaultPath is searched for runc when the caller passes no PATH.
-const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // runtimeMain is runtime mode: reduce what the command carries, then
 // become the real runtime. It returns only on failure, with the exit code.
@@ -104,57 +98,15 @@ func isSelf(st *unix.Stat_t) bool {
 }
 
 // findRuntime finds the real runtime, opened and checked: the policy's,
-// or the first runc on PATH that is not capshim itself. capshim never runs
-// itself. What is returned is run from its descriptor (execRuntime), so
-// the file that passed the checks is the file that runs.
+// or the first runc on PATH that is not capshim itself (runtimefind, which
+// capshim's commands share). What is returned is run from its descriptor
+// (execRuntime), so the file that passed the checks is the file that runs.
 func findRuntime(pol *policy.Policy) (realRuntime, error) {
-	if pol.Runtime != "" {
-		f, err := trustfs.Open(pol.Runtime, trustfs.Exec)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			return realRuntime{}, fmt.Errorf("the runtime named in %s: %w", pol.Source, err)
-		case errors.Is(err, trustfs.ErrNotRegular), errors.Is(err, trustfs.ErrNotExecutable):
-			return realRuntime{}, fmt.Errorf("the runtime %s named in %s is not an executable file: %w", pol.Runtime, pol.Source, err)
-		case f.Found && isSelf(&f.Stat):
-			f.Close()
-			return realRuntime{}, fmt.Errorf("the runtime %s named in %s is capshim itself; name the real runtime, e.g. /usr/bin/runc", pol.Runtime, pol.Source)
-		case errors.Is(err, trustfs.ErrUntrusted):
-			return realRuntime{}, fmt.Errorf("untrusted runtime (named in %s): %w", pol.Source, err)
-		case err != nil:
-			return realRuntime{}, fmt.Errorf("the runtime named in %s: %w", pol.Source, err)
-		}
-		return realRuntime{path: pol.Runtime, file: f}, nil
+	rt, err := runtimefind.Find(pol, os.Getenv("PATH"), isSelf)
+	if err != nil {
+		return realRuntime{}, err
 	}
-	path := os.Getenv("PATH")
-	if path == "" {
-		// Some callers (Podman's cleanup through conmon) give the runtime
-		// no PATH at all: use the usual system directories.
-		path = defaultPath
-	}
-	for _, dir := range filepath.SplitList(path) {
-		if dir == "" || !filepath.IsAbs(dir) {
-			continue // a relative PATH entry would depend on the bundle
-		}
-		p := filepath.Join(dir, "runc")
-		// One stat skips a directory without runc cheaply. It decides
-		// nothing else: what it finds is opened and checked below.
-		var st syscall.Stat_t
-		if syscall.Stat(p, &st) != nil {
-			continue
-		}
-		f, err := trustfs.Open(p, trustfs.Exec)
-		switch {
-		case errors.Is(err, trustfs.ErrUntrusted) && !(f.Found && isSelf(&f.Stat)):
-			return realRuntime{}, fmt.Errorf("untrusted runtime found on PATH: %w", err)
-		case err != nil:
-			continue // gone, not a file, not executable: not a runc
-		case isSelf(&f.Stat):
-			f.Close()
-			continue
-		}
-		return realRuntime{path: p, file: f}, nil
-	}
-	return realRuntime{}, fmt.Errorf("no runc found on PATH (other than capshim itself); install runc or set runtime = \"/path/to/runtime\" in %s", pol.Source)
+	return realRuntime{path: rt.Path, file: rt.File}, nil
 }
 
 // reduce applies the policy to what the command carries and returns the
