@@ -282,7 +282,7 @@ func decodeError(data []byte, source string, err error) error {
 			key = e.Key()
 		}
 		return &LoadError{Path: source, Line: line, Key: formatKey(key),
-			Msg: "unknown key; the keys are runtime, mode, default, never, on_denied_request, log and [[rule]] with name, capabilities and [rule.match.annotations]"}
+			Msg: "unknown key; the keys are runtime, mode, default, never, on_denied_request, log, state_dir, explain and [[rule]] with name, capabilities, grant, keep, mode, learn and [rule.match.annotations]"}
 	}
 	var de *toml.DecodeError
 	if !errors.As(err, &de) {

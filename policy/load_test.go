@@ -277,7 +277,7 @@ var parseErrorTests = []struct {
 	{
 		name: "unknown key in rule",
 		toml: "[[rule]]\nname = \"a\"\ncapabilities = [\"CHOWN\"]\n\n[[rule]]\nname = \"b\"\ncapabilities = [\"CHOWN\"]\ncapabilties = [\"SETUID\"]\n",
-		line: 8, key: "rule.capabilties", hint: "[[rule]] with name, capabilities and [rule.match.annotations]",
+		line: 8, key: "rule.capabilties", hint: "[[rule]] with name, capabilities, grant, keep, mode, learn and [rule.match.annotations]",
 	},
 	{
 		name: "unknown key in rule.match",
