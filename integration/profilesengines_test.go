@@ -439,14 +439,16 @@ func prfPod(t *testing.T, c *ctdCRI, namespace, container, image string, command
 }
 
 // TestProfilesCRI: under containerd's CRI, a rule learns the pods of the
-// learn-* namespaces; the profile of the redis image is minimized; its
-// rule, which matches on the CRI image name, runs redis in another
-// namespace with exactly the needed set, and a pod of the image the rule
-// does not name gets the default and fails.
+// learn-* namespaces; each workload's profile is minimized; its rule,
+// which matches on the CRI image and container name, runs the workload in
+// another namespace with exactly the needed set, and the same image under
+// another container name gets the default and fails. Then the shipped
+// profile, which matches on the image alone, runs it under that name.
+// The pods use the node's network (there is no CNI here): the workloads
+// listen on the node's loopback, nginx on :80 of every address, briefly.
 func TestProfilesCRI(t *testing.T) {
 	ctdRequire(t)
 	set := imgSet(t)
-	w := prfWorkloads()[2] // redis
 	state := lrnEngState(t)
 	policy := func(rules ...string) string {
 		return fmt.Sprintf("state_dir = %q\n", state) + ctdPolicyTOML(rules...)
@@ -454,48 +456,73 @@ func TestProfilesCRI(t *testing.T) {
 	pol := ctdNewPolicy(t, policy(lrnEngRuleNS))
 	d := ctdStart(t, []ctdHandler{{name: "runc"}, {name: "capshim", binary: capshimBin, annotations: true}}, []string{"CAPSHIM_CONFIG=" + pol.path})
 	d.importImages(t, "k8s.io")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	if out, err := d.ctr(ctx, "k8s.io", "images", "import", filepath.Join(set, w.name, "image.tar")); err != nil {
-		t.Fatalf("ctr images import: %v\n%s", err, out)
+	for _, w := range prfWorkloads() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		out, err := d.ctr(ctx, "k8s.io", "images", "import", filepath.Join(set, w.name, "image.tar"))
+		cancel()
+		if err != nil {
+			t.Fatalf("ctr images import: %v\n%s", err, out)
+		}
 	}
 	c := ctdDialCRI(t, d)
-	image := prfImage(w.name)
-	profile := learn.ProfileName(map[string]string{"io.kubernetes.cri.image-name": image, "io.kubernetes.cri.container-name": w.name}, "")
 
-	out, _ := prfPod(t, c, "learn-1", w.name, image, prfCapsFirst)
-	prfVerdict(t, w.name, out, true)
-	assertCaps(t, out, maskDocker)
-	learned := lrnEngTool(state, "learn", "show", profile)
-	if learned.err != nil {
-		t.Fatalf("%v\n%s", learned, lrnEngTool(state, "learn", "list").stdout)
-	}
-	for _, line := range strings.Split(strings.TrimSpace(learned.stdout), "\n") {
-		t.Logf("learned %s: %s", profile, line)
-	}
+	for i, w := range prfWorkloads() {
+		t.Run(w.name, func(t *testing.T) {
+			t.Cleanup(func() { pol.set(t, policy(lrnEngRuleNS)) })
+			image := prfImage(w.name)
+			profile := learn.ProfileName(map[string]string{"io.kubernetes.cri.image-name": image, "io.kubernetes.cri.container-name": w.name}, "")
+			start := time.Now()
+			out, _ := prfPod(t, c, fmt.Sprintf("learn-%d", i), w.name, image, prfCapsFirst)
+			took := time.Since(start)
+			prfVerdict(t, w.name, out, true)
+			assertCaps(t, out, maskDocker)
+			learned := lrnEngTool(state, "learn", "show", profile)
+			if learned.err != nil {
+				t.Fatalf("%v\n%s", learned, lrnEngTool(state, "learn", "list").stdout)
+			}
+			for _, line := range strings.Split(strings.TrimSpace(learned.stdout), "\n") {
+				t.Logf("learned %s: %s", profile, line)
+			}
+			t.Logf("learned pod under CRI: %v", took.Round(time.Millisecond))
 
-	// containerd 1.6's CRI opens no ports below 1024 unless configured
-	// to (enable_unprivileged_ports): the bundle of runc spec as it is.
-	m := prfMinimize(t, set, state, profile, w, nil, w.needs)
-	rule := lrnEngShow(t, state, profile, m.needed...)
-	if !strings.Contains(rule, `"io.kubernetes.cri.image-name" = "`+learn.ImageName(image)+`[:@]*"`) {
-		t.Fatalf("the rule does not match on the CRI image name:\n%s", rule)
-	}
+			// containerd 1.6's CRI opens no ports below 1024 unless
+			// configured to (enable_unprivileged_ports): the bundle of
+			// runc spec as it is.
+			m := prfMinimize(t, set, state, profile, w, nil, w.needs)
+			rule := lrnEngShow(t, state, profile, m.needed...)
+			if !strings.Contains(rule, `"io.kubernetes.cri.image-name" = "`+learn.ImageName(image)+`[:@]*"`) {
+				t.Fatalf("the rule does not match on the CRI image name:\n%s", rule)
+			}
 
-	pol.set(t, policy(lrnEngRuleNS, rule))
-	out, _ = prfPod(t, c, "prod-1", w.name, image, prfCapsFirst)
-	prfVerdict(t, w.name, out, true)
-	assertCaps(t, out, prfMask(t, m.needed))
+			pol.set(t, policy(lrnEngRuleNS, rule))
+			out, _ = prfPod(t, c, fmt.Sprintf("prod-%d", i), w.name, image, prfCapsFirst)
+			prfVerdict(t, w.name, out, true)
+			assertCaps(t, out, prfMask(t, m.needed))
 
-	// The same workload under another container name is another
-	// workload for the learned rule (it names the container too): the
-	// default, and it fails; explain names what it missed.
-	out, id := prfPod(t, c, "prod-2", "cache", image, prfCapsFirst)
-	prfVerdict(t, w.name, out, false)
-	assertCaps(t, out, maskMinimal)
-	ex := lrnEngTool(state, "explain", id[:12])
-	if ex.err != nil || !slices.Contains(prfRefusedDropped(ex.stdout), "CAP_CHOWN") {
-		t.Fatalf("explain does not name CAP_CHOWN:\n%v", ex)
+			// The learned rule names the container too: under another
+			// name the image gets the default, and fails; explain names
+			// what it missed.
+			other := "other-" + w.name
+			out, id := prfPod(t, c, fmt.Sprintf("prod-%d", i), other, image, prfCapsFirst)
+			prfVerdict(t, w.name, out, false)
+			assertCaps(t, out, maskMinimal)
+			ex := lrnEngTool(state, "explain", id[:12])
+			if named := prfRefusedDropped(ex.stdout); ex.err != nil || !slices.ContainsFunc(named, func(c string) bool { return slices.Contains(m.needed, c) }) {
+				t.Fatalf("explain names none of %v:\n%v", m.needed, ex)
+			}
+
+			// The shipped profile matches the image under any name.
+			shipped, err := os.ReadFile(filepath.Join("..", "profiles", w.name+".toml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			pol.set(t, policy(lrnEngRuleNS, string(shipped)))
+			out, _ = prfPod(t, c, fmt.Sprintf("prod-%d", i), other, image, prfCapsFirst)
+			prfVerdict(t, w.name, out, true)
+			assertCaps(t, out, prfMask(t, m.needed))
+			t.Logf("%s: learned %s; needed %s, %d minimize runs in %v; the shipped profile serves it as %s",
+				w.name, learnedSet(learned.stdout), strings.Join(m.needed, ","), m.runs, m.took, other)
+		})
 	}
 	c.removeAllPods(t)
 	lrnEngUnpinned(t)
