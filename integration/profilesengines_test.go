@@ -16,6 +16,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -33,6 +34,8 @@ import (
 
 	"github.com/capshim/capshim/capability"
 	"github.com/capshim/capshim/learn"
+	"github.com/capshim/capshim/policy"
+	"github.com/capshim/capshim/profiles"
 )
 
 // prfWorkload is one test image and what it needs: found by hand with
@@ -201,7 +204,13 @@ func TestProfilesDocker(t *testing.T) {
 		return map[string]any{"path": capshimBin, "runtimeArgs": []string{"--capshim-config=" + policy}}
 	}
 	quiet := writePolicy(t, lrnEngPolicy(state, log)+"explain = false\n")
-	runtimes := map[string]any{"capshim-learn": runtime(ask), "capshim": runtime(def), "capshim-quiet": runtime(quiet)}
+	// The shipped redis profile as a request a container makes.
+	redis, err := fs.ReadFile(profiles.Files, "redis.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	request := writePolicy(t, lrnEngPolicy(state, log, prfUnmatched(string(redis), "capabilities")))
+	runtimes := map[string]any{"capshim-learn": runtime(ask), "capshim": runtime(def), "capshim-quiet": runtime(quiet), "capshim-ask": runtime(request)}
 	// One runtime per workload, whose policy gets the workload's rule.
 	own := map[string]string{}
 	for _, w := range prfWorkloads() {
@@ -301,6 +310,19 @@ func TestProfilesDocker(t *testing.T) {
 		})
 	}
 
+	// The shipped profile as a rule with no match table that lets every
+	// container of the runtime ask for the set: the container asks in
+	// its environment and gets the default and the set.
+	t.Run("shipped profile as a request", func(t *testing.T) {
+		keep := prfKeep(t, string(redis))
+		out, _, _ := run(t, "capshim-ask", prfImage("redis"), "CAPSHIM_CAPABILITIES="+strings.Join(keep, ","))
+		prfVerdict(t, "redis", out, true)
+		assertCaps(t, out, maskMinimal|prfMask(t, keep))
+		out, _, _ = run(t, "capshim-ask", prfImage("redis"))
+		prfVerdict(t, "redis", out, false)
+		assertCaps(t, out, maskMinimal)
+	})
+
 	// What learning adds to a start: the same short container (the
 	// nginx image running true) through runc alone, through capshim
 	// enforcing the default without recording (explain = false) and with
@@ -347,6 +369,33 @@ func prfRefusedDropped(explain string) []string {
 		out = append(out, m[1])
 	}
 	return out
+}
+
+// prfUnmatched is a shipped profile's rule without its match table, so
+// that it applies to every container of the policy, with its keep line
+// given as key (keep, or capabilities: may be asked for).
+func prfUnmatched(data, key string) string {
+	var out []string
+	for _, line := range strings.Split(data, "\n") {
+		if line == "[rule.match.annotations]" {
+			break // the last table of the file
+		}
+		if s, ok := strings.CutPrefix(line, "keep = "); ok {
+			line = key + " = " + s
+		}
+		out = append(out, line)
+	}
+	return strings.Join(out, "\n") + "\n"
+}
+
+// prfKeep is the keep set of a shipped profile.
+func prfKeep(t *testing.T, data string) []string {
+	t.Helper()
+	pol, err := policy.Parse([]byte(data), "profile")
+	if err != nil || len(pol.Rules) != 1 {
+		t.Fatalf("profile: %v (%d rules)", err, len(pol.Rules))
+	}
+	return pol.Rules[0].Keep.Names()
 }
 
 // learnedSet is the keep list of a rule capshim emitted.
@@ -525,5 +574,52 @@ func TestProfilesCRI(t *testing.T) {
 		})
 	}
 	c.removeAllPods(t)
+	lrnEngUnpinned(t)
+}
+
+// TestProfilesPodman: the shipped profiles as they are, in one policy that
+// podman hands capshim with --runtime-flag. Podman puts no image name into
+// the spec; the container says which image it is with an annotation, which
+// whoever runs podman sets (a convenience on a host whose podman users are
+// trusted with their containers, not a boundary). Without it the default
+// applies, and the workload fails.
+func TestProfilesPodman(t *testing.T) {
+	p := podmanSetup(t)
+	set := imgSet(t)
+	state := lrnEngState(t)
+	log := filepath.Join(t.TempDir(), "capshim.log")
+	var rules []string
+	for _, w := range prfWorkloads() {
+		data, err := fs.ReadFile(profiles.Files, w.name+".toml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rules = append(rules, string(data))
+		if r := p.podman("containers.conf", "load", "-i", filepath.Join(set, w.name, "image.tar")); r.err != nil {
+			t.Fatalf("podman load: %v", r)
+		}
+	}
+	pol := writePolicy(t, lrnEngPolicy(state, log, rules...))
+	run := func(t *testing.T, args ...string) string {
+		t.Helper()
+		cli := func(argv ...string) engResult {
+			return p.podman("containers.conf", append([]string{"--runtime", capshimBin, "--runtime-flag", "capshim-config=" + pol}, argv...)...)
+		}
+		out, _ := lrnEngRun(t, cli, args...)
+		return out
+	}
+	for i, w := range prfWorkloads() {
+		t.Run(w.name, func(t *testing.T) {
+			keep := prfKeep(t, rules[i])
+			image := prfImage(w.name)
+			out := run(t, append([]string{"--annotation", "io.kubernetes.cri.image-name=" + image, image}, prfCapsFirst...)...)
+			prfVerdict(t, w.name, out, true)
+			assertCaps(t, out, prfMask(t, keep))
+			out = run(t, append([]string{image}, prfCapsFirst...)...)
+			v := prfVerdict(t, w.name, out, false)
+			assertCaps(t, out, maskPodmanMinimal)
+			t.Logf("%s: keep %v with the annotation; without it: %s", w.name, keep, v)
+		})
+	}
 	lrnEngUnpinned(t)
 }

@@ -126,7 +126,7 @@ func learnMinimize(c *cli.Context) error {
 	}
 	start := time.Now()
 	res, err := m.Minimize(ctx, from)
-	took := time.Since(start).Round(100 * time.Millisecond)
+	took := shortDuration(time.Since(start))
 	if err != nil {
 		code := 1
 		if ctx.Err() != nil {
@@ -169,13 +169,22 @@ func printTrial(w io.Writer, n, max int, t learn.Trial) {
 		set = strings.Join(t.Caps, ",")
 	}
 	fmt.Fprintf(w, "run %d/%d  %s  exit %d  %v  %s: %s\n", n, max, verdict, t.Exit,
-		time.Duration(t.TookMS)*time.Millisecond, t.Why, set)
+		shortDuration(time.Duration(t.TookMS)*time.Millisecond), t.Why, set)
 	if t.Error != "" {
 		fmt.Fprintf(w, "    error: %s\n", t.Error)
 	}
 	if t.Output != "" {
 		fmt.Fprintf(w, "    %s\n", t.Output)
 	}
+}
+
+// shortDuration rounds d to what a person reads: milliseconds below a
+// second, tenths of a second above.
+func shortDuration(d time.Duration) time.Duration {
+	if d < time.Second {
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(100 * time.Millisecond)
 }
 
 // minimizeRuntime is the runtime the runs use: --runtime, else the
