@@ -504,7 +504,7 @@ func (c *capped) Write(p []byte) (int, error) {
 func firstLine(out []byte) string {
 	for line := range strings.SplitSeq(string(out), "\n") {
 		if line = strings.TrimSpace(line); line != "" {
-			return safetext.Truncate(safetext.Line(line), 200)
+			return safetext.Truncate(safetext.Line(line), 400)
 		}
 	}
 	return ""
