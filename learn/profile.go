@@ -94,6 +94,9 @@ type Profile struct {
 	// (annotations such as the CRI image name): the emitted rule matches
 	// on it.
 	Match map[string]string `json:"match,omitempty"`
+	// Verified is what minimisation found the workload needs, by
+	// running it (capshim learn minimize); nil until then.
+	Verified *Verification `json:"verified,omitempty"`
 }
 
 // maxRecent bounds Profile.Recent.
@@ -149,9 +152,29 @@ func addCounts(into, from map[string]uint64) map[string]uint64 {
 	return into
 }
 
-// Keep is the set a rule for this workload keeps: what it used, and what
-// its executables demand by file capabilities.
-func (p *Profile) Keep() capability.Set { return p.UsedSet() | p.Demanded() }
+// Learned is what the workload was seen to use, and what its executables
+// demand by file capabilities.
+func (p *Profile) Learned() capability.Set { return p.UsedSet() | p.Demanded() }
+
+// Keep is the set a rule for this workload keeps: the verified needed set
+// when there is one, else what was learned. What was learned after the
+// verification, outside the set it started from, is kept too: no run
+// showed that the workload can do without it.
+func (p *Profile) Keep() capability.Set {
+	if p.Verified == nil {
+		return p.Learned()
+	}
+	return p.Verified.NeededSet() | p.Unverified()
+}
+
+// Unverified is what was learned outside the set the verification started
+// from (none without a verification).
+func (p *Profile) Unverified() capability.Set {
+	if p.Verified == nil {
+		return 0
+	}
+	return p.Learned() &^ p.Verified.FromSet()
+}
 
 // Rule renders the profile as a ready policy rule, with its evidence as
 // comments.
@@ -168,6 +191,14 @@ func (p *Profile) Rule() string {
 	}
 	for _, exe := range slices.Sorted(maps.Keys(p.FileCaps)) {
 		fmt.Fprintf(&b, "# %s has file capabilities %s\n", exe, strings.Join(p.FileCaps[exe], ","))
+	}
+	if v := p.Verified; v != nil {
+		fmt.Fprintf(&b, "# verified by %d runs on %s: the workload passes with exactly keep and fails without any one of it\n",
+			v.Runs, v.At.UTC().Format(time.DateOnly))
+		b.WriteString("# used but not needed: " + nameList(v.FromSet()&^v.NeededSet()) + "\n")
+		if u := p.Unverified(); u != 0 {
+			b.WriteString("# learned since the verification, kept unverified: " + nameList(u) + "\n")
+		}
 	}
 	b.WriteString("[[rule]]\n")
 	fmt.Fprintf(&b, "name = %q\n", p.Name)
@@ -191,6 +222,13 @@ func countList(m map[string]uint64) string {
 		parts = append(parts, fmt.Sprintf("%s (%d)", n, m[n]))
 	}
 	return strings.Join(parts, ", ")
+}
+
+func nameList(s capability.Set) string {
+	if s == 0 {
+		return "none"
+	}
+	return strings.Join(s.Names(), ", ")
 }
 
 func tomlList(names []string) string {

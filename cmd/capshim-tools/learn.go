@@ -34,12 +34,14 @@ func stateDir(c *cli.Context) string {
 
 var learnCommand = &cli.Command{
 	Name:  "learn",
-	Usage: "list, show and forget what capshim learned about workloads",
+	Usage: "list, show, minimize and forget what capshim learned about workloads",
 	Description: `A container that a policy rule learns (mode = "learn", or learn = true and the
 container asks with the annotation capshim.io/learn=NAME or the environment
 variable CAPSHIM_LEARN=NAME) keeps what the engine granted, and capshim records
 which capabilities its processes used. At delete, the record is merged into the
-profile NAME. "capshim learn show NAME" turns a profile into a policy rule.`,
+profile NAME. "capshim learn show NAME" turns a profile into a policy rule.
+"capshim learn minimize NAME --bundle DIR" runs the workload with fewer
+capabilities until every one left is needed, and the rule then keeps those.`,
 	Subcommands: []*cli.Command{
 		{
 			Name:   "list",
@@ -56,6 +58,7 @@ profile NAME. "capshim learn show NAME" turns a profile into a policy rule.`,
 			}},
 			Action: learnShow,
 		},
+		learnMinimizeCommand,
 		{
 			Name:      "forget",
 			Usage:     "remove a profile",
