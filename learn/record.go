@@ -132,7 +132,7 @@ func (r *Records) Load(root, id string) (*Container, error) {
 }
 
 func readRecord(path string) (*Container, error) {
-	data, err := readSmall(path)
+	data, err := atomicfile.ReadFile(path, maxFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, ErrNotFound
 	}

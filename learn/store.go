@@ -59,30 +59,10 @@ func (s *Store) ensure(sub string) (string, error) {
 // Merge adds one container's observation to the profile name, under the
 // profile's lock: read, merge, write atomically.
 func (s *Store) Merge(name, id string, o Observation, match map[string]string, at time.Time) (*Profile, error) {
-	if err := CheckName(name); err != nil {
-		return nil, err
-	}
-	dir, err := s.ensure("profiles")
-	if err != nil {
-		return nil, err
-	}
-	unlock, err := lock(filepath.Join(dir, name+".lock"))
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	p, err := s.Profile(name)
-	if errors.Is(err, ErrNotFound) {
-		p, err = &Profile{Name: name}, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	p.Merge(id, o, match, at)
-	if err := s.writeProfile(p); err != nil {
-		return nil, err
-	}
-	return p, nil
+	return s.change(name, true, func(p *Profile) error {
+		p.Merge(id, o, match, at)
+		return nil
+	})
 }
 
 func (s *Store) writeProfile(p *Profile) error {
@@ -97,6 +77,12 @@ func (s *Store) writeProfile(p *Profile) error {
 // Update changes a stored profile under its lock (minimisation records
 // its findings this way).
 func (s *Store) Update(name string, change func(*Profile) error) (*Profile, error) {
+	return s.change(name, false, change)
+}
+
+// change reads the profile under its lock (a new one when create is set
+// and there is none), applies fn and writes it back atomically.
+func (s *Store) change(name string, create bool, fn func(*Profile) error) (*Profile, error) {
 	if err := CheckName(name); err != nil {
 		return nil, err
 	}
@@ -110,10 +96,13 @@ func (s *Store) Update(name string, change func(*Profile) error) (*Profile, erro
 	}
 	defer unlock()
 	p, err := s.Profile(name)
+	if create && errors.Is(err, ErrNotFound) {
+		p, err = &Profile{Name: name}, nil
+	}
 	if err != nil {
 		return nil, err
 	}
-	if err := change(p); err != nil {
+	if err := fn(p); err != nil {
 		return nil, err
 	}
 	return p, s.writeProfile(p)
@@ -125,7 +114,7 @@ func (s *Store) Profile(name string) (*Profile, error) {
 		return nil, err
 	}
 	path := filepath.Join(s.profileDir(), name+".json")
-	data, err := readSmall(path)
+	data, err := atomicfile.ReadFile(path, maxFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("profile %q: %w (capshim learn list shows the profiles)", name, ErrNotFound)
 	}
@@ -208,25 +197,4 @@ func lock(path string) (func(), error) {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
 	return func() { f.Close() }, nil
-}
-
-// readSmall reads one of the store's files without following a link.
-func readSmall(path string) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() || st.Size() > maxFile {
-		return nil, fmt.Errorf("%s: not a regular file of at most %d bytes", path, maxFile)
-	}
-	buf := make([]byte, st.Size())
-	if _, err := f.ReadAt(buf, 0); err != nil && st.Size() > 0 {
-		return nil, fmt.Errorf("reading %s: %w", path, err)
-	}
-	return buf, nil
 }

@@ -8,9 +8,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 
 	"github.com/capshim/capshim/capability"
+	"github.com/capshim/capshim/internal/atomicfile"
 	"github.com/capshim/capshim/spec"
 )
 
@@ -69,25 +69,7 @@ func readContainerState(runtime, root, id string) (*containerState, error) {
 }
 
 // readStateFile reads a small state file without following a link.
-func readStateFile(path string) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() || st.Size() > maxStateFile {
-		return nil, fmt.Errorf("%s: not a regular file of at most %d bytes", path, maxStateFile)
-	}
-	buf := make([]byte, st.Size())
-	if _, err := f.ReadAt(buf, 0); err != nil && st.Size() > 0 {
-		return nil, fmt.Errorf("reading %s: %w", path, err)
-	}
-	return buf, nil
-}
+func readStateFile(path string) ([]byte, error) { return atomicfile.ReadFile(path, maxStateFile) }
 
 // runcContainerState reads runc's state.json.
 func runcContainerState(path string, data []byte) (*containerState, error) {

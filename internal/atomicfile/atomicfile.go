@@ -129,3 +129,26 @@ func syncDir(dir string) error {
 	}
 	return nil
 }
+
+// ReadFile reads a small file that capshim keeps or trusts the runtime to
+// keep: never through a link, only a regular file, at most max bytes. A
+// missing file is an error that errors.Is finds as fs.ErrNotExist.
+func ReadFile(path string, max int64) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() || st.Size() > max {
+		return nil, fmt.Errorf("%s: not a regular file of at most %d bytes", path, max)
+	}
+	buf := make([]byte, st.Size())
+	if _, err := f.ReadAt(buf, 0); err != nil && st.Size() > 0 {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return buf, nil
+}
