@@ -70,7 +70,54 @@ func testMain(m *testing.M) int {
 			return 1
 		}
 	}
+	left := snapshotState()
+	defer left.restore()
 	return m.Run()
+}
+
+// stateDirs are where capshim keeps records and profiles when a policy
+// names no state_dir of its own (most test policies do not): the tests
+// take away what they added there, so the host is left as it was.
+var stateDirs = []string{"/run/capshim/containers", "/var/lib/capshim/recent", "/var/lib/capshim/profiles", "/var/lib/capshim", "/run/capshim"}
+
+// stateSnapshot is what those directories held before the tests.
+type stateSnapshot struct {
+	existed map[string]bool
+	names   map[string]map[string]bool
+}
+
+func snapshotState() stateSnapshot {
+	s := stateSnapshot{existed: map[string]bool{}, names: map[string]map[string]bool{}}
+	for _, d := range stateDirs {
+		entries, err := os.ReadDir(d)
+		if err != nil {
+			continue
+		}
+		s.existed[d] = true
+		s.names[d] = map[string]bool{}
+		for _, e := range entries {
+			s.names[d][e.Name()] = true
+		}
+	}
+	return s
+}
+
+// restore removes the files the tests added to the state directories,
+// and the directories themselves where the tests made them.
+func (s stateSnapshot) restore() {
+	for _, d := range stateDirs {
+		entries, _ := os.ReadDir(d)
+		for _, e := range entries {
+			if !s.names[d][e.Name()] && !e.IsDir() {
+				os.Remove(filepath.Join(d, e.Name()))
+			}
+		}
+	}
+	for _, d := range stateDirs {
+		if !s.existed[d] {
+			os.Remove(d) // only when empty
+		}
+	}
 }
 
 // requireRoot skips a test that needs root (real containers) when run by
