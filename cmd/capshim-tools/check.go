@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/capshim/capshim/capability"
 	"github.com/capshim/capshim/internal/rtvalidate"
 	"github.com/capshim/capshim/internal/safetext"
 	"github.com/capshim/capshim/policy"
@@ -143,7 +144,7 @@ func (r *checkResult) writeText(w io.Writer) {
 	for s := spec.Bounding; s < spec.NumSets; s++ {
 		if d, ok := r.Drop[s.String()]; ok {
 			// Names from the spec: escaped, and bounded in number.
-			fmt.Fprintf(w, "%s: %s: would drop %s\n", safetext.Escape(r.File), s, strings.Join(safetext.Names(d), ","))
+			fmt.Fprintf(w, "%s: %s: would drop %s\n", safetext.Escape(r.File), s, strings.Join(capability.ShowNames(d), ","))
 		}
 	}
 	for _, msg := range r.Invalid {

@@ -117,7 +117,7 @@ func (l *runtimeLog) decision(ra *runtimeArgs, pol *policy.Policy, d *policy.Dec
 	// all of them are dropped: the lines show them bounded.
 	shown := make(map[string][]string, len(dropped))
 	for set, names := range dropped {
-		shown[set] = logNames(names)
+		shown[set] = capability.ShowNames(names)
 	}
 	dropped = shown
 	id := safetext.Truncate(ra.id, maxLogID)
@@ -215,39 +215,7 @@ func summarize(dropped map[string][]string) string {
 // denied capabilities, then the names that are not capabilities (bounded
 // by logNames).
 func refusedList(d *policy.Decision) []string {
-	return logNames(append(d.Denied.Names(), d.Unknown...))
-}
-
-// logNames bounds a list of names for a log line. Capability names are
-// kept, each once: there are only 41 of them, and a report of what was
-// dropped must not lose one. Of the other names (whatever a spec or a
-// request holds) the first safetext.MaxNames are kept, each escaped and
-// cut by safetext.Name. A last entry says how many were left out.
-func logNames(names []string) []string {
-	out := make([]string, 0, min(len(names), capability.NumCaps+safetext.MaxNames+1))
-	var seen capability.Set
-	others, left := 0, 0
-	for _, n := range names {
-		if c, ok := capability.Exact(n); ok {
-			if seen.Has(c) {
-				left++
-				continue
-			}
-			seen = seen.Add(c)
-			out = append(out, n)
-			continue
-		}
-		if others == safetext.MaxNames {
-			left++
-			continue
-		}
-		others++
-		out = append(out, safetext.Name(n))
-	}
-	if left > 0 {
-		out = append(out, safetext.More(left))
-	}
-	return out
+	return capability.ShowNames(append(d.Denied.Names(), d.Unknown...))
 }
 
 // event writes a line to the runtime log and, when the policy has one, to

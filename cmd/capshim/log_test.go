@@ -363,7 +363,7 @@ func TestLogNames(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := logNames(tt.in)
+			got := capability.ShowNames(tt.in)
 			if strings.Join(got, "|") != strings.Join(tt.want, "|") || len(got) != len(tt.want) {
 				t.Errorf("logNames = %q, want %q", got, tt.want)
 			}
