@@ -262,3 +262,83 @@ func readCRILog(path string) string {
 	}
 	return b.String()
 }
+
+// runPodToExit runs one pod whose container runs image with command, waits for
+// the container to exit, removes the pod through CRI as kubelet would,
+// and returns what the container printed and its id.
+func runPodToExit(t *testing.T, c *criClient, namespace, container, image string, annotations map[string]string, command []string) (out, ctrID string) {
+	t.Helper()
+	criPodSeq++
+	name := fmt.Sprintf("capshim-exit-pod-%d", criPodSeq)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	logDir := filepath.Join(c.d.dir, "logs", name)
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	podCfg := &cri.PodSandboxConfig{
+		Metadata:     &cri.PodSandboxMetadata{Name: name, Namespace: namespace, Uid: fmt.Sprintf("uid-exit-%d-%d", os.Getpid(), criPodSeq)},
+		LogDirectory: logDir,
+		Annotations:  annotations,
+		Linux: &cri.LinuxPodSandboxConfig{
+			CgroupParent: c.d.cgParent,
+			// No CNI here: the pod uses the node's network, as in the
+			// other CRI tests; the workloads listen on 127.0.0.1 only.
+			SecurityContext: &cri.LinuxSandboxSecurityContext{NamespaceOptions: &cri.NamespaceOption{Network: cri.NamespaceMode_NODE}},
+		},
+	}
+	rp, err := c.rt.RunPodSandbox(ctx, &cri.RunPodSandboxRequest{Config: podCfg, RuntimeHandler: "capshim"})
+	if err != nil {
+		t.Fatalf("RunPodSandbox: %v\n%s", err, c.d.logTail(20))
+	}
+	podID := rp.GetPodSandboxId()
+	remove := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if _, err := c.rt.StopPodSandbox(ctx, &cri.StopPodSandboxRequest{PodSandboxId: podID}); err != nil && status.Code(err) != codes.NotFound {
+			return err
+		}
+		if _, err := c.rt.RemovePodSandbox(ctx, &cri.RemovePodSandboxRequest{PodSandboxId: podID}); err != nil && status.Code(err) != codes.NotFound {
+			return err
+		}
+		return nil
+	}
+	t.Cleanup(func() {
+		if err := remove(); err != nil {
+			t.Errorf("removing pod %s: %v", name, err)
+		}
+	})
+	cc, err := c.rt.CreateContainer(ctx, &cri.CreateContainerRequest{
+		PodSandboxId: podID,
+		Config: &cri.ContainerConfig{
+			Metadata: &cri.ContainerMetadata{Name: container},
+			Image:    &cri.ImageSpec{Image: image},
+			Command:  command,
+			LogPath:  container + ".log",
+			Linux:    &cri.LinuxContainerConfig{},
+		},
+		SandboxConfig: podCfg,
+	})
+	if err != nil {
+		t.Fatalf("CreateContainer: %v\n%s", err, c.d.logTail(20))
+	}
+	ctrID = cc.GetContainerId()
+	if _, err := c.rt.StartContainer(ctx, &cri.StartContainerRequest{ContainerId: ctrID}); err != nil {
+		t.Fatalf("StartContainer: %v\n%s", err, c.d.logTail(20))
+	}
+	for {
+		st, err := c.rt.ContainerStatus(ctx, &cri.ContainerStatusRequest{ContainerId: ctrID})
+		if err == nil && st.GetStatus().GetState() == cri.ContainerState_CONTAINER_EXITED {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("container %s did not exit: %v %v", ctrID, err, st.GetStatus())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	out = readCRILog(filepath.Join(logDir, container+".log"))
+	if err := remove(); err != nil {
+		t.Fatalf("removing pod %s: %v", name, err)
+	}
+	return out, ctrID
+}

@@ -11,17 +11,12 @@ package integration
 // policy keeps its profiles and records in a state directory of the test.
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/capshim/capshim/learn"
 )
@@ -329,97 +324,12 @@ type lrnEngPod struct {
 	podAnnotation map[string]string
 }
 
-// lrnEngPodSeq numbers the pods of the CRI test.
-var lrnEngPodSeq int
-
 // lrnEngRunPod runs the pod until its container exits, removes it through
 // CRI as kubelet would, and returns what the container printed and its
 // id. The pod's clean-up also runs when the test fails half-way.
 func lrnEngRunPod(t *testing.T, c *criClient, p lrnEngPod) (out, ctrID string) {
 	t.Helper()
-	lrnEngPodSeq++
-	name := fmt.Sprintf("capshim-lrn-pod-%d", lrnEngPodSeq)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	logDir := filepath.Join(c.d.dir, "logs", name)
-	if err := os.MkdirAll(logDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	podCfg := &cri.PodSandboxConfig{
-		Metadata:     &cri.PodSandboxMetadata{Name: name, Namespace: p.namespace, Uid: fmt.Sprintf("uid-lrn-%d-%d", os.Getpid(), lrnEngPodSeq)},
-		LogDirectory: logDir,
-		Annotations:  p.podAnnotation,
-		Linux: &cri.LinuxPodSandboxConfig{
-			CgroupParent: c.d.cgParent,
-			// No CNI here: pods use the node's network, as in the other
-			// CRI tests.
-			SecurityContext: &cri.LinuxSandboxSecurityContext{NamespaceOptions: &cri.NamespaceOption{Network: cri.NamespaceMode_NODE}},
-		},
-	}
-	rp, err := c.rt.RunPodSandbox(ctx, &cri.RunPodSandboxRequest{Config: podCfg, RuntimeHandler: "capshim"})
-	if err != nil {
-		t.Fatalf("RunPodSandbox: %v\n%s", err, c.d.logTail(20))
-	}
-	podID := rp.GetPodSandboxId()
-	remove := func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		for _, err := range []error{
-			func() error {
-				_, err := c.rt.StopPodSandbox(ctx, &cri.StopPodSandboxRequest{PodSandboxId: podID})
-				return err
-			}(),
-			func() error {
-				_, err := c.rt.RemovePodSandbox(ctx, &cri.RemovePodSandboxRequest{PodSandboxId: podID})
-				return err
-			}(),
-		} {
-			if err != nil && status.Code(err) != codes.NotFound {
-				return err
-			}
-		}
-		return nil
-	}
-	t.Cleanup(func() {
-		if err := remove(); err != nil {
-			t.Errorf("removing pod %s: %v", name, err)
-		}
-	})
-	cc, err := c.rt.CreateContainer(ctx, &cri.CreateContainerRequest{
-		PodSandboxId: podID,
-		Config: &cri.ContainerConfig{
-			Metadata: &cri.ContainerMetadata{Name: p.container},
-			Image:    &cri.ImageSpec{Image: imageBusybox},
-			Command:  []string{"sh", "-c", lrnEngScript},
-			LogPath:  p.container + ".log",
-			Linux:    &cri.LinuxContainerConfig{},
-		},
-		SandboxConfig: podCfg,
-	})
-	if err != nil {
-		t.Fatalf("CreateContainer: %v\n%s", err, c.d.logTail(20))
-	}
-	ctrID = cc.GetContainerId()
-	if _, err := c.rt.StartContainer(ctx, &cri.StartContainerRequest{ContainerId: ctrID}); err != nil {
-		t.Fatalf("StartContainer: %v\n%s", err, c.d.logTail(20))
-	}
-	for {
-		st, err := c.rt.ContainerStatus(ctx, &cri.ContainerStatusRequest{ContainerId: ctrID})
-		if err == nil && st.GetStatus().GetState() == cri.ContainerState_CONTAINER_EXITED {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("container %s did not exit: %v %v", ctrID, err, st.GetStatus())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	out = readCRILog(filepath.Join(logDir, p.container+".log"))
-	// Removing the pod removes its container: the runtime deletes both,
-	// and capshim finishes their records.
-	if err := remove(); err != nil {
-		t.Fatalf("removing pod %s: %v", name, err)
-	}
-	return out, ctrID
+	return runPodToExit(t, c, p.namespace, p.container, imageBusybox, p.podAnnotation, []string{"sh", "-c", lrnEngScript})
 }
 
 // TestLearnEnginesCRI: a rule learns every pod of the learn-* namespaces;

@@ -28,9 +28,6 @@ import (
 	"time"
 
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/capshim/capshim/capability"
 	"github.com/capshim/capshim/learn"
@@ -408,85 +405,6 @@ func learnedSet(rule string) string {
 	return "?"
 }
 
-// prfPod runs one pod whose container runs image with command, waits for
-// the container to exit, removes the pod through CRI as kubelet would,
-// and returns what the container printed and its id.
-func prfPod(t *testing.T, c *criClient, namespace, container, image string, command []string) (out, ctrID string) {
-	t.Helper()
-	lrnEngPodSeq++
-	name := fmt.Sprintf("capshim-prf-pod-%d", lrnEngPodSeq)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	logDir := filepath.Join(c.d.dir, "logs", name)
-	if err := os.MkdirAll(logDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	podCfg := &cri.PodSandboxConfig{
-		Metadata:     &cri.PodSandboxMetadata{Name: name, Namespace: namespace, Uid: fmt.Sprintf("uid-prf-%d-%d", os.Getpid(), lrnEngPodSeq)},
-		LogDirectory: logDir,
-		Linux: &cri.LinuxPodSandboxConfig{
-			CgroupParent: c.d.cgParent,
-			// No CNI here: the pod uses the node's network, as in the
-			// other CRI tests; the workloads listen on 127.0.0.1 only.
-			SecurityContext: &cri.LinuxSandboxSecurityContext{NamespaceOptions: &cri.NamespaceOption{Network: cri.NamespaceMode_NODE}},
-		},
-	}
-	rp, err := c.rt.RunPodSandbox(ctx, &cri.RunPodSandboxRequest{Config: podCfg, RuntimeHandler: "capshim"})
-	if err != nil {
-		t.Fatalf("RunPodSandbox: %v\n%s", err, c.d.logTail(20))
-	}
-	podID := rp.GetPodSandboxId()
-	remove := func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if _, err := c.rt.StopPodSandbox(ctx, &cri.StopPodSandboxRequest{PodSandboxId: podID}); err != nil && status.Code(err) != codes.NotFound {
-			return err
-		}
-		if _, err := c.rt.RemovePodSandbox(ctx, &cri.RemovePodSandboxRequest{PodSandboxId: podID}); err != nil && status.Code(err) != codes.NotFound {
-			return err
-		}
-		return nil
-	}
-	t.Cleanup(func() {
-		if err := remove(); err != nil {
-			t.Errorf("removing pod %s: %v", name, err)
-		}
-	})
-	cc, err := c.rt.CreateContainer(ctx, &cri.CreateContainerRequest{
-		PodSandboxId: podID,
-		Config: &cri.ContainerConfig{
-			Metadata: &cri.ContainerMetadata{Name: container},
-			Image:    &cri.ImageSpec{Image: image},
-			Command:  command,
-			LogPath:  container + ".log",
-			Linux:    &cri.LinuxContainerConfig{},
-		},
-		SandboxConfig: podCfg,
-	})
-	if err != nil {
-		t.Fatalf("CreateContainer: %v\n%s", err, c.d.logTail(20))
-	}
-	ctrID = cc.GetContainerId()
-	if _, err := c.rt.StartContainer(ctx, &cri.StartContainerRequest{ContainerId: ctrID}); err != nil {
-		t.Fatalf("StartContainer: %v\n%s", err, c.d.logTail(20))
-	}
-	for {
-		st, err := c.rt.ContainerStatus(ctx, &cri.ContainerStatusRequest{ContainerId: ctrID})
-		if err == nil && st.GetStatus().GetState() == cri.ContainerState_CONTAINER_EXITED {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("container %s did not exit: %v %v", ctrID, err, st.GetStatus())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	out = readCRILog(filepath.Join(logDir, container+".log"))
-	if err := remove(); err != nil {
-		t.Fatalf("removing pod %s: %v", name, err)
-	}
-	return out, ctrID
-}
-
 // TestProfilesCRI: under containerd's CRI, a rule learns the pods of the
 // learn-* namespaces; each workload's profile is minimized; its rule,
 // which matches on the CRI image and container name, runs the workload in
@@ -521,7 +439,7 @@ func TestProfilesCRI(t *testing.T) {
 			image := prfImage(w.name)
 			profile := learn.ProfileName(map[string]string{"io.kubernetes.cri.image-name": image, "io.kubernetes.cri.container-name": w.name}, "")
 			start := time.Now()
-			out, _ := prfPod(t, c, fmt.Sprintf("learn-%d", i), w.name, image, prfCapsFirst)
+			out, _ := runPodToExit(t, c, fmt.Sprintf("learn-%d", i), w.name, image, nil, prfCapsFirst)
 			took := time.Since(start)
 			prfVerdict(t, w.name, out, true)
 			assertCaps(t, out, maskDocker)
@@ -544,7 +462,7 @@ func TestProfilesCRI(t *testing.T) {
 			}
 
 			pol.set(t, policy(lrnEngRuleNS, rule))
-			out, _ = prfPod(t, c, fmt.Sprintf("prod-%d", i), w.name, image, prfCapsFirst)
+			out, _ = runPodToExit(t, c, fmt.Sprintf("prod-%d", i), w.name, image, nil, prfCapsFirst)
 			prfVerdict(t, w.name, out, true)
 			assertCaps(t, out, prfMask(t, m.needed))
 
@@ -552,7 +470,7 @@ func TestProfilesCRI(t *testing.T) {
 			// name the image gets the default, and fails; explain names
 			// what it missed.
 			other := "other-" + w.name
-			out, id := prfPod(t, c, fmt.Sprintf("prod-%d", i), other, image, prfCapsFirst)
+			out, id := runPodToExit(t, c, fmt.Sprintf("prod-%d", i), other, image, nil, prfCapsFirst)
 			prfVerdict(t, w.name, out, false)
 			assertCaps(t, out, maskMinimal)
 			ex := lrnEngTool(state, "explain", id[:12])
@@ -566,7 +484,7 @@ func TestProfilesCRI(t *testing.T) {
 				t.Fatal(err)
 			}
 			pol.set(t, policy(lrnEngRuleNS, string(shipped)))
-			out, _ = prfPod(t, c, fmt.Sprintf("prod-%d", i), other, image, prfCapsFirst)
+			out, _ = runPodToExit(t, c, fmt.Sprintf("prod-%d", i), other, image, nil, prfCapsFirst)
 			prfVerdict(t, w.name, out, true)
 			assertCaps(t, out, prfMask(t, m.needed))
 			t.Logf("%s: learned %s; needed %s, %d minimize runs in %v; the shipped profile serves it as %s",
