@@ -64,10 +64,19 @@ func runtimeRoot(runtime, root string) string {
 
 // recordCreate writes the record of a container being created.
 func recordCreate(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, runtime string, doc *spec.Doc, o *policy.Outcome) {
-	if os.Geteuid() != 0 {
-		return // the record directories are root's
-	}
 	d := &o.Decision
+	if d.LearnDenied != "" {
+		l.event(pol, "warning", fmt.Sprintf("capshim: %s %s: learn request %q ignored: no matching rule allows learning (set learn = true or mode = \"learn\" in a rule)",
+			ra.command, safetext.Truncate(ra.id, maxLogID), safetext.Truncate(d.LearnDenied, 64)), nil)
+	}
+	// Only a learned or explained container gets a record, only as root
+	// (the record directories are root's), and not one started with run:
+	// run creates and starts in one call, so there is no moment between
+	// the two at which capshim could start recording.
+	traced := d.Learn || pol.Explain && pol.Mode == policy.Enforce
+	if !traced || ra.command == "run" || os.Geteuid() != 0 {
+		return
+	}
 	rec := &learn.Container{
 		ID: ra.id, Root: runtimeRoot(runtime, ra.root), Runtime: runtime,
 		Engine: engineInfo(doc.Annotations), Policy: pol.Source, Mode: string(pol.Mode),
@@ -75,6 +84,7 @@ func recordCreate(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, runtime st
 		EngineSets: setNames(doc.Sets()), Sets: setNames(o.Sets),
 		Rules: d.Rules, Requested: d.Requested.Names(), Granted: d.Granted.Names(), Denied: d.Denied.Names(),
 		LearnDenied: safetext.Truncate(d.LearnDenied, 64),
+		Trace:       true,
 		Created:     time.Now().UTC(),
 	}
 	var dropped capability.Set
@@ -83,31 +93,12 @@ func recordCreate(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, runtime st
 		dropped |= in[s] &^ o.Sets[s]
 	}
 	rec.Dropped = dropped.Names()
-	switch {
-	case d.Learn:
+	if d.Learn {
 		rec.Mode = "learn"
 		rec.Profile = learn.Sanitize(d.Profile)
 		if rec.Profile == "" {
 			rec.Profile = learn.ProfileName(doc.Annotations, ra.id)
 		}
-		rec.Trace = true
-	case pol.Explain && pol.Mode == policy.Enforce:
-		rec.Trace = true
-	}
-	if rec.Trace && ra.command == "run" {
-		// run creates and starts in one call: there is no moment between
-		// the two at which capshim could start recording.
-		rec.Trace = false
-		rec.TraceError = "the container was started with run; capshim records containers started with create and start (as engines do)"
-	}
-	if d.LearnDenied != "" {
-		l.event(pol, "warning", fmt.Sprintf("capshim: %s %s: learn request %q ignored: no matching rule allows learning (set learn = true or mode = \"learn\" in a rule)",
-			ra.command, safetext.Truncate(ra.id, maxLogID), rec.LearnDenied), nil)
-	}
-	if !rec.Trace {
-		// Nothing will be recorded, so nothing is kept: a container
-		// that is neither learned nor explained costs no record.
-		return
 	}
 	if err := records(pol).Save(rec); err != nil {
 		l.line("warning", fmt.Sprintf("capshim: cannot keep the record of %s for learn and explain: %v", safetext.Truncate(ra.id, maxLogID), err), nil)

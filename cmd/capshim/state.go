@@ -38,12 +38,7 @@ func readContainerState(runtime, root, id string) (*containerState, error) {
 	if id == "" || strings.ContainsAny(id, "/\x00") || id == "." || id == ".." {
 		return nil, fmt.Errorf("container id %q is not a valid name", id)
 	}
-	if root == "" {
-		root = "/run/runc"
-		if strings.Contains(filepath.Base(runtime), "crun") {
-			root = "/run/crun"
-		}
-	}
+	root = runtimeRoot(runtime, root)
 	dir := filepath.Join(root, id)
 	runcState := filepath.Join(dir, "state.json")
 	data, err := readStateFile(runcState)
