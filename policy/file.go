@@ -47,10 +47,15 @@ func ReadTrusted(path string) ([]byte, error) {
 // Plain system calls, not os.File: on the hot path this keeps Go's poller
 // (epoll set-up) out of the call.
 func readFD(fd, max int) ([]byte, error) {
-	var data []byte
-	buf := make([]byte, 16<<10)
+	// The buffer starts small and on the heap: a policy is a few hundred
+	// bytes, and a large buffer would live on the goroutine's stack and
+	// make the runtime grow (copy) the stack on every call.
+	data := make([]byte, 0, readChunk)
 	for {
-		n, err := syscall.Read(fd, buf)
+		if len(data) == cap(data) {
+			data = append(data, 0)[:len(data)]
+		}
+		n, err := syscall.Read(fd, data[len(data):cap(data)])
 		if err == syscall.EINTR {
 			continue
 		}
@@ -60,9 +65,12 @@ func readFD(fd, max int) ([]byte, error) {
 		if n == 0 {
 			return data, nil
 		}
-		data = append(data, buf[:n]...)
+		data = data[:len(data)+n]
 		if len(data) > max {
 			return nil, fmt.Errorf("larger than %d bytes; that is not a policy file", max)
 		}
 	}
 }
+
+// readChunk is the first read's size: more than most policies.
+const readChunk = 4 << 10

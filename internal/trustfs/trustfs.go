@@ -123,13 +123,12 @@ type walker struct {
 	// The directories from "/" down to the current one: the first ones
 	// in dirs (inline, so that a walk allocates nothing for them), the
 	// rest, on unusually deep paths, in deep.
-	dirs    [16]dirEnt
-	deep    []dirEnt
-	depth   int
-	links   int
-	bad     *Error // the first trust failure; see Open
-	atEnd   bool   // a link that ended the path was followed
-	linkBuf [unix.PathMax]byte
+	dirs  [16]dirEnt
+	deep  []dirEnt
+	depth int
+	links int
+	bad   *Error // the first trust failure; see Open
+	atEnd bool   // a link that ended the path was followed
 }
 
 // Open resolves the absolute path and returns the final object opened as
@@ -285,6 +284,11 @@ func (w *walker) finishDir(f *File) (File, error) {
 	return w.finish(f, fd, &st, nil)
 }
 
+// longLink is the buffer size for a link target that the first read did
+// not hold. A variable, not a constant: Go puts a buffer of constant size
+// on the stack, and this one belongs on the heap (see readLink).
+var longLink = unix.PathMax
+
 // readLink checks the link open as fd (named name in the directory on top
 // of the stack) and returns its target.
 func (w *walker) readLink(fd int, name string, st *unix.Stat_t, last bool) (string, error) {
@@ -295,14 +299,25 @@ func (w *walker) readLink(fd int, name string, st *unix.Stat_t, last bool) (stri
 	if w.links > maxLinks {
 		return "", &Error{Path: w.path, Err: unix.ELOOP, Msg: "more than " + strconv.Itoa(maxLinks) + " symbolic links on the way (is there a loop? the last one is " + w.join(name) + ")"}
 	}
-	n, err := unix.Readlinkat(fd, "", w.linkBuf[:])
+	// Most targets are short: a small buffer first, a full one only
+	// when it does not fit (the descriptor is the link itself, whose
+	// target never changes, so the second read sees the same target). A
+	// PATH_MAX buffer in the walker would sit on the stack and make
+	// every walk grow it.
+	var small [128]byte
+	buf := small[:]
+	n, err := unix.Readlinkat(fd, "", buf)
+	if err == nil && n >= len(buf) {
+		buf = make([]byte, longLink)
+		n, err = unix.Readlinkat(fd, "", buf)
+	}
 	if err != nil {
 		return "", w.errno(err, w.join(name))
 	}
-	if n == 0 || n >= len(w.linkBuf) {
+	if n == 0 || n >= len(buf) {
 		return "", &Error{Path: w.path, Err: unix.ENAMETOOLONG, Msg: "symbolic link " + w.join(name) + " has an empty or overlong target"}
 	}
-	target := string(w.linkBuf[:n])
+	target := string(buf[:n])
 	if !trustedOwner(st.Uid) {
 		w.untrusted("symbolic link " + w.join(name) + " (-> " + target + ") is owned by uid " + utoa(st.Uid) +
 			", not root" + self() + "; that user chooses where it points (fix: replace it with a link owned by root, or name the file itself)")

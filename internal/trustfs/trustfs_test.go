@@ -130,6 +130,11 @@ func TestOpen(t *testing.T) {
 	tr.link("loop-a", "etc/loop-b", 0)
 	tr.link("self", "etc/self", 0)
 	tr.link(tr.base, "etc/up", 0) // a link to a directory, to walk through
+	// Targets longer than the first read buffer: a few hundred bytes, and
+	// one that only a PATH_MAX buffer holds ("./" repeated resolves to the
+	// same file).
+	tr.link(strings.Repeat("./", 150)+"shim.toml", "etc/long-link", 0)
+	tr.link(strings.Repeat("./", 2000)+"shim.toml", "etc/longest-link", 0)
 
 	// A root-owned sticky directory, like /tmp: others can add names.
 	tr.dir("sticky", 0o777|os.ModeSticky, 0)
@@ -176,6 +181,8 @@ func TestOpen(t *testing.T) {
 		{name: "relative root-owned link", path: tr.p("etc/rel-link"), mode: Read, same: good},
 		{name: "relative link with ..", path: tr.p("etc/dotdot-link"), mode: Read, same: good},
 		{name: "chain of root-owned links", path: tr.p("etc/chain-link"), mode: Read, same: good},
+		{name: "link with a long target", path: tr.p("etc/long-link"), mode: Read, same: good},
+		{name: "link with a target near PATH_MAX", path: tr.p("etc/longest-link"), mode: Read, same: good},
 		{name: "dot-dot and dot in the path", path: tr.base + "/etc/../etc/./shim.toml", mode: Read, same: good},
 		{name: "through a link to a directory", path: tr.p("etc/up/etc/shim.toml"), mode: Read, same: good},
 		{name: "dot-dot above the root stays at the root", path: "/../../" + strings.TrimPrefix(good, "/"), mode: Read, same: good},
