@@ -249,3 +249,35 @@ func TestReportDocker(t *testing.T) {
 		t.Errorf("docker group: %+v; want 2 containers, CAP_CHOWN granted once by chown-anywhere, refused once", g)
 	}
 }
+
+// TestReportPodman: Podman marks its containers (io.container.manager =
+// libpod), and passes no --log at all: the decision log is where its
+// decisions can be found.
+func TestReportPodman(t *testing.T) {
+	p := podmanSetup(t)
+	state := lrnEngState(t)
+	log := filepath.Join(t.TempDir(), "decisions.log")
+	policy := writePolicy(t, lrnEngPolicy(state, log))
+	cli := func(argv ...string) cmdResult {
+		return p.podman("containers.conf", append([]string{"--runtime", capshimBin, "--runtime-flag", "capshim-config=" + policy}, argv...)...)
+	}
+	out, id := lrnEngRun(t, cli, "--name", "pm-web", imageBusybox, "sh", "-c", lrnEngScript)
+	if lrnEngWorked(t, out) {
+		t.Fatalf("chown worked without a rule:\n%s", out)
+	}
+	entries := rptEntries(t, log, id)
+	if len(entries) == 0 || entries[0]["engine"] != "podman" {
+		t.Errorf("entries of %s: %v; want a decision with engine podman", id, entries)
+	}
+	// What Podman 4.3 says about a container, as its record keeps it.
+	if r := lrnEngTool(state, "explain", "--format", "json", id); r.err == nil {
+		var recs []struct{ Engine map[string]string }
+		if json.Unmarshal([]byte(r.stdout), &recs) == nil && len(recs) > 0 {
+			t.Logf("podman's annotations as recorded: %v", recs[0].Engine)
+		}
+	}
+	g := rptFind(t, rptRun(t, log, state), "podman", "", "", false)
+	if g.Containers != 1 || g.Dropped["CAP_CHOWN"] != 1 {
+		t.Errorf("podman group: %+v; want 1 container with CAP_CHOWN dropped", g)
+	}
+}
