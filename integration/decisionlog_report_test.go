@@ -248,6 +248,40 @@ func TestReportDocker(t *testing.T) {
 	if g.Containers != 2 || g.Granted["CAP_CHOWN by chown-anywhere"] != 1 || g.Refused["CAP_CHOWN"].Containers != 1 {
 		t.Errorf("docker group: %+v; want 2 containers, CAP_CHOWN granted once by chown-anywhere, refused once", g)
 	}
+
+	// inspect NAME asks Docker's CLI for the id of the name, and reads
+	// the container's processes.
+	r := e.docker("run", "-d", "--name", "rpt-web", "--network", "none", "--runtime", "capshim", imageBusybox, "sh", "-c", "grep Cap /proc/self/status; exec sleep 120")
+	if r.err != nil {
+		t.Fatalf("%v", r)
+	}
+	id := strings.TrimSpace(r.stdout)
+	var own string
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(own, "CapAmb") && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		own = e.docker("logs", "rpt-web").stdout
+	}
+	status := capLines(t, own)
+	ins := runCmd(cmdOpts{timeout: time.Minute, env: e.env}, capshimBin, "inspect", "--format", "json", "rpt-web")
+	if ins.err != nil {
+		t.Fatalf("%v", ins)
+	}
+	var procs []struct {
+		Container    string
+		Capabilities map[string][]string
+	}
+	if err := json.Unmarshal([]byte(ins.stdout), &procs); err != nil || len(procs) == 0 {
+		t.Fatalf("inspect rpt-web: %v\n%s", err, ins.stdout)
+	}
+	for _, p := range procs {
+		eff, _ := capability.ParseList(p.Capabilities["effective"])
+		if p.Container != id || uint64(eff) != status["CapEff"] || status["CapEff"] != maskMinimal {
+			t.Errorf("inspect rpt-web: container %s, effective %s; want %s with its own CapEff %016x (the default)", p.Container, eff, id, status["CapEff"])
+		}
+	}
+	text := runCmd(cmdOpts{timeout: time.Minute, env: e.env}, capshimBin, "inspect", "rpt-web")
+	for _, line := range strings.Split(strings.TrimSpace(text.stdout), "\n") {
+		t.Logf("inspect rpt-web: %s", line)
+	}
 }
 
 // TestReportPodman: Podman marks its containers (io.container.manager =

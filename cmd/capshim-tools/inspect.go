@@ -2,13 +2,17 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"os/exec"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -25,7 +29,8 @@ var inspectCommand = &cli.Command{
 	ArgsUsage: "[CONTAINER-ID|NAME|PID]...",
 	Description: `Lists every process of the named containers (a container id or a unique
 prefix of one, the name the engine gave a running container as capshim
-recorded it: NAME, POD/NAME or NAMESPACE/POD/NAME, or a PID), or of all
+recorded it: NAME, POD/NAME or NAMESPACE/POD/NAME, else the name Docker or
+Podman gives it, asked of their CLIs on PATH; or a PID), or of all
 containers when none is named, with its
 PID, container id (from its cgroup), command, effective user id and its five
 capability sets as the kernel reports them in /proc/PID/status. In text
@@ -46,7 +51,13 @@ form, capabilities beyond the policy's default are marked with "!".`,
 		if err != nil {
 			return cli.Exit(err, 2)
 		}
-		byName := func(name string) ([]string, error) { return runningByName(c.String("run-dir"), name) }
+		byName := func(name string) ([]string, error) {
+			ids, err := runningByName(c.String("run-dir"), name)
+			if err != nil || len(ids) > 0 {
+				return ids, err
+			}
+			return engineByName(name), nil
+		}
 		procs, err := inspectProcesses(c.String("proc"), c.Args().Slice(), byName)
 		if err != nil {
 			return cli.Exit(err, 2)
@@ -76,6 +87,38 @@ func runningByName(runDir, name string) ([]string, error) {
 	}
 	return ids, nil
 }
+
+// dockerName is a name Docker or Podman gives a container.
+var dockerName = regexp.MustCompile(`^/?[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$`)
+
+// engineTimeout bounds the question to an engine's CLI.
+const engineTimeout = 5 * time.Second
+
+// engineByName asks Docker's and Podman's own CLIs (those on PATH, with
+// the environment's DOCKER_HOST and the like) for the id of the container
+// they call name: Docker 20.10 and Podman never tell the runtime a
+// container's name, so capshim's records do not have it.
+func engineByName(name string) []string {
+	if !dockerName.MatchString(name) {
+		return nil
+	}
+	for _, cli := range []string{"docker", "podman"} {
+		path, err := exec.LookPath(cli)
+		if err != nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), engineTimeout)
+		out, err := exec.CommandContext(ctx, path, "inspect", "--type", "container", "--format", "{{.Id}}", name).Output()
+		cancel()
+		id := strings.TrimSpace(string(out))
+		if err == nil && hexID.MatchString(id) {
+			return []string{id}
+		}
+	}
+	return nil
+}
+
+var hexID = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // inspectProcesses selects container processes: those named by args (pid,
 // container id prefix, or a name byName finds the ids of), or all
@@ -139,7 +182,7 @@ func inspectProcesses(root string, args []string, byName func(string) ([]string,
 			}
 		}
 		if !matched {
-			return nil, fmt.Errorf("%q is neither a running process, nor the id or name of a running container (names are those capshim recorded in %s)", a, learn.RunDir)
+			return nil, fmt.Errorf("%q is neither a running process, nor the id or name of a running container (names are those capshim recorded in %s, and Docker's and Podman's)", a, learn.RunDir)
 		}
 	}
 	return out, nil

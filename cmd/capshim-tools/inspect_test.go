@@ -254,6 +254,8 @@ func TestInspectLongCommand(t *testing.T) {
 // holds (NAME, POD/NAME, NAMESPACE/POD/NAME); a name two running
 // containers share, or one only a deleted container had, is an error.
 func TestInspectByName(t *testing.T) {
+	// No docker or podman CLI to ask: the records alone.
+	t.Setenv("PATH", t.TempDir())
 	web1 := strings.Repeat("a", 64)
 	web2 := strings.Repeat("b", 64)
 	root := fakeProc(t, []fakeProcess{
