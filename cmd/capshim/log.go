@@ -42,8 +42,8 @@ type runtimeLog struct {
 	path   string // --log, or ""
 	json   bool   // --log-format json
 	stderr io.Writer
-	// id and command are the call's, about what the engine says about
-	// its container: every decision log entry carries them.
+	// id and command are the call's, and about is what the engine says
+	// about its container: every decision log entry carries them.
 	id, command string
 	about       learn.About
 }
