@@ -72,6 +72,8 @@ func testMain(m *testing.M) int {
 	}
 	left := snapshotState()
 	defer left.restore()
+	logs := snapshotLog()
+	defer logs.restore()
 	return m.Run()
 }
 
@@ -117,6 +119,57 @@ func (s stateSnapshot) restore() {
 		if !s.existed[d] {
 			os.Remove(d) // only when empty
 		}
+	}
+}
+
+// defaultLogDir is the decision log's directory when a policy has no log
+// key (policy.DefaultLog); most test policies do not set one, and a test
+// of the default writes there on purpose.
+const defaultLogDir = "/var/log/capshim"
+
+// logSnapshot is what the default log's directory held before the tests:
+// each file and its size.
+type logSnapshot struct {
+	existed bool
+	sizes   map[string]int64
+}
+
+func snapshotLog() logSnapshot {
+	s := logSnapshot{sizes: map[string]int64{}}
+	entries, err := os.ReadDir(defaultLogDir)
+	if err != nil {
+		return s
+	}
+	s.existed = true
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil && info.Mode().IsRegular() {
+			s.sizes[e.Name()] = info.Size()
+		}
+	}
+	return s
+}
+
+// restore takes away what the tests appended: files they made are
+// removed, files that were there are cut back to their size, and the
+// directory goes when the tests made it. (A rotation during the tests
+// would have moved the host's lines to FILE.1; at 8 MiB a file, the
+// tests do not write that much.)
+func (s logSnapshot) restore() {
+	entries, _ := os.ReadDir(defaultLogDir)
+	for _, e := range entries {
+		p := filepath.Join(defaultLogDir, e.Name())
+		size, had := s.sizes[e.Name()]
+		switch {
+		case !had && !e.IsDir():
+			os.Remove(p)
+		case had:
+			if info, err := e.Info(); err == nil && info.Size() > size {
+				os.Truncate(p, size)
+			}
+		}
+	}
+	if !s.existed {
+		os.Remove(defaultLogDir) // only when empty
 	}
 }
 

@@ -208,7 +208,7 @@ func (r *Records) Find(query string) ([]*Container, error) {
 			if err != nil {
 				continue
 			}
-			if query == "" || strings.HasPrefix(c.ID, query) || c.Name() == query {
+			if query == "" || strings.HasPrefix(c.ID, query) || c.Name() == query || c.About().Matches(query) {
 				out = append(out, c)
 			}
 		}

@@ -115,7 +115,7 @@ func topKey(f *file, key string, v *unstable.Node) bool {
 		case "on_denied_request":
 			f.OnDeniedRequest = s
 		case "log":
-			f.Log = s
+			f.Log = &s
 		case "state_dir":
 			f.StateDir = s
 		}

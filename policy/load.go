@@ -27,7 +27,7 @@ type file struct {
 	Default         *[]string  `toml:"default"`
 	Never           *[]string  `toml:"never"`
 	OnDeniedRequest string     `toml:"on_denied_request"`
-	Log             string     `toml:"log"`
+	Log             *string    `toml:"log"`
 	StateDir        string     `toml:"state_dir"`
 	Explain         *bool      `toml:"explain"`
 	Rule            []fileRule `toml:"rule"`
@@ -79,6 +79,7 @@ func Builtin() *Policy {
 		Mode:    Enforce,
 		Default: capability.OCIDefault,
 		Never:   capability.Of(capability.SysAdmin, capability.SysModule),
+		Log:     DefaultLog,
 		Explain: true,
 	}
 }
@@ -100,7 +101,7 @@ func Parse(data []byte, source string) (*Policy, error) {
 		}
 		return nil, &LoadError{Path: source, Key: "rule", Msg: "is a table; it must be " + wantRules + " (see shim.toml.example)"}
 	}
-	p := &Policy{Source: source, Runtime: f.Runtime, Log: f.Log}
+	p := &Policy{Source: source, Runtime: f.Runtime, Log: DefaultLog}
 	bad := func(line int, key string, format string, args ...any) error {
 		return &LoadError{Path: source, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)}
 	}
@@ -126,8 +127,14 @@ func Parse(data []byte, source string) (*Policy, error) {
 	default:
 		return nil, topBad("on_denied_request", "%q is not allowed; use \"drop\" or \"fail\"", f.OnDeniedRequest)
 	}
-	if f.Log != "" && !filepath.IsAbs(f.Log) {
-		return nil, topBad("log", "%q is not an absolute path; give the full path of the decision log, or \"\" for none", f.Log)
+	if f.Log != nil {
+		p.Log = *f.Log
+		switch {
+		case p.Log != "" && !filepath.IsAbs(p.Log):
+			return nil, topBad("log", "%q is not an absolute path; give the full path of the decision log, leave log out for %s, or write \"\" for none", p.Log, DefaultLog)
+		case p.Log != "" && strings.HasSuffix(p.Log, "/") || p.Log != "" && (filepath.Base(p.Log) == ".." || filepath.Base(p.Log) == "."):
+			return nil, topBad("log", "%q names a directory; give the path of the log file in it (for example %q), or \"\" for none", p.Log, filepath.Join(p.Log, "decisions.log"))
+		}
 	}
 	p.StateDir = f.StateDir
 	if f.StateDir != "" && !filepath.IsAbs(f.StateDir) {

@@ -34,7 +34,7 @@ func TestParseGood(t *testing.T) {
 			name: "empty file is the defaults",
 			toml: "",
 			check: func(t *testing.T, p *Policy) {
-				if p.Mode != Enforce || p.Runtime != "" || p.Log != "" || p.FailOnDenied || len(p.Rules) != 0 {
+				if p.Mode != Enforce || p.Runtime != "" || p.Log != DefaultLog || p.FailOnDenied || len(p.Rules) != 0 {
 					t.Errorf("got %+v", p)
 				}
 				if p.Default != capability.OCIDefault {
@@ -113,7 +113,9 @@ learn = true
 			},
 		},
 		{
-			name: "empty strings mean the defaults",
+			// log = "" is no log at all, as it always was; leaving log out
+			// is the default log.
+			name: "empty strings mean the defaults, and no log",
 			toml: "runtime = \"\"\nmode = \"\"\non_denied_request = \"\"\nlog = \"\"\n",
 			check: func(t *testing.T, p *Policy) {
 				if p.Mode != Enforce || p.FailOnDenied || p.Runtime != "" || p.Log != "" {
@@ -343,6 +345,14 @@ var parseErrorTests = []struct {
 		name: "relative log path",
 		toml: "mode = \"audit\"\nlog = \"capshim.log\"\n",
 		line: 2, key: "log", hint: "give the full path of the decision log",
+	}, {
+		name: "log names a directory",
+		toml: "mode = \"audit\"\nlog = \"/var/log/capshim/\"\n",
+		line: 2, key: "log", hint: "names a directory; give the path of the log file in it",
+	}, {
+		name: "log ends in a dot-dot",
+		toml: "log = \"/var/log/capshim/..\"\n",
+		line: 1, key: "log", hint: "names a directory",
 	},
 	{
 		name: "bad mode",
@@ -643,8 +653,8 @@ func TestBuiltin(t *testing.T) {
 	if want := mustCaps(t, "CAP_SYS_ADMIN", "CAP_SYS_MODULE"); b.Never != want {
 		t.Errorf("Never = %s, want %s", b.Never, want)
 	}
-	if b.FailOnDenied || b.Log != "" || len(b.Rules) != 0 {
-		t.Errorf("FailOnDenied = %v, Log = %q, Rules = %v; want false, \"\", none", b.FailOnDenied, b.Log, b.Rules)
+	if b.FailOnDenied || b.Log != DefaultLog || len(b.Rules) != 0 {
+		t.Errorf("FailOnDenied = %v, Log = %q, Rules = %v; want false, %q, none", b.FailOnDenied, b.Log, b.Rules, DefaultLog)
 	}
 }
 

@@ -55,7 +55,8 @@ type Policy struct {
 	Never   capability.Set
 	// FailOnDenied refuses a container whose request goes beyond the rules.
 	FailOnDenied bool
-	// Log is the path of the JSON-lines decision log, or "".
+	// Log is the path of the JSON-lines decision log: DefaultLog unless
+	// the file says otherwise, "" for none.
 	Log string
 	// StateDir holds learned profiles and recent container records; ""
 	// is DefaultStateDir.
@@ -65,6 +66,11 @@ type Policy struct {
 	Explain bool
 	Rules   []Rule
 }
+
+// DefaultLog is the decision log when the policy has no log key. It is
+// written as root only: a rootless engine's capshim cannot write there and
+// keeps no log unless the policy names one.
+const DefaultLog = "/var/log/capshim/decisions.log"
 
 // DefaultStateDir is the state directory when the policy names none.
 const DefaultStateDir = "/var/lib/capshim"

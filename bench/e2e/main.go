@@ -270,9 +270,11 @@ func (b *bench) setup() error {
 	}
 	// The policy names the real runtime, as a deployment should: no PATH
 	// scan. The directory is root's and 0700, so the trust checks pass.
+	// The decision log is on, as by default, in the directory of the run
+	// rather than the host's /var/log/capshim.
 	b.policy = filepath.Join(b.dir, "shim.toml")
-	pol := fmt.Sprintf("runtime = %q\nmode = \"enforce\"\ndefault = [\"CAP_AUDIT_WRITE\", \"CAP_KILL\", \"CAP_NET_BIND_SERVICE\"]\nstate_dir = %q\n",
-		b.bins["runc"], filepath.Join(b.dir, "state"))
+	pol := fmt.Sprintf("runtime = %q\nmode = \"enforce\"\ndefault = [\"CAP_AUDIT_WRITE\", \"CAP_KILL\", \"CAP_NET_BIND_SERVICE\"]\nstate_dir = %q\nlog = %q\n",
+		b.bins["runc"], filepath.Join(b.dir, "state"), filepath.Join(b.dir, "log", "decisions.log"))
 	if err := os.WriteFile(b.policy, []byte(pol+"explain = false\n"), 0o644); err != nil {
 		return err
 	}

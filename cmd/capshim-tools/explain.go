@@ -21,7 +21,9 @@ var explainCommand = &cli.Command{
 	Usage:     "say what capshim decided for a container, and which dropped capabilities it tried to use",
 	ArgsUsage: "ID|NAME",
 	Description: `For a running or recently deleted container (by id prefix, or by the name the
-engine gave it): what the engine granted, what capshim kept and dropped and why
+engine gave it: NAME, POD/NAME or NAMESPACE/POD/NAME for Kubernetes, POD or
+NAMESPACE/POD for a pod's sandbox; a name or prefix that fits more than one
+container lists them): what the engine granted, what capshim kept and dropped and why
 (which rules, which requests), and which of the dropped capabilities the
 container's processes tried to use, with the rule that would grant them.`,
 	Flags: []cli.Flag{
@@ -46,6 +48,10 @@ func explainAction(c *cli.Context) error {
 		return cli.Exit(fmt.Sprintf("no container %q in capshim's records (running ones in %s, recently deleted ones in %s/recent)",
 			c.Args().First(), r.Run, r.Store.Dir), 1)
 	}
+	found, err = oneContainer(c.Args().First(), found)
+	if err != nil {
+		return err
+	}
 	switch c.String("format") {
 	case "json":
 		enc := json.NewEncoder(c.App.Writer)
@@ -64,6 +70,57 @@ func explainAction(c *cli.Context) error {
 	}
 }
 
+// oneContainer narrows the records found for query to one container (its
+// records: one while it runs, one per deletion if the engine reused the
+// id). An exact id wins; a name or id prefix that fits more than one
+// container is an error that lists them, newest first, so that the user
+// picks one by its id or its namespace/pod/name.
+func oneContainer(query string, found []*learn.Container) ([]*learn.Container, error) {
+	type key struct{ root, id string }
+	var exact []*learn.Container
+	var order []key
+	by := map[key][]*learn.Container{}
+	for _, rec := range found {
+		if rec.ID == query {
+			exact = append(exact, rec)
+		}
+		k := key{rec.Root, rec.ID}
+		if by[k] == nil {
+			order = append(order, k)
+		}
+		by[k] = append(by[k], rec)
+	}
+	if len(exact) > 0 {
+		return exact, nil
+	}
+	if len(order) == 1 {
+		return found, nil
+	}
+	slices.SortStableFunc(order, func(a, b key) int { return by[b][0].Created.Compare(by[a][0].Created) })
+	var b strings.Builder
+	fmt.Fprintf(&b, "%q fits %d containers; name one by its id (a longer prefix) or by namespace/pod/name:", query, len(order))
+	for i, k := range order {
+		if i == maxCandidates {
+			fmt.Fprintf(&b, "\n  ...(%d more)", len(order)-i)
+			break
+		}
+		rec := by[k][0]
+		state := "running"
+		if !rec.Deleted.IsZero() {
+			state = "deleted " + rec.Deleted.UTC().Format(time.RFC3339)
+		}
+		name := rec.About().Full()
+		if name == "" {
+			name = "-"
+		}
+		fmt.Fprintf(&b, "\n  %s  %s  (%s)", safetext.Escape(rec.ID), safetext.Escape(name), state)
+	}
+	return nil, cli.Exit(b.String(), 1)
+}
+
+// maxCandidates bounds the containers an ambiguous query lists.
+const maxCandidates = 20
+
 // explainText writes one record for a person. Everything in it that a
 // container controls is escaped.
 func explainText(w io.Writer, rec *learn.Container) {
@@ -75,6 +132,9 @@ func explainText(w io.Writer, rec *learn.Container) {
 	fmt.Fprintf(w, "container %s (%s)\n", e(rec.ID), state)
 	if n := rec.Name(); n != "" {
 		fmt.Fprintf(w, "  name:      %s\n", e(n))
+	}
+	if a := rec.About(); a.Engine != "" {
+		fmt.Fprintf(w, "  engine:    %s\n", e(a.Engine))
 	}
 	for _, k := range slices.Sorted(maps.Keys(rec.Engine)) {
 		fmt.Fprintf(w, "  %-10s %s\n", e(strings.TrimPrefix(k, "io.kubernetes.cri."))+":", e(rec.Engine[k]))

@@ -2,18 +2,23 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"os/exec"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/capshim/capshim/capability"
 	"github.com/capshim/capshim/internal/safetext"
+	"github.com/capshim/capshim/learn"
 	"github.com/capshim/capshim/proc"
 	"github.com/capshim/capshim/spec"
 )
@@ -21,9 +26,12 @@ import (
 var inspectCommand = &cli.Command{
 	Name:      "inspect",
 	Usage:     "show the capabilities container processes really have",
-	ArgsUsage: "[CONTAINER-ID|PID]...",
+	ArgsUsage: "[CONTAINER-ID|NAME|PID]...",
 	Description: `Lists every process of the named containers (a container id or a unique
-prefix of one, or a PID), or of all containers when none is named, with its
+prefix of one, the name the engine gave a running container as capshim
+recorded it: NAME, POD/NAME or NAMESPACE/POD/NAME, else the name Docker or
+Podman gives it, asked of their CLIs on PATH; or a PID), or of all
+containers when none is named, with its
 PID, container id (from its cgroup), command, effective user id and its five
 capability sets as the kernel reports them in /proc/PID/status. In text
 form, capabilities beyond the policy's default are marked with "!".`,
@@ -32,6 +40,7 @@ form, capabilities beyond the policy's default are marked with "!".`,
 		builtinFlag,
 		&cli.StringFlag{Name: "format", Value: "text", Usage: "output `FORMAT`: text or json"},
 		&cli.StringFlag{Name: "proc", Value: "/proc", Usage: "proc file system `ROOT`", Hidden: true},
+		&cli.StringFlag{Name: "run-dir", Value: learn.RunDir, Usage: "`DIR` of running containers' records", Hidden: true},
 	},
 	Action: func(c *cli.Context) error {
 		format := c.String("format")
@@ -42,7 +51,14 @@ form, capabilities beyond the policy's default are marked with "!".`,
 		if err != nil {
 			return cli.Exit(err, 2)
 		}
-		procs, err := inspectProcesses(c.String("proc"), c.Args().Slice())
+		byName := func(name string) ([]string, error) {
+			ids, err := runningByName(c.String("run-dir"), name)
+			if err != nil || len(ids) > 0 {
+				return ids, err
+			}
+			return engineByName(name), nil
+		}
+		procs, err := inspectProcesses(c.String("proc"), c.Args().Slice(), byName)
 		if err != nil {
 			return cli.Exit(err, 2)
 		}
@@ -54,9 +70,60 @@ form, capabilities beyond the policy's default are marked with "!".`,
 	},
 }
 
-// inspectProcesses selects container processes: those named by args (pid
-// or container id prefix), or all processes in a container.
-func inspectProcesses(root string, args []string) ([]*proc.Process, error) {
+// runningByName returns the ids of the running containers whose recorded
+// name is name (learn.About's names). Records are kept of the containers
+// capshim records for learn and explain, as root.
+func runningByName(runDir, name string) ([]string, error) {
+	r := &learn.Records{Run: runDir, Store: &learn.Store{Dir: "/nonexistent"}}
+	recs, err := r.Find(name)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, rec := range recs {
+		if rec.Deleted.IsZero() && rec.ID != "" && (rec.About().Matches(name) || rec.Name() == name) && !slices.Contains(ids, rec.ID) {
+			ids = append(ids, rec.ID)
+		}
+	}
+	return ids, nil
+}
+
+// dockerName is a name Docker or Podman gives a container.
+var dockerName = regexp.MustCompile(`^/?[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$`)
+
+// engineTimeout bounds the question to an engine's CLI.
+const engineTimeout = 5 * time.Second
+
+// engineByName asks Docker's and Podman's own CLIs (those on PATH, with
+// the environment's DOCKER_HOST and the like) for the id of the container
+// they call name: Docker 20.10 and Podman never tell the runtime a
+// container's name, so capshim's records do not have it.
+func engineByName(name string) []string {
+	if !dockerName.MatchString(name) {
+		return nil
+	}
+	for _, cli := range []string{"docker", "podman"} {
+		path, err := exec.LookPath(cli)
+		if err != nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), engineTimeout)
+		out, err := exec.CommandContext(ctx, path, "inspect", "--type", "container", "--format", "{{.Id}}", name).Output()
+		cancel()
+		id := strings.TrimSpace(string(out))
+		if err == nil && hexID.MatchString(id) {
+			return []string{id}
+		}
+	}
+	return nil
+}
+
+var hexID = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// inspectProcesses selects container processes: those named by args (pid,
+// container id prefix, or a name byName finds the ids of), or all
+// processes in a container.
+func inspectProcesses(root string, args []string, byName func(string) ([]string, error)) ([]*proc.Process, error) {
 	pids, err := proc.PIDs(root)
 	if err != nil {
 		return nil, fmt.Errorf("listing processes: %w", err)
@@ -100,8 +167,22 @@ func inspectProcesses(root string, args []string) ([]*proc.Process, error) {
 				return nil, fmt.Errorf("%q matches %d containers; give more of the id", a, len(ids))
 			}
 		}
+		if !matched && byName != nil {
+			ids, err := byName(a)
+			if err != nil {
+				return nil, fmt.Errorf("finding container %q by name: %w", a, err)
+			}
+			if len(ids) > 1 {
+				return nil, fmt.Errorf("%q names %d running containers (%s); give one of their ids", a, len(ids), safetext.Escape(strings.Join(ids, ", ")))
+			}
+			for _, p := range all {
+				if len(ids) == 1 && p.Container == ids[0] {
+					out, matched = append(out, p), true
+				}
+			}
+		}
 		if !matched {
-			return nil, fmt.Errorf("%q is neither a running process nor the id of a running container", a)
+			return nil, fmt.Errorf("%q is neither a running process, nor the id or name of a running container (names are those capshim recorded in %s, and Docker's and Podman's)", a, learn.RunDir)
 		}
 	}
 	return out, nil

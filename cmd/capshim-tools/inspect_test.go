@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -244,6 +245,68 @@ func TestInspectLongCommand(t *testing.T) {
 			}
 			if len(out) > 6*proc.MaxCommand+4096 { // an escape is at most 6 bytes
 				t.Errorf("output is %d bytes", len(out))
+			}
+		})
+	}
+}
+
+// TestInspectByName: a running container is found by the name its record
+// holds (NAME, POD/NAME, NAMESPACE/POD/NAME); a name two running
+// containers share, or one only a deleted container had, is an error.
+func TestInspectByName(t *testing.T) {
+	// No docker or podman CLI to ask: the records alone.
+	t.Setenv("PATH", t.TempDir())
+	web1 := strings.Repeat("a", 64)
+	web2 := strings.Repeat("b", 64)
+	root := fakeProc(t, []fakeProcess{
+		{pid: 101, name: "nginx", cmdline: "nginx\x00", cgroup: "/kubepods/" + web1, pidNS: "host"},
+		{pid: 102, name: "nginx", cmdline: "nginx\x00", cgroup: "/kubepods/" + web1, pidNS: "host"},
+		{pid: 201, name: "nginx", cmdline: "nginx\x00", cgroup: "/kubepods/" + web2, pidNS: "host"},
+	})
+	run := t.TempDir()
+	record := func(file, id, pod, ns, deleted string) {
+		rec := `{"id":"` + id + `","root":"/run/containerd/runc/k8s.io","engine":{"io.kubernetes.cri.container-type":"container","io.kubernetes.cri.container-name":"web","io.kubernetes.cri.sandbox-name":"` + pod + `","io.kubernetes.cri.sandbox-namespace":"` + ns + `"},"policy":"p","mode":"enforce","trace":true,"created":"2026-12-01T10:00:00Z"` + deleted + `}`
+		if err := os.WriteFile(filepath.Join(run, file), []byte(rec), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	record("a.json", web1, "web-1", "shop", "")
+	record("b.json", web2, "web-2", "test", "")
+	record("c.json", strings.Repeat("c", 64), "gone", "shop", `,"deleted":"2026-12-01T11:00:00Z"`)
+	tests := []struct {
+		name     string
+		arg      string
+		wantPIDs []int
+		wantErr  string
+	}{
+		{name: "namespace/pod/name", arg: "shop/web-1/web", wantPIDs: []int{101, 102}},
+		{name: "pod/name", arg: "web-2/web", wantPIDs: []int{201}},
+		{name: "a name two containers share", arg: "web", wantErr: `"web" names 2 running containers`},
+		{name: "a deleted container", arg: "shop/gone/web", wantErr: "neither a running process, nor the id or name of a running container"},
+		{name: "unknown", arg: "nope", wantErr: "neither a running process, nor the id or name"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := runCmd(t, "inspect", "--builtin", "--proc", root, "--run-dir", run, "--format", "json", tt.arg)
+			if tt.wantErr != "" {
+				if code != 2 || !strings.Contains(errOut, tt.wantErr) {
+					t.Errorf("exit %d, stderr %q; want 2 and %q", code, errOut, tt.wantErr)
+				}
+				return
+			}
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			var got []inspectJSON
+			if err := json.Unmarshal([]byte(out), &got); err != nil {
+				t.Fatal(err)
+			}
+			var pids []int
+			for _, p := range got {
+				pids = append(pids, p.PID)
+			}
+			if fmt.Sprint(pids) != fmt.Sprint(tt.wantPIDs) {
+				t.Errorf("pids %v, want %v", pids, tt.wantPIDs)
 			}
 		})
 	}

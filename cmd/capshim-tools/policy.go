@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/capshim/capshim/internal/decisionlog"
 	"github.com/capshim/capshim/internal/runtimefind"
 	"github.com/capshim/capshim/internal/safetext"
 	"github.com/capshim/capshim/policy"
@@ -100,7 +101,8 @@ func policyWarnings(w io.Writer, p *policy.Policy) {
 	if p.Log == "" {
 		return
 	}
-	if st, err := os.Stat(filepath.Dir(p.Log)); err != nil || !st.IsDir() {
-		fmt.Fprintf(w, "warning: the decision log's directory %s is missing: capshim would warn at every call and log no decision\n", safetext.Escape(filepath.Dir(p.Log)))
+	l := decisionlog.Log{Path: p.Log}
+	if err := l.Check(); err != nil {
+		fmt.Fprintf(w, "warning: %s: capshim would warn at every call and log no decision\n", safetext.Escape(err.Error()))
 	}
 }

@@ -161,6 +161,7 @@ func recordStart(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, runtime str
 		return // not capshim's, not traced, or started before
 	}
 	pol = ownPolicy(pol, rec)
+	l.about = rec.About()
 	rec.Started = time.Now().UTC()
 	pid, err := initPID(root, ra.id)
 	if err == nil {
@@ -192,6 +193,7 @@ func recordDelete(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, runtime st
 		return
 	}
 	pol = ownPolicy(pol, rec)
+	l.about = rec.About()
 	id := safetext.Truncate(ra.id, maxLogID)
 	if rec.CgroupID != 0 {
 		res, err := runTrace("harvest", strconv.FormatUint(rec.CgroupID, 10))
@@ -207,14 +209,15 @@ func recordDelete(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, runtime st
 		dropped, _ := capability.ParseList(rec.Dropped)
 		for _, c := range (o.RefusedSet() & dropped).Caps() {
 			l.event(pol, "warning", fmt.Sprintf("capshim: container %s was refused %s (%d checks) that the policy dropped; to grant it, add %q to the capabilities of a rule that matches the container and ask with capshim.io/capabilities=%s (or CAPSHIM_CAPABILITIES=%s), or see capshim explain %s",
-				id, c, o.Refused[c.String()], c.String(), c.String(), c.String(), id), map[string]any{"container": id, "refused": c.String()})
+				id, c, o.Refused[c.String()], c.String(), c.String(), c.String(), id), map[string]any{"container": id, "refused": c.String(), "checks": o.Refused[c.String()]})
 		}
 		if rec.Profile != "" {
 			p, err := r.StoreOf(rec).Merge(rec.Profile, rec.ID, *o, profileMatch(rec.Engine), rec.Deleted)
 			if err != nil {
 				l.event(pol, "warning", fmt.Sprintf("capshim: delete %s: cannot merge into profile %s: %v", id, rec.Profile, err), nil)
 			} else {
-				l.event(pol, "info", fmt.Sprintf("capshim: container %s learned into profile %s (%d containers): used %s", id, p.Name, p.Containers, o.UsedSet()), nil)
+				l.event(pol, "info", fmt.Sprintf("capshim: container %s learned into profile %s (%d containers): used %s", id, p.Name, p.Containers, o.UsedSet()),
+					map[string]any{"container": id, "profile": p.Name})
 			}
 		}
 	}

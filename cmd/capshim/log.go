@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/capshim/capshim/capability"
+	"github.com/capshim/capshim/internal/decisionlog"
 	"github.com/capshim/capshim/internal/safetext"
+	"github.com/capshim/capshim/learn"
 	"github.com/capshim/capshim/policy"
 	"github.com/capshim/capshim/spec"
 )
@@ -30,10 +32,20 @@ const (
 // runtimeLog writes runc-style log lines to the runtime's --log file (which
 // containerd's shim reads back to report a failed create), errors also to
 // stderr, and decisions to the policy's decision log.
+//
+// The --log file lives in the bundle and goes with it (and Podman passes
+// none), so what must be found later goes to the decision log too: every
+// decision and every warning about a container, each with what the engine
+// says about the container (about), so that people find it by the names
+// they know.
 type runtimeLog struct {
 	path   string // --log, or ""
 	json   bool   // --log-format json
 	stderr io.Writer
+	// id and command are the call's, and about is what the engine says
+	// about its container: every decision log entry carries them.
+	id, command string
+	about       learn.About
 }
 
 func newRuntimeLog(ra *runtimeArgs, stderr io.Writer) *runtimeLog {
@@ -41,6 +53,8 @@ func newRuntimeLog(ra *runtimeArgs, stderr io.Writer) *runtimeLog {
 	if ra != nil {
 		l.path = ra.log
 		l.json = ra.logFormat == "json"
+		l.id = safetext.Truncate(ra.id, maxLogID)
+		l.command = ra.command
 	}
 	return l
 }
@@ -155,20 +169,59 @@ func (l *runtimeLog) decision(ra *runtimeArgs, pol *policy.Policy, d *policy.Dec
 		fields["oversized"] = oversized
 	}
 	l.line("info", msg, fields)
-	if pol.Log != "" {
-		fields["time"] = time.Now().Format(time.RFC3339Nano)
-		fields["requested"] = d.Requested.Names()
-		if kept != nil {
-			k := map[string][]string{}
-			for s := spec.Bounding; s < spec.NumSets; s++ {
-				k[s.String()] = kept[s].Names()
-			}
-			fields["kept"] = k
+	if !keepsLog(pol) {
+		return
+	}
+	fields["kind"] = "decision"
+	fields["time"] = time.Now().Format(time.RFC3339Nano)
+	fields["requested"] = d.Requested.Names()
+	if d.Learn {
+		fields["learn"] = true
+	}
+	if kept != nil {
+		k := map[string][]string{}
+		for s := spec.Bounding; s < spec.NumSets; s++ {
+			k[s.String()] = kept[s].Names()
 		}
-		data, _ := json.Marshal(fields)
-		if err := appendFile(pol.Log, append(safetext.JSON(data), '\n')); err != nil {
-			l.line("warning", fmt.Sprintf("capshim: writing the decision log %s: %v", pol.Log, err), nil)
+		fields["kept"] = k
+	}
+	l.keep(pol, fields)
+}
+
+// describe notes what the engine says about the container of this call,
+// for the decision log's entries: the spec's annotations (at exec, the
+// ones it was created with) and the runtime root.
+func (l *runtimeLog) describe(annotations map[string]string, root string) {
+	l.about = learn.Describe(annotations, root)
+}
+
+// keepsLog reports whether this call writes the policy's decision log.
+// The default log is root's: a rootless capshim keeps none unless its
+// policy names a log it can write.
+func keepsLog(pol *policy.Policy) bool {
+	if pol == nil || pol.Log == "" {
+		return false
+	}
+	return pol.Log != policy.DefaultLog || os.Geteuid() == 0
+}
+
+// keep appends one entry to the decision log, with what the engine said
+// about the container. A log that cannot be written is observability lost,
+// never a failed call: it is one warning line in the runtime log.
+func (l *runtimeLog) keep(pol *policy.Policy, entry map[string]any) {
+	a := l.about
+	for k, v := range map[string]string{"container": l.id, "command": l.command, "engine": a.Engine, "name": a.Name, "pod": a.Pod, "namespace": a.Namespace, "image": a.Image} {
+		if _, set := entry[k]; !set && v != "" {
+			entry[k] = v
 		}
+	}
+	if a.Sandbox {
+		entry["sandbox"] = true
+	}
+	data, _ := json.Marshal(entry)
+	dl := decisionlog.Log{Path: pol.Log}
+	if err := dl.Append(append(safetext.JSON(data), '\n')); err != nil {
+		l.line("warning", "capshim: "+err.Error()+" (the container is not affected; this entry is not in the decision log)", nil)
 	}
 }
 
@@ -223,15 +276,12 @@ func refusedList(d *policy.Decision) []string {
 // find after the bundle (and its log) is gone.
 func (l *runtimeLog) event(pol *policy.Policy, level, msg string, fields map[string]any) {
 	l.line(level, msg, fields)
-	if pol == nil || pol.Log == "" {
+	if !keepsLog(pol) {
 		return
 	}
 	entry := map[string]any{"level": level, "msg": safetext.Truncate(msg, maxLogText), "time": time.Now().Format(time.RFC3339Nano)}
 	for k, v := range fields {
 		entry[k] = v
 	}
-	data, _ := json.Marshal(entry)
-	if err := appendFile(pol.Log, append(safetext.JSON(data), '\n')); err != nil {
-		l.line("warning", fmt.Sprintf("capshim: writing the decision log %s: %v", pol.Log, err), nil)
-	}
+	l.keep(pol, entry)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -407,5 +408,130 @@ func TestLogTextEscapes(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestDecisionLogAbout: each decision log entry says what the engine said
+// about the container, as the engines put it in the spec and on the
+// command line; a log that cannot be written is one warning and the
+// container's call goes on.
+func TestDecisionLogAbout(t *testing.T) {
+	cri := map[string]string{
+		"io.kubernetes.cri.container-type":    "container",
+		"io.kubernetes.cri.container-name":    "web",
+		"io.kubernetes.cri.sandbox-name":      "web-7d4b9",
+		"io.kubernetes.cri.sandbox-namespace": "shop",
+		"io.kubernetes.cri.image-name":        "docker.io/library/nginx:1.25",
+	}
+	sandbox := map[string]string{
+		"io.kubernetes.cri.container-type":    "sandbox",
+		"io.kubernetes.cri.sandbox-name":      "web-7d4b9",
+		"io.kubernetes.cri.sandbox-namespace": "shop",
+	}
+	tests := []struct {
+		name        string
+		annotations map[string]string
+		root        string // "": a temporary directory
+		badLog      bool   // the log's directory is a symbolic link
+		want        map[string]any
+		wantWarning string
+	}{
+		{
+			name: "CRI container", annotations: cri,
+			want: map[string]any{"engine": "containerd-cri", "name": "web", "pod": "web-7d4b9", "namespace": "shop", "image": "docker.io/library/nginx:1.25"},
+		},
+		{
+			name: "CRI pod sandbox", annotations: sandbox,
+			want: map[string]any{"engine": "containerd-cri", "pod": "web-7d4b9", "namespace": "shop", "sandbox": true},
+		},
+		{
+			name: "Podman", annotations: map[string]string{"io.container.manager": "libpod"},
+			want: map[string]any{"engine": "podman"},
+		},
+		{
+			name: "Docker: its runtime root", root: "/run/docker-test/runtime-capshim/moby",
+			want: map[string]any{"engine": "docker"},
+		},
+		{
+			name: "a long and hostile name is bounded and escaped",
+			annotations: map[string]string{"io.kubernetes.cri.container-type": "container",
+				"io.kubernetes.cri.container-name": "evil\n\x1b[2J" + strings.Repeat("n", 10000)},
+			want: map[string]any{"engine": "containerd-cri", "name": "evil\n\x1b[2J" + strings.Repeat("n", 256-len("evil\n\x1b[2J")) + "...(10009 bytes)"},
+		},
+		{
+			name: "log directory is a symbolic link", annotations: cri, badLog: true,
+			wantWarning: "is a symbolic link; make it a directory owned by root with mode 0700",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			bundle := filepath.Join(dir, "bundle")
+			if err := os.Mkdir(bundle, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			data, _ := json.Marshal(config(nil, tt.annotations, capability.DockerDefault.Names()))
+			if err := os.WriteFile(filepath.Join(bundle, "config.json"), data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			logDir := filepath.Join(dir, "logs")
+			if tt.badLog {
+				if err := os.Mkdir(filepath.Join(dir, "elsewhere"), 0o700); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Symlink("elsewhere", logDir); err != nil {
+					t.Fatal(err)
+				}
+			}
+			decisions := filepath.Join(logDir, "decisions.log")
+			pol, err := policy.Parse([]byte("log = "+strconv.Quote(decisions)+"\n"), "test.toml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			pol.Explain = false
+			root := tt.root
+			if root == "" {
+				root = dir
+			}
+			runtimeLog := filepath.Join(dir, "log.json")
+			ra, err := parseRuntimeArgs([]string{"--root", root, "--log", runtimeLog, "--log-format", "json", "create", "--bundle", bundle, "c1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stderr bytes.Buffer
+			if _, err := reduce(ra, pol, newRuntimeLog(ra, &stderr), "/usr/bin/runc"); err != nil {
+				t.Fatalf("reduce: %v (a decision log is observability: it never fails the call)", err)
+			}
+			rl, _ := os.ReadFile(runtimeLog)
+			if tt.wantWarning != "" {
+				if !strings.Contains(string(rl), tt.wantWarning) || !strings.Contains(string(rl), `"level":"warning"`) {
+					t.Errorf("runtime log has no warning %q:\n%s", tt.wantWarning, rl)
+				}
+				if entries, _ := os.ReadDir(filepath.Join(dir, "elsewhere")); len(entries) != 0 {
+					t.Errorf("written through the link: %v", entries)
+				}
+				return
+			}
+			out, err := os.ReadFile(decisions)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkLine(t, "decision log", string(out), 4096, true)
+			var entry map[string]any
+			if err := json.Unmarshal(out, &entry); err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range []string{"engine", "name", "pod", "namespace", "image", "sandbox"} {
+				if fmt.Sprint(entry[k]) != fmt.Sprint(tt.want[k]) {
+					t.Errorf("%s = %q, want %q", k, entry[k], tt.want[k])
+				}
+			}
+			if entry["container"] != "c1" || entry["command"] != "create" || entry["kind"] != "decision" {
+				t.Errorf("entry %v: want container c1, command create, kind decision", entry)
+			}
+			if st, _ := os.Stat(decisions); st.Mode().Perm() != 0o600 {
+				t.Errorf("decision log mode %04o, want 0600", st.Mode().Perm())
+			}
+		})
 	}
 }

@@ -124,6 +124,7 @@ func reduce(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, runtime string) 
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	l.describe(doc.Annotations, runtimeRoot(runtime, ra.root))
 	o, err := apply(ra, pol, l, f, doc, doc.Annotations, nil)
 	if err != nil {
 		return nil, err
@@ -159,6 +160,7 @@ func reduceExec(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, runtime stri
 	if err != nil {
 		return nil, fmt.Errorf("exec: cannot read what container %s was created with: %w", ra.id, err)
 	}
+	l.describe(st.annotations, runtimeRoot(runtime, ra.root))
 	var env []string
 	if ra.process != "" {
 		f, err := spec.ReadFile(ra.process)

@@ -251,7 +251,7 @@ func TestConfigMapPolicy(t *testing.T) {
 		{name: "never", got: strings.Join(f.Never, ","), want: "CAP_SYS_ADMIN,CAP_SYS_MODULE"},
 		{name: "on_denied_request", got: f.OnDeniedRequest, want: "drop"},
 		{name: "log is set", got: f.Log != nil, want: true},
-		{name: "log", got: deref(f.Log), want: ""},
+		{name: "log", got: deref(f.Log), want: "/var/log/capshim/decisions.log"},
 		{name: "one example rule", got: len(f.Rule), want: 1},
 	}
 	for _, tc := range tests {
