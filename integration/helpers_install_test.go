@@ -40,6 +40,10 @@ func installFresh(t *testing.T, file, policy string, args ...string) string {
 	if backupErr != nil {
 		wantBackup = old
 	}
+	var statErr error = os.ErrNotExist
+	if policy != "" {
+		_, statErr = os.Lstat(policy)
+	}
 	r := capshimInstall(t, args...)
 	if !strings.Contains(r.stdout, "registered capshim in "+file) {
 		t.Errorf("install does not say it registered capshim in %s:\n%s", file, r.stdout)
@@ -59,7 +63,6 @@ func installFresh(t *testing.T, file, policy string, args ...string) string {
 		}
 		return r.stdout
 	}
-	_, statErr := os.Lstat(policy)
 	switch {
 	case statErr == nil && !strings.Contains(r.stdout, "policy: "+policy+" exists: kept as it is"):
 		t.Errorf("install does not say it kept the existing policy %s:\n%s", policy, r.stdout)
