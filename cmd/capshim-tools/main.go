@@ -1,6 +1,6 @@
 // Command capshim-tools holds capshim's own commands: rewrite, check,
-// caps, inspect, install, uninstall, status, policy, learn, explain and
-// version.
+// caps, inspect, install, uninstall, status, policy, learn, explain,
+// version and completion.
 // Users run them as `capshim COMMAND`: the capshim binary (kept small,
 // since it is on the path of every container start) hands such command
 // lines over to capshim-tools, which lies next to it.
@@ -28,7 +28,7 @@ func main() {
 // cliCommands lists capshim's own commands; internal/clinames lists their
 // names for the capshim binary's dispatch.
 func cliCommands() []*cli.Command {
-	return []*cli.Command{rewriteCommand, checkCommand, capsCommand, inspectCommand, installCommand, uninstallCommand, statusCommand, learnCommand, explainCommand, policyCommand, versionCommand}
+	return []*cli.Command{rewriteCommand, checkCommand, capsCommand, inspectCommand, installCommand, uninstallCommand, statusCommand, learnCommand, explainCommand, policyCommand, versionCommand, completionCommand}
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
