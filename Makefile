@@ -3,6 +3,7 @@
 #   make test   install what the tests need (Debian packages), run every test
 #   make build  build bin/capshim (static)
 #   make bench  measure capshim against a bare Go exec wrapper and runc (BENCHMARKS.md)
+#   make deb    build the Debian package into bin/deb/
 
 GO       ?= go
 BIN      := bin/capshim
@@ -121,6 +122,14 @@ bench: build
 	@bin/bench-e2e -capshim $(BIN) -barewrap bin/barewrap -runc $(BENCH_RUNC) \
 		-pass $(BENCH_PASS) -cycles $(BENCH_CYCLES) -gobench bin/gobench.txt \
 		-json bench/results.json -chart bench/chart.png
+
+# ---- make deb: the Debian package (packaging/deb/build.sh says what it
+# holds). dpkg-deb is on every Debian system; the package goes to bin/deb/.
+DEB_ARCH ?= $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
+.PHONY: deb
+deb: build
+	@packaging/deb/build.sh bin $(DEB_ARCH) bin/deb
+# ---- end of make deb
 
 clean:
 	rm -rf bin

@@ -31,7 +31,8 @@ func capshimInstall(t *testing.T, args ...string) cmdResult {
 // help promise: the file is changed, FILE.capshim-backup holds its content
 // from before capshim's first change (the old content when there was no
 // backup; an earlier backup is kept), and the default policy is written to
-// policy when nothing is there. It returns install's output.
+// policy when nothing is there; policy "" is an install with --no-policy,
+// which must say it wrote none. It returns install's output.
 func installFresh(t *testing.T, file, policy string, args ...string) string {
 	t.Helper()
 	old := readFile(t, file)
@@ -39,7 +40,10 @@ func installFresh(t *testing.T, file, policy string, args ...string) string {
 	if backupErr != nil {
 		wantBackup = old
 	}
-	_, statErr := os.Lstat(policy)
+	var statErr error = os.ErrNotExist
+	if policy != "" {
+		_, statErr = os.Lstat(policy)
+	}
 	r := capshimInstall(t, args...)
 	if !strings.Contains(r.stdout, "registered capshim in "+file) {
 		t.Errorf("install does not say it registered capshim in %s:\n%s", file, r.stdout)
@@ -52,6 +56,12 @@ func installFresh(t *testing.T, file, policy string, args ...string) string {
 	}
 	if kept := strings.Contains(r.stdout, "is kept"); kept != (backupErr == nil) {
 		t.Errorf("install says the earlier backup is kept: %v; there was one: %v\n%s", kept, backupErr == nil, r.stdout)
+	}
+	if policy == "" {
+		if !strings.Contains(r.stdout, "policy: none written (--no-policy)") {
+			t.Errorf("install does not say it wrote no policy:\n%s", r.stdout)
+		}
+		return r.stdout
 	}
 	switch {
 	case statErr == nil && !strings.Contains(r.stdout, "policy: "+policy+" exists: kept as it is"):

@@ -111,9 +111,10 @@ func cinRun(t *testing.T, bin string, tc cinCase) {
 	file := filepath.Join(d.dir, "installed.toml")
 	orig := cinLocalize(config, d.dir)
 	writeFile(t, file, orig, 0o644)
-	policy := filepath.Join(d.dir, "shim.toml")
-	args := append([]string{"containerd", "--file", file, "--policy", policy}, tc.args...)
-	out := installFresh(t, file, policy, args...)
+	// containerd hands capshim no policy: it would read the host's
+	// /etc/capshim/shim.toml, so install writes none here.
+	args := append([]string{"containerd", "--file", file, "--no-policy"}, tc.args...)
+	out := installFresh(t, file, "", args...)
 	if tc.note != "" && !strings.Contains(out, tc.note) {
 		t.Errorf("install does not say %q:\n%s", tc.note, out)
 	}
@@ -195,7 +196,7 @@ func cinRefused(t *testing.T, file, want string, flags ...string) {
 	t.Helper()
 	old := readFile(t, file)
 	entries, _ := os.ReadDir(filepath.Dir(file))
-	args := append([]string{"install", "containerd", "--file", file, "--policy", filepath.Join(filepath.Dir(file), "shim.toml")}, flags...)
+	args := append([]string{"install", "containerd", "--file", file, "--no-policy"}, flags...)
 	r := runCmd(cmdOpts{env: envWithout([]string{"CAPSHIM_"})}, capshimBin, args...)
 	if r.code != 2 || !strings.Contains(r.stderr, want) {
 		t.Errorf("want exit 2 saying %q:\n%v", want, r)

@@ -5,9 +5,9 @@ package integration
 // README "Docker" followed as written, with `capshim install docker` doing
 // the registration. There is no systemd here and /etc is never touched, so
 // install edits a daemon.json under the test's temp dir (--file), writes
-// the policy there (--policy), and dockerd is started on that very file
-// (--config-file). The runtime finds the policy through CAPSHIM_CONFIG in
-// dockerd's environment where a real host has /etc/capshim/shim.toml.
+// the policy there (--policy), which docker then passes to capshim
+// (runtimeArgs --capshim-config), and dockerd is started on that very file
+// (--config-file) with no CAPSHIM_ variable in its environment.
 
 import (
 	"encoding/json"
@@ -102,7 +102,7 @@ func TestReadmeDocker(t *testing.T) {
 			name:      "install docker",
 			install:   []string{"--policy", policy},
 			policy:    policy,
-			wantEntry: map[string]any{"path": capshimBin},
+			wantEntry: map[string]any{"path": capshimBin, "runtimeArgs": []any{"--capshim-config=" + policy}},
 			runs: []dockerRunCase{
 				// README: docker run --rm --runtime capshim --network none busybox grep Cap /proc/self/status
 				{name: "README docker run --runtime capshim", args: []string{"--runtime", "capshim"}, want: maskMinimal},
@@ -118,7 +118,7 @@ func TestReadmeDocker(t *testing.T) {
 			policy:      policy,
 			infoFormat:  "{{.DefaultRuntime}}",
 			infoWant:    "capshim",
-			wantEntry:   map[string]any{"path": capshimBin},
+			wantEntry:   map[string]any{"path": capshimBin, "runtimeArgs": []any{"--capshim-config=" + policy}},
 			wantDefault: "capshim",
 			runs: []dockerRunCase{
 				{name: "plain docker run", want: maskMinimal},
@@ -169,9 +169,9 @@ func TestReadmeDocker(t *testing.T) {
 		if i == 0 {
 			// systemctl restart docker: dockerd on the edited file, started
 			// by the test itself so that it lives through every step. The
-			// policy install wrote reaches capshim as /etc/capshim/shim.toml
-			// would: CAPSHIM_CONFIG.
-			e = dockerLaunch(t, dir, cfg, []string{"CAPSHIM_CONFIG=" + policy})
+			// policy install wrote reaches capshim through the runtime
+			// argument install put into daemon.json.
+			e = dockerLaunch(t, dir, cfg, nil)
 			// install's own "verify" hint.
 			if r := e.docker("info", "--format", "{{json .Runtimes}}"); r.err != nil || !strings.Contains(r.stdout, `"capshim"`) {
 				t.Fatalf("docker info does not list the runtime capshim:\n%v", r)

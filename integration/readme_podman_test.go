@@ -30,15 +30,15 @@ type rdmPodmanRun struct {
 // --rm --runtime capshim --network none ...`, and --set-default. Podman
 // and conmon hand the runtime no environment, so capshim reads
 // /etc/capshim/shim.toml, or its built-in default where there is none (as
-// here): the policy install writes to --policy is the same default, but
-// this test cannot show that the runtime read it.
+// here); install would refuse a --policy elsewhere, so it writes none
+// (--no-policy). install_policy_test.go shows a policy of one's own
+// reaching the installed runtime with --runtime-flag.
 func TestReadmePodman(t *testing.T) {
 	began := time.Now()
 	p := podmanSetup(t)
 	const conf = "readme.conf"
 	p.writeConf(t, conf, "")
 	file := filepath.Join(p.dir, conf)
-	policy := filepath.Join(p.dir, "shim.toml")
 	grep := []string{imageBusybox, "grep", "Cap", "/proc/self/status"}
 
 	steps := []struct {
@@ -71,8 +71,8 @@ func TestReadmePodman(t *testing.T) {
 	}
 	for _, st := range steps {
 		ok := t.Run(st.name, func(t *testing.T) {
-			args := append([]string{"podman", "--file", file, "--policy", policy}, st.install...)
-			out := installFresh(t, file, policy, args...)
+			args := append([]string{"podman", "--file", file, "--no-policy"}, st.install...)
+			out := installFresh(t, file, "", args...)
 			if !strings.Contains(out, "nothing to restart") {
 				t.Errorf("install does not say podman needs no restart:\n%s", out)
 			}

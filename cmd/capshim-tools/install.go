@@ -13,6 +13,7 @@ import (
 
 	"github.com/capshim/capshim"
 	"github.com/capshim/capshim/install"
+	"github.com/capshim/capshim/policy"
 )
 
 // installCommand registers capshim with an engine; package install does
@@ -22,7 +23,7 @@ var installCommand = &cli.Command{
 	Usage:     "register capshim as a runtime of docker, containerd or podman",
 	ArgsUsage: "docker|containerd|podman",
 	Description: `Edits the engine's config file so that it knows the runtime "capshim":
-  docker      /etc/docker/daemon.json          runtimes.capshim (runtimeArgs with --config)
+  docker      /etc/docker/daemon.json          runtimes.capshim (runtimeArgs with --config or --policy)
   containerd  /etc/containerd/config.toml      the CRI runtime handler "capshim" (config version 2 or 3)
   podman      /etc/containers/containers.conf  [engine.runtimes] capshim
 --set-default also makes capshim the engine's default runtime. Every other
@@ -37,15 +38,23 @@ out when the file lists no other runtime (containerd 1.6/1.7 would lose
 it). The result is read as containerd 1.6/1.7 and 2.x would, and refused
 when one of them would lose a runtime, its default or the CRI plugin.
 
-Also writes capshim's default policy to --policy (default --config, else
-/etc/capshim/shim.toml) when no file is there; an existing policy is kept.`,
+Also writes capshim's default policy where the registered runtime will read
+it, when no file is there (an existing policy is kept; --no-policy writes
+none): docker makes capshim read --config, or --policy, through the runtime
+argument --capshim-config=FILE. containerd and podman pass a runtime neither
+arguments nor environment, so capshim reads /etc/capshim/shim.toml there
+(/etc/capshim/capshim-NAME.toml when --binary is a link named capshim-NAME);
+a --config or --policy naming another file is refused, since the runtime
+would never read it. Podman users choose another policy at each run with
+podman --runtime capshim --runtime-flag capshim-config=FILE.`,
 	Flags: []cli.Flag{
-		&cli.StringFlag{Name: "config", Usage: "policy `FILE` the engine passes to capshim (docker only: runtimeArgs --capshim-config=FILE; containerd and podman pass no arguments)"},
+		&cli.StringFlag{Name: "config", Usage: "policy `FILE` the engine passes to capshim (docker: runtimeArgs --capshim-config=FILE; containerd and podman pass no arguments, so only the file their capshim reads is accepted)"},
 		&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "show the change as a diff; write nothing"},
 		&cli.BoolFlag{Name: "set-default", Usage: "make capshim the engine's default runtime"},
 		&cli.StringFlag{Name: "file", Usage: "the engine's config `PATH` (default: the engine's standard path)"},
 		&cli.StringFlag{Name: "binary", Usage: "capshim's absolute `PATH` (default: the capshim next to this program, links resolved)"},
-		&cli.StringFlag{Name: "policy", Usage: "where to write the default policy when none is there (`PATH`; default --config, else " + install.DefaultPolicyPath + ")"},
+		&cli.StringFlag{Name: "policy", Usage: "where to write the default policy when none is there (`PATH`; default: the file the registered capshim reads); docker: without --config, the engine passes it to capshim"},
+		&cli.BoolFlag{Name: "no-policy", Usage: "write no policy (put one in place with capshim policy install)"},
 	},
 	Action: func(c *cli.Context) error {
 		f, err := parseInstallFlags(c)
@@ -60,16 +69,13 @@ Also writes capshim's default policy to --policy (default --config, else
 		if err != nil {
 			return cli.Exit(err, 2)
 		}
+		policyPath, err := installPolicyPath(f, engine, &opts)
+		if err != nil {
+			return cli.Exit(err, 2)
+		}
 		path := f.file
 		if path == "" {
 			path = engine.ConfigPath()
-		}
-		policyPath := f.policy
-		if policyPath == "" {
-			policyPath = f.config
-		}
-		if policyPath == "" {
-			policyPath = install.DefaultPolicyPath
 		}
 		plan, err := install.Prepare(engine, path, opts)
 		if err != nil {
@@ -82,7 +88,9 @@ Also writes capshim's default policy to --policy (default --config, else
 		}
 
 		// The policy first: an engine told to use capshim finds it there.
-		if err := installPolicy(w, policyPath, dry); err != nil {
+		if f.noPolicy {
+			fmt.Fprintf(w, "policy: none written (--no-policy); the registered capshim reads %s\n", policyPath)
+		} else if err := installPolicy(w, policyPath, dry); err != nil {
 			return cli.Exit(err, 2)
 		}
 
@@ -106,7 +114,7 @@ Also writes capshim's default policy to --policy (default --config, else
 				fmt.Fprintf(w, "%s: created %s registering capshim\n", engine, path)
 			}
 		}
-		for _, n := range append(plan.Notes, installNotes(f.config, engine, opts, policyPath)...) {
+		for _, n := range append(plan.Notes, installNotes(engine, opts)...) {
 			if !strings.HasPrefix(n, "WARNING: ") {
 				n = "note: " + n
 			}
@@ -121,7 +129,7 @@ Also writes capshim's default policy to --policy (default --config, else
 type installFlags struct {
 	engine                       string
 	config, file, binary, policy string
-	dryRun, setDefault           bool
+	dryRun, setDefault, noPolicy bool
 }
 
 // parseInstallFlags reads install's engine operand and flags (flags after
@@ -129,7 +137,7 @@ type installFlags struct {
 func parseInstallFlags(c *cli.Context) (*installFlags, error) {
 	f := &installFlags{
 		config: c.String("config"), file: c.String("file"), binary: c.String("binary"), policy: c.String("policy"),
-		dryRun: c.Bool("dry-run"), setDefault: c.Bool("set-default"),
+		dryRun: c.Bool("dry-run"), setDefault: c.Bool("set-default"), noPolicy: c.Bool("no-policy"),
 	}
 	switch c.NArg() {
 	case 0:
@@ -156,15 +164,63 @@ func installOptions(f *installFlags, engine install.Engine) (install.Options, er
 	if !filepath.IsAbs(opts.Binary) {
 		return opts, fmt.Errorf("--binary %q: the engine needs an absolute path", opts.Binary)
 	}
-	if cfg := f.config; cfg != "" {
-		if !filepath.IsAbs(cfg) {
-			return opts, fmt.Errorf("--config %q: the runtime needs an absolute path", cfg)
-		}
-		if engine == install.Docker {
-			opts.RuntimeConfig = cfg
-		}
+	if cfg := f.config; cfg != "" && !filepath.IsAbs(cfg) {
+		return opts, fmt.Errorf("--config %q: the runtime needs an absolute path", cfg)
 	}
 	return opts, nil
+}
+
+// installPolicyPath returns the policy file the registered capshim will
+// read, which is where install writes the default policy, and sets
+// opts.RuntimeConfig when docker is to pass it. A --config or --policy
+// naming a file that capshim would not read is refused: a policy written
+// there would look in force and never be.
+func installPolicyPath(f *installFlags, engine install.Engine, opts *install.Options) (string, error) {
+	if f.noPolicy && f.policy != "" {
+		return "", errors.New("--no-policy writes no policy, --policy says where to write it: give one of them")
+	}
+	pol := f.policy
+	if pol != "" {
+		abs, err := filepath.Abs(pol)
+		if err != nil {
+			return "", fmt.Errorf("--policy %q: %w", pol, err)
+		}
+		pol = abs
+	}
+	// With no runtime argument, the registered capshim finds its policy
+	// by its own name or at the default path; the engines here hand it no
+	// environment to name another.
+	reads := policy.Locate("", opts.Binary, false, func(string) string { return "" }).Path
+	if engine == install.Docker {
+		switch {
+		case f.config != "" && pol != "" && pol != f.config:
+			return "", fmt.Errorf("--config %s is the policy docker will make capshim read, so --policy %s would never be read: give only --config, or only --policy (docker then passes that file); nothing was changed", f.config, pol)
+		case f.config != "":
+			opts.RuntimeConfig = f.config
+		case pol != "" && pol != reads:
+			opts.RuntimeConfig = pol
+		}
+		if opts.RuntimeConfig != "" {
+			return opts.RuntimeConfig, nil
+		}
+		return reads, nil
+	}
+	for _, named := range []struct{ flag, path string }{{"--config", f.config}, {"--policy", pol}} {
+		if named.path == "" || named.path == reads {
+			continue
+		}
+		return "", fmt.Errorf("%s %s: %s passes no arguments or environment to a runtime registered in its config, so the capshim it runs reads %s, never this file; nothing was changed. Instead: put the policy there (capshim policy install %s --to %s), or register capshim under a name of its own (ln -s capshim capshim-NAME, then --binary /path/to/capshim-NAME: it reads %s/capshim-NAME.toml)%s",
+			named.flag, named.path, engine, reads, named.path, reads, policy.Dir, podmanFlagHint(engine, named.path))
+	}
+	return reads, nil
+}
+
+// podmanFlagHint is the way Podman hands capshim a policy per command.
+func podmanFlagHint(engine install.Engine, path string) string {
+	if engine != install.Podman {
+		return ""
+	}
+	return ", or name it at each run: podman --runtime capshim --runtime-flag capshim-config=" + path
 }
 
 // installPolicy writes the default policy to path when nothing is there.
@@ -192,16 +248,10 @@ func installPolicy(w io.Writer, path string, dry bool) error {
 	return nil
 }
 
-// installNotes says what the user should know about the flags given and
-// the binary registered.
-func installNotes(cfg string, engine install.Engine, opts install.Options, policyPath string) []string {
+// installNotes says what the user should know about the binary
+// registered.
+func installNotes(engine install.Engine, opts install.Options) []string {
 	var notes []string
-	switch {
-	case engine == install.Docker && cfg != "" && cfg != policyPath:
-		notes = append(notes, fmt.Sprintf("docker makes capshim read the policy %s (--config), not %s (--policy)", cfg, policyPath))
-	case engine != install.Docker && cfg != "" && cfg != install.DefaultPolicyPath:
-		notes = append(notes, fmt.Sprintf("%s passes no arguments to a runtime: capshim reads %s (or $CAPSHIM_CONFIG in the engine's environment), not %s", engine, install.DefaultPolicyPath, cfg))
-	}
 	st, err := os.Stat(opts.Binary)
 	switch {
 	case err != nil:

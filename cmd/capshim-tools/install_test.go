@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -50,12 +52,26 @@ func newInstallEnv(t *testing.T, confName, fixture string) *installEnv {
 }
 
 // run runs capshim install with the env's paths after args; output has
-// the temp dir replaced by $TMP.
+// the temp dir replaced by $TMP. docker is given the env's policy (and so
+// passes it to capshim); containerd and podman would refuse a policy
+// their capshim does not read, and write none (--no-policy) instead of
+// the host's.
 func (e *installEnv) run(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	args = append(append([]string{"install"}, args...), "--file", e.conf, "--binary", e.bin, "--policy", e.policy)
+	args = append(append([]string{"install"}, args...), "--file", e.conf, "--binary", e.bin)
+	if e.writesPolicy(args) {
+		args = append(args, "--policy", e.policy)
+	} else {
+		args = append(args, "--no-policy")
+	}
 	code, stdout, stderr = runCmd(t, args...)
 	return code, strings.ReplaceAll(stdout, e.dir, "$TMP"), strings.ReplaceAll(stderr, e.dir, "$TMP")
+}
+
+// writesPolicy: the install args name docker, which is given the env's
+// policy.
+func (e *installEnv) writesPolicy(args []string) bool {
+	return slices.Contains(args, "docker") && !slices.Contains(args, "--config")
 }
 
 func (e *installEnv) read(t *testing.T, name string) []byte {
@@ -82,7 +98,6 @@ func TestInstallGolden(t *testing.T) {
 		{name: "containerd-dockerio", conf: "config.toml", fixture: "config-dockerio.toml", args: []string{"containerd"}},
 		{name: "containerd-debian-1.6", conf: "config.toml", fixture: "config-debian-1.6.toml", args: []string{"containerd"}},
 		{name: "containerd-capshim-old", conf: "config.toml", fixture: "config-capshim-old.toml", args: []string{"containerd"}},
-		{name: "containerd-config", conf: "config.toml", fixture: "config-v2.toml", args: []string{"containerd", "--config", "/etc/capshim/k8s.toml"}},
 		{name: "podman-existing", conf: "containers.conf", fixture: "containers.conf", args: []string{"podman", "--set-default"}},
 		{name: "podman-missing", conf: "containers.conf", args: []string{"podman"}},
 	}
@@ -124,12 +139,18 @@ func TestInstallGolden(t *testing.T) {
 			} else if _, err := os.Lstat(e.conf + ".capshim-backup"); err == nil {
 				t.Error("a backup of a missing file was written")
 			}
-			if pol := e.read(t, e.policy); !bytes.Equal(pol, capshim.DefaultPolicy) {
-				t.Error("the policy is not the default policy")
-			}
-			for name, mode := range map[string]os.FileMode{e.policy: 0o644, filepath.Dir(e.policy): 0o755} {
-				if st, err := os.Stat(name); err != nil || st.Mode().Perm() != mode {
-					t.Errorf("%s: mode %v (%v), want %v", name, st.Mode().Perm(), err, mode)
+			if !e.writesPolicy(tt.args) {
+				if _, err := os.Lstat(e.policy); err == nil {
+					t.Error("--no-policy wrote a policy")
+				}
+			} else {
+				if pol := e.read(t, e.policy); !bytes.Equal(pol, capshim.DefaultPolicy) {
+					t.Error("the policy is not the default policy")
+				}
+				for name, mode := range map[string]os.FileMode{e.policy: 0o644, filepath.Dir(e.policy): 0o755} {
+					if st, err := os.Stat(name); err != nil || st.Mode().Perm() != mode {
+						t.Errorf("%s: mode %v (%v), want %v", name, st.Mode().Perm(), err, mode)
+					}
 				}
 			}
 
@@ -139,7 +160,7 @@ func TestInstallGolden(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("second run: exit %d: %s", code, errOut)
 			}
-			if !strings.Contains(out, "nothing to change") || !strings.Contains(out, "exists: kept as it is") {
+			if !strings.Contains(out, "nothing to change") || (e.writesPolicy(tt.args) && !strings.Contains(out, "exists: kept as it is")) {
 				t.Errorf("second run does not say nothing changed:\n%s", out)
 			}
 			if !bytes.Equal(e.read(t, e.conf), after) {
@@ -288,7 +309,7 @@ func TestInstallKeepsPolicy(t *testing.T) {
 
 func TestInstallFlagsBeforeEngine(t *testing.T) {
 	e := newInstallEnv(t, "containers.conf", "")
-	code, _, errOut := runCmd(t, "install", "--file", e.conf, "--binary", e.bin, "--policy", e.policy, "--set-default", "podman")
+	code, _, errOut := runCmd(t, "install", "--file", e.conf, "--binary", e.bin, "--no-policy", "--set-default", "podman")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
@@ -328,5 +349,95 @@ func TestInstallKeepsFirstBackup(t *testing.T) {
 	}
 	if backup := e.read(t, e.conf+".capshim-backup"); !bytes.Equal(backup, orig) {
 		t.Errorf("the backup is not the original file:\n%s", backup)
+	}
+}
+
+// TestInstallPolicyWiring: the policy install writes is the one the
+// registered capshim reads. docker passes --policy to capshim when no
+// --config is given; containerd and podman pass nothing, so a --policy or
+// --config naming another file is refused before anything is written.
+func TestInstallPolicyWiring(t *testing.T) {
+	tests := []struct {
+		name    string
+		conf    string
+		args    []string // after the engine's --file and --binary; $TMP is the temp dir
+		code    int
+		want    []string // in stdout (code 0) or stderr
+		written string   // the policy written ("" none)
+		entry   string   // docker: runtimes.capshim as JSON
+	}{
+		{name: "docker --policy is passed", conf: "daemon.json", args: []string{"docker", "--policy", "$TMP/web.toml"},
+			want: []string{"policy: wrote capshim's default policy to $TMP/web.toml"}, written: "$TMP/web.toml",
+			entry: `{"path":"$TMP/bin/capshim","runtimeArgs":["--capshim-config=$TMP/web.toml"]}`},
+		{name: "docker --config and the same --policy", conf: "daemon.json", args: []string{"docker", "--config", "$TMP/web.toml", "--policy", "$TMP/web.toml"},
+			written: "$TMP/web.toml", entry: `{"path":"$TMP/bin/capshim","runtimeArgs":["--capshim-config=$TMP/web.toml"]}`},
+		{name: "docker --config writes the policy there", conf: "daemon.json", args: []string{"docker", "--config", "$TMP/web.toml"},
+			written: "$TMP/web.toml", entry: `{"path":"$TMP/bin/capshim","runtimeArgs":["--capshim-config=$TMP/web.toml"]}`},
+		{name: "docker --no-policy", conf: "daemon.json", args: []string{"docker", "--no-policy"},
+			want: []string{"policy: none written (--no-policy); the registered capshim reads /etc/capshim/shim.toml"}, entry: `{"path":"$TMP/bin/capshim"}`},
+		{name: "docker --config and another --policy", conf: "daemon.json", args: []string{"docker", "--config", "$TMP/web.toml", "--policy", "$TMP/other.toml"},
+			code: 2, want: []string{"--config $TMP/web.toml is the policy docker will make capshim read, so --policy $TMP/other.toml would never be read"}},
+		{name: "containerd --policy elsewhere", conf: "config.toml", args: []string{"containerd", "--policy", "$TMP/k8s.toml"},
+			code: 2, want: []string{"--policy $TMP/k8s.toml: containerd passes no arguments or environment", "reads /etc/capshim/shim.toml, never this file; nothing was changed", "capshim policy install $TMP/k8s.toml --to /etc/capshim/shim.toml"}},
+		{name: "containerd --config elsewhere", conf: "config.toml", args: []string{"containerd", "--config", "/etc/capshim/k8s.toml"},
+			code: 2, want: []string{"--config /etc/capshim/k8s.toml: containerd passes no arguments"}},
+		{name: "podman --policy elsewhere", conf: "containers.conf", args: []string{"podman", "--policy", "$TMP/p.toml"},
+			code: 2, want: []string{"--policy $TMP/p.toml: podman passes no arguments", "podman --runtime capshim --runtime-flag capshim-config=$TMP/p.toml"}},
+		{name: "podman --policy the default path", conf: "containers.conf", args: []string{"podman", "--policy", "/etc/capshim/shim.toml", "--dry-run"},
+			want: []string{"policy: "}},
+		{name: "podman capshim-web reads its own file", conf: "containers.conf", args: []string{"podman", "--binary", "$TMP/bin/capshim-web", "--policy", "/etc/capshim/capshim-web.toml", "--dry-run"},
+			want: []string{"/etc/capshim/capshim-web.toml"}},
+		{name: "podman capshim-web and the default path", conf: "containers.conf", args: []string{"podman", "--binary", "$TMP/bin/capshim-web", "--policy", "/etc/capshim/shim.toml", "--dry-run"},
+			code: 2, want: []string{"reads /etc/capshim/capshim-web.toml, never this file"}},
+		{name: "--no-policy and --policy", conf: "daemon.json", args: []string{"docker", "--no-policy", "--policy", "$TMP/web.toml"},
+			code: 2, want: []string{"--no-policy writes no policy, --policy says where to write it"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newInstallEnv(t, tt.conf, "")
+			args := []string{"install", "--file", e.conf, "--binary", e.bin}
+			for _, a := range tt.args {
+				args = append(args, strings.ReplaceAll(a, "$TMP", e.dir))
+			}
+			code, out, errOut := runCmd(t, args...)
+			out, errOut = strings.ReplaceAll(out, e.dir, "$TMP"), strings.ReplaceAll(errOut, e.dir, "$TMP")
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tt.code, out, errOut)
+			}
+			got := out
+			if tt.code != 0 {
+				got = errOut
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("output lacks %q:\n%s", w, got)
+				}
+			}
+			for _, p := range []string{"web.toml", "other.toml", "k8s.toml", "p.toml", "etc/capshim/shim.toml"} {
+				p = filepath.Join(e.dir, p)
+				_, err := os.Lstat(p)
+				if want := strings.ReplaceAll(tt.written, "$TMP", e.dir) == p; want != (err == nil) {
+					t.Errorf("policy %s written: %v, want %v", p, err == nil, want)
+				}
+			}
+			_, err := os.Lstat(e.conf)
+			if tt.entry == "" {
+				if err == nil && !slices.Contains(tt.args, "--dry-run") {
+					t.Errorf("%s written although install refused or was a dry run", e.conf)
+				}
+				return
+			}
+			var daemon struct{ Runtimes map[string]json.RawMessage }
+			if err := json.Unmarshal(e.read(t, e.conf), &daemon); err != nil {
+				t.Fatal(err)
+			}
+			var compact bytes.Buffer
+			if err := json.Compact(&compact, daemon.Runtimes["capshim"]); err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.ReplaceAll(compact.String(), e.dir, "$TMP"); got != tt.entry {
+				t.Errorf("runtimes.capshim = %s, want %s", got, tt.entry)
+			}
+		})
 	}
 }

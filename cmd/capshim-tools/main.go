@@ -1,6 +1,7 @@
 // Command capshim-tools holds capshim's own commands: rewrite, check,
-// caps, inspect, install, uninstall, policy, learn, explain, report and
-// version. Users run them as `capshim COMMAND`: the capshim binary (kept small,
+// caps, inspect, install, uninstall, status, policy, learn, explain,
+// report, version and completion.
+// Users run them as `capshim COMMAND`: the capshim binary (kept small,
 // since it is on the path of every container start) hands such command
 // lines over to capshim-tools, which lies next to it.
 package main
@@ -27,7 +28,7 @@ func main() {
 // cliCommands lists capshim's own commands; internal/clinames lists their
 // names for the capshim binary's dispatch.
 func cliCommands() []*cli.Command {
-	return []*cli.Command{rewriteCommand, checkCommand, capsCommand, inspectCommand, installCommand, uninstallCommand, learnCommand, explainCommand, reportCommand, policyCommand, versionCommand}
+	return []*cli.Command{rewriteCommand, checkCommand, capsCommand, inspectCommand, installCommand, uninstallCommand, statusCommand, learnCommand, explainCommand, reportCommand, policyCommand, versionCommand, completionCommand}
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {

@@ -70,9 +70,13 @@ func TestScripts(t *testing.T) {
 // capshim refuses a policy that others could change, and the files a
 // script unpacks would otherwise be as open as the umask leaves them.
 // It also gives the scripts $ESC, a terminal escape byte, to ask for the
-// names a container chose, control characters and all.
+// names a container chose, control characters and all, and
+// $CAPSHIM_TEST_VERSION, this program's version.
 func setupScript(e *testscript.Env) error {
 	e.Setenv("ESC", "\x1b")
+	// The version stand-ins for capshim and capshim-trace print, so that
+	// status and version find them of one build with this program.
+	e.Setenv("CAPSHIM_TEST_VERSION", version)
 	return filepath.WalkDir(e.WorkDir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err

@@ -8,7 +8,7 @@ package clinames
 import "slices"
 
 // Names are the command words capshim-tools serves, aliases included.
-var Names = [...]string{"rewrite", "check", "caps", "inspect", "install", "uninstall", "learn", "explain", "report", "policy", "version", "help", "h"}
+var Names = [...]string{"rewrite", "check", "caps", "inspect", "install", "uninstall", "status", "learn", "explain", "report", "policy", "version", "completion", "help", "h"}
 
 // Is reports whether word is one of Names.
 func Is(word string) bool { return slices.Contains(Names[:], word) }
