@@ -132,6 +132,9 @@ func (l *runtimeLog) decision(ra *runtimeArgs, pol *policy.Policy, d *policy.Dec
 	if len(refused) > 0 {
 		msg += fmt.Sprintf("; request not granted: %s", refused)
 	}
+	if d.FromEngine != 0 {
+		msg += "; " + engineRequest(d)
+	}
 	var oversized []string
 	for _, o := range d.Oversized {
 		oversized = append(oversized, o.String())
@@ -154,6 +157,11 @@ func (l *runtimeLog) decision(ra *runtimeArgs, pol *policy.Policy, d *policy.Dec
 	if len(oversized) > 0 {
 		fields["oversized"] = oversized
 	}
+	if d.FromEngine != 0 {
+		fields["engine"] = d.Engine.String()
+		fields["engine_request"] = d.FromEngine.Names()
+		fields["engine_flag"] = d.Engine.Flag()
+	}
 	l.line("info", msg, fields)
 	if pol.Log != "" {
 		fields["time"] = time.Now().Format(time.RFC3339Nano)
@@ -170,6 +178,19 @@ func (l *runtimeLog) decision(ra *runtimeArgs, pol *policy.Policy, d *policy.Dec
 			l.line("warning", fmt.Sprintf("capshim: writing the decision log %s: %v", pol.Log, err), nil)
 		}
 	}
+}
+
+// engineRequest says what the engine's own flag asked for and what of it
+// the policy granted and denied.
+func engineRequest(d *policy.Decision) string {
+	var parts []string
+	if g := d.FromEngine & d.Target; g != 0 {
+		parts = append(parts, "granted "+g.String())
+	}
+	if n := d.FromEngine &^ d.Target; n != 0 {
+		parts = append(parts, "denied "+n.String()+" (no matching rule allows it)")
+	}
+	return fmt.Sprintf("%s asked for %s: %s", d.Engine.Flag(), d.FromEngine, strings.Join(parts, ", "))
 }
 
 // textValue renders a field for the text log format.
