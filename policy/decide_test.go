@@ -62,7 +62,9 @@ var engines = []engine.Engine{engine.Unknown, engine.Docker, engine.CRI, engine.
 // never holds a never capability, holds only what the default or keep,
 // grant and granted requests name (or, learned, what the engine gave,
 // less never), and a container is learned only where a matching rule says
-// so.
+// so. Requests come from the annotation and from the engine's own flag
+// (what a random engine granted beyond its default), which a privileged
+// spec or engine_requests = false leaves out.
 func TestDecideNeverEscalates(t *testing.T) {
 	r := rand.New(rand.NewSource(3))
 	set := func() capability.Set { return capability.Set(r.Uint64()) & capability.All }
