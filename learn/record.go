@@ -54,7 +54,7 @@ type Container struct {
 	Denied     []string            `json:"denied,omitempty"`
 	// EngineRequest is what the engine's own flag asked for (what it
 	// granted beyond its default set), and EngineFlag names that flag
-	// ("docker --cap-add"); both are in Requested, Granted and Denied too.
+	// ("docker --cap-add"); it is part of Requested.
 	EngineRequest []string `json:"engine_request,omitempty"`
 	EngineFlag    string   `json:"engine_flag,omitempty"`
 	// Profile is the learned profile, LearnDenied a learn request no rule
