@@ -100,6 +100,10 @@ type criPod struct {
 	namespace     string
 	podAnnotation map[string]string
 	ctrAnnotation map[string]string
+	// ctrSecurity is the container's security context as a pod spec's
+	// securityContext gives it (capabilities.add, privileged); privileged
+	// makes the sandbox privileged too, as kubelet does.
+	ctrSecurity *cri.LinuxContainerSecurityContext
 }
 
 // criPodResult is what a pod really got.
@@ -140,6 +144,7 @@ func (c *criClient) run(t *testing.T, p criPod) (criPodResult, error) {
 			CgroupParent: c.d.cgParent,
 			SecurityContext: &cri.LinuxSandboxSecurityContext{
 				NamespaceOptions: &cri.NamespaceOption{Network: cri.NamespaceMode_NODE},
+				Privileged:       p.ctrSecurity.GetPrivileged(),
 			},
 		},
 	}
@@ -190,7 +195,7 @@ func (c *criClient) run(t *testing.T, p criPod) (criPodResult, error) {
 			Command:     []string{"sh", "-c", "grep Cap /proc/self/status; sleep 30"},
 			LogPath:     "main.log",
 			Annotations: p.ctrAnnotation,
-			Linux:       &cri.LinuxContainerConfig{},
+			Linux:       &cri.LinuxContainerConfig{SecurityContext: p.ctrSecurity},
 		},
 		SandboxConfig: podCfg,
 	})

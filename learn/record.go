@@ -52,6 +52,11 @@ type Container struct {
 	Requested  []string            `json:"requested,omitempty"`
 	Granted    []string            `json:"granted,omitempty"`
 	Denied     []string            `json:"denied,omitempty"`
+	// EngineRequest is what the engine's own flag asked for (what it
+	// granted beyond its default set), and EngineFlag names that flag
+	// ("docker --cap-add"); it is part of Requested.
+	EngineRequest []string `json:"engine_request,omitempty"`
+	EngineFlag    string   `json:"engine_flag,omitempty"`
 	// Profile is the learned profile, LearnDenied a learn request no rule
 	// allowed.
 	Profile     string `json:"profile,omitempty"`

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/capshim/capshim/capability"
+	"github.com/capshim/capshim/engine"
 )
 
 // TestDecideKeepGrantLearn: the precedence of default, keep, grant,
@@ -54,11 +55,16 @@ func TestDecideKeepGrantLearn(t *testing.T) {
 	}
 }
 
+// engines are the engines a spec can come from.
+var engines = []engine.Engine{engine.Unknown, engine.Docker, engine.CRI, engine.Podman}
+
 // TestDecideNeverEscalates: over random policies and requests, the target
 // never holds a never capability, holds only what the default or keep,
 // grant and granted requests name (or, learned, what the engine gave,
 // less never), and a container is learned only where a matching rule says
-// so.
+// so. Requests come from the annotation and from the engine's own flag
+// (what a random engine granted beyond its default), which a privileged
+// spec or engine_requests = false leaves out.
 func TestDecideNeverEscalates(t *testing.T) {
 	r := rand.New(rand.NewSource(3))
 	set := func() capability.Set { return capability.Set(r.Uint64()) & capability.All }
@@ -87,7 +93,24 @@ func TestDecideNeverEscalates(t *testing.T) {
 		if r.Intn(2) == 0 {
 			ann[AnnotationLearn] = "p"
 		}
-		d := p.Decide(ann, nil)
+		// The engine's own flag: what a spec of a random engine grants,
+		// now and then privileged, with engine_requests on or off.
+		p.EngineRequests = r.Intn(4) > 0
+		g := EngineGrant{Engine: engines[r.Intn(len(engines))], Granted: set(), Privileged: r.Intn(4) == 0}
+		var fromEngine capability.Set
+		if p.EngineRequests && !g.Privileged {
+			fromEngine = g.Granted &^ g.Engine.Default()
+		}
+		d := p.DecideEngine(ann, nil, g)
+		if d.FromEngine != fromEngine {
+			t.Fatalf("case %d: engine request %s, want %s (%+v)", i, d.FromEngine, fromEngine, g)
+		}
+		if d.FromEngine&g.Engine.Default() != 0 {
+			t.Fatalf("case %d: the engine's own default %s counts as asked for", i, d.FromEngine&g.Engine.Default())
+		}
+		if d.Requested != req|fromEngine {
+			t.Fatalf("case %d: requested %s, want %s", i, d.Requested, req|fromEngine)
+		}
 		if d.Target&never != 0 {
 			t.Fatalf("case %d: target %s holds never %s", i, d.Target, d.Target&never)
 		}
@@ -113,8 +136,18 @@ func TestDecideNeverEscalates(t *testing.T) {
 		if hasKeep {
 			base = kept
 		}
-		if extra := d.Target &^ (base | given | req&allowed); extra != 0 {
+		if extra := d.Target &^ (base | given | (req|fromEngine)&allowed); extra != 0 {
 			t.Fatalf("case %d: target holds %s that nothing granted", i, extra)
+		}
+		if d.Denied != d.Requested&^d.Target {
+			t.Fatalf("case %d: denied %s, want %s", i, d.Denied, d.Requested&^d.Target)
+		}
+		// A privileged spec, or engine_requests off, decides as if the
+		// engine had asked for nothing.
+		if fromEngine == 0 {
+			if plain := p.Decide(ann, nil); plain.Target != d.Target || plain.Denied != d.Denied {
+				t.Fatalf("case %d: target %s denied %s, without the engine %s %s", i, d.Target, d.Denied, plain.Target, plain.Denied)
+			}
 		}
 	}
 }

@@ -129,12 +129,16 @@ func topKey(f *file, key string, v *unstable.Node) bool {
 		} else {
 			f.Never = &list
 		}
-	case "explain":
+	case "explain", "engine_requests":
 		b, ok := boolValue(v)
 		if !ok {
 			return false
 		}
-		f.Explain = &b
+		if key == "explain" {
+			f.Explain = &b
+		} else {
+			f.EngineRequests = &b
+		}
 	default:
 		return false
 	}

@@ -30,6 +30,7 @@ type file struct {
 	Log             *string    `toml:"log"`
 	StateDir        string     `toml:"state_dir"`
 	Explain         *bool      `toml:"explain"`
+	EngineRequests  *bool      `toml:"engine_requests"`
 	Rule            []fileRule `toml:"rule"`
 }
 
@@ -81,6 +82,8 @@ func Builtin() *Policy {
 		Never:   capability.Of(capability.SysAdmin, capability.SysModule),
 		Log:     DefaultLog,
 		Explain: true,
+
+		EngineRequests: true,
 	}
 }
 
@@ -141,6 +144,7 @@ func Parse(data []byte, source string) (*Policy, error) {
 		return nil, topBad("state_dir", "%q is not an absolute path; give the full path of capshim's state directory, or leave it out for %s", f.StateDir, DefaultStateDir)
 	}
 	p.Explain = f.Explain == nil || *f.Explain
+	p.EngineRequests = f.EngineRequests == nil || *f.EngineRequests
 
 	const notCap = "%q is not a Linux capability; `capshim caps` lists them"
 	p.Default = capability.OCIDefault
@@ -289,7 +293,7 @@ func decodeError(data []byte, source string, err error) error {
 			key = e.Key()
 		}
 		return &LoadError{Path: source, Line: line, Key: formatKey(key),
-			Msg: "unknown key; the keys are runtime, mode, default, never, on_denied_request, log, state_dir, explain and [[rule]] with name, capabilities, grant, keep, mode, learn and [rule.match.annotations]"}
+			Msg: "unknown key; the keys are runtime, mode, default, never, on_denied_request, log, state_dir, explain, engine_requests and [[rule]] with name, capabilities, grant, keep, mode, learn and [rule.match.annotations]"}
 	}
 	var de *toml.DecodeError
 	if !errors.As(err, &de) {

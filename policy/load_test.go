@@ -104,6 +104,24 @@ learn = true
 			},
 		},
 		{
+			name: "engine requests are on by default",
+			toml: "mode = \"enforce\"\n",
+			check: func(t *testing.T, p *Policy) {
+				if !p.EngineRequests {
+					t.Errorf("EngineRequests %v", p.EngineRequests)
+				}
+			},
+		},
+		{
+			name: "engine requests off",
+			toml: "engine_requests = false\n",
+			check: func(t *testing.T, p *Policy) {
+				if p.EngineRequests {
+					t.Errorf("EngineRequests %v", p.EngineRequests)
+				}
+			},
+		},
+		{
 			name: "explicit enforce and drop",
 			toml: "mode = \"enforce\"\non_denied_request = \"drop\"\n",
 			check: func(t *testing.T, p *Policy) {
@@ -403,6 +421,21 @@ var parseErrorTests = []struct {
 		name: "wrong type explain",
 		toml: "\nexplain = \"yes\"\n",
 		line: 2, key: "explain", hint: "it must be true or false",
+	},
+	{
+		name: "wrong type engine_requests",
+		toml: "mode = \"enforce\"\nengine_requests = \"off\"\n",
+		line: 2, key: "engine_requests", hint: "it must be true or false",
+	},
+	{
+		name: "wrong type engine_requests integer",
+		toml: "engine_requests = 0\n",
+		line: 1, key: "engine_requests", hint: "it must be true or false",
+	},
+	{
+		name: "engine_requests misspelled",
+		toml: "engine_request = false\n",
+		line: 1, key: "engine_request", hint: "engine_requests",
 	},
 	{
 		name: "bad rule mode",

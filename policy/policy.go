@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/capshim/capshim/capability"
+	"github.com/capshim/capshim/engine"
 	"github.com/capshim/capshim/internal/safetext"
 	"github.com/capshim/capshim/spec"
 )
@@ -64,7 +65,10 @@ type Policy struct {
 	// Explain records the capability checks enforced containers are
 	// refused, where the kernel allows it.
 	Explain bool
-	Rules   []Rule
+	// EngineRequests takes a capability the engine granted beyond its
+	// own default set (its --cap-add) as a request (engine_requests).
+	EngineRequests bool
+	Rules          []Rule
 }
 
 // DefaultLog is the decision log when the policy has no log key. It is
@@ -139,6 +143,13 @@ type Decision struct {
 	Learn       bool
 	Profile     string
 	LearnDenied string
+	// Engine is the engine that wrote the spec. FromEngine is what its own
+	// flag asked for (what it granted beyond its default set; in
+	// Requested too). EnginePrivileged says the spec is privileged, so
+	// the engine's grant asked for nothing.
+	Engine           engine.Engine
+	FromEngine       capability.Set
+	EnginePrivileged bool
 	// Unknown holds requested names that are not capabilities.
 	Unknown []string
 	// Oversized lists the requests refused unread because they were over
@@ -179,7 +190,28 @@ func (d *Decision) Refused() bool {
 // Decide computes the target set for a container with these annotations
 // and process environment.
 func (p *Policy) Decide(annotations map[string]string, env []string) Decision {
-	var d Decision
+	return p.DecideEngine(annotations, env, EngineGrant{})
+}
+
+// EngineGrant is what an engine's spec grants, as a request of the
+// engine's own flag.
+type EngineGrant struct {
+	Engine engine.Engine
+	// Granted is every capability the spec holds, in any set.
+	Granted capability.Set
+	// Privileged says the spec is a privileged container's.
+	Privileged bool
+}
+
+// DecideEngine is Decide for a spec the engine wrote: with engine_requests
+// on, what it granted beyond its default set is requested too.
+func (p *Policy) DecideEngine(annotations map[string]string, env []string, g EngineGrant) Decision {
+	d := Decision{Engine: g.Engine}
+	if p.EngineRequests && g.Granted != 0 {
+		d.EnginePrivileged = g.Privileged
+		d.FromEngine = g.Engine.Request(g.Granted, g.Privileged)
+		d.Requested = d.FromEngine
+	}
 	for _, key := range [...]string{AnnotationCaps, PodmanCaps} {
 		if v, ok := annotations[key]; ok {
 			d.request(`annotation "`+key+`"`, slices.Values([]string{v}))
@@ -328,7 +360,11 @@ func (p *Policy) Check(d *Decision) error {
 		parts = append(parts, o.String())
 	}
 	if d.Denied != 0 {
-		parts = append(parts, "not allowed by any matching rule: "+d.Denied.String())
+		part := "not allowed by any matching rule: " + d.Denied.String()
+		if e := d.Denied & d.FromEngine; e != 0 {
+			part += " (" + e.String() + " added by " + d.Engine.Flag() + ")"
+		}
+		parts = append(parts, part)
 	}
 	if len(d.Unknown) > 0 {
 		parts = append(parts, "not capabilities: "+strings.Join(safetext.Names(d.Unknown), ","))
@@ -348,16 +384,36 @@ type Outcome struct {
 	Dropped map[string][]string
 }
 
+// SpecGrant is what doc, written by engine e, grants as the engine's
+// request. A config.json is a privileged container's when it grants
+// CAP_SYS_ADMIN and masks no paths: privileged containers get every
+// capability and (Docker, Podman, containerd alike) no masked paths,
+// while every engine masks paths otherwise, unless told not to. Taking
+// such a spec for privileged only ever counts less as asked for. An
+// exec's process.json asks only for what its container holds (the
+// ceiling): the exec can get nothing else, so asking for more is no
+// request (a privileged exec asks for everything).
+func SpecGrant(doc *spec.Doc, ceiling *spec.Sets, e engine.Engine) EngineGrant {
+	g := EngineGrant{Engine: e, Granted: doc.Sets().Union()}
+	if ceiling != nil {
+		g.Granted &= ceiling.Union()
+	} else {
+		g.Privileged = !doc.MaskedPaths && g.Granted.Has(capability.SysAdmin)
+	}
+	return g
+}
+
 // Changed reports whether Out differs from the document it came from.
 func (o *Outcome) Changed(in []byte) bool { return string(o.Out) != string(in) }
 
-// Apply decides for doc with these annotations (the spec's own at create,
-// the container's at exec) and the spec's environment, refuses what Check
-// refuses, and reduces the document; a non-nil ceiling holds every set to
-// the same set of it. The runtime and capshim's commands both come here,
-// so they reach the same decision on the same spec.
-func (p *Policy) Apply(doc *spec.Doc, annotations map[string]string, ceiling *spec.Sets) (*Outcome, error) {
-	o := &Outcome{Decision: p.Decide(annotations, doc.Env)}
+// Apply decides for doc, written by engine e, with these annotations (the
+// spec's own at create, the container's at exec) and the spec's
+// environment, refuses what Check refuses, and reduces the document; a
+// non-nil ceiling holds every set to the same set of it. The runtime and
+// capshim's commands both come here, so they reach the same decision on
+// the same spec.
+func (p *Policy) Apply(doc *spec.Doc, annotations map[string]string, ceiling *spec.Sets, e engine.Engine) (*Outcome, error) {
+	o := &Outcome{Decision: p.DecideEngine(annotations, doc.Env, SpecGrant(doc, ceiling, e))}
 	if err := p.Check(&o.Decision); err != nil {
 		return nil, err
 	}

@@ -337,7 +337,7 @@ func misfit(e *entry) (mismatch, bool) {
 	switch {
 	case is(0, "runtime", "mode", "on_denied_request", "log", "state_dir"):
 		return leaf(e, 1, wantString, unstable.String)
-	case is(0, "explain"):
+	case is(0, "explain", "engine_requests"):
 		return leaf(e, 1, wantBool, unstable.Bool)
 	case is(0, "default", "never"):
 		return leaf(e, 1, wantList, unstable.Array)

@@ -6,12 +6,14 @@ import (
 	"os"
 	"testing"
 
+	"github.com/capshim/capshim/engine"
 	"github.com/capshim/capshim/policy"
 	"github.com/capshim/capshim/spec"
 )
 
 // rewrite is what a runtime call does with a config.json once it holds the
-// bytes: parse, decide on the policy, reduce. Reading and writing the file
+// bytes: parse, decide on the policy (with the engine's grant, as from
+// dockerd), reduce. Reading and writing the file
 // are left out (they are the kernel's cost, measured end to end by
 // `make bench`).
 func rewrite(b *testing.B, pol *policy.Policy, data []byte) []byte {
@@ -19,7 +21,7 @@ func rewrite(b *testing.B, pol *policy.Policy, data []byte) []byte {
 	if err != nil {
 		b.Fatal(err)
 	}
-	d := pol.Decide(doc.Annotations, doc.Env)
+	d := pol.DecideEngine(doc.Annotations, doc.Env, policy.SpecGrant(doc, nil, engine.Identify(doc.Annotations, "/run/docker/runtime-capshim/moby")))
 	if err := pol.Check(&d); err != nil {
 		b.Fatal(err)
 	}

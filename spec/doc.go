@@ -85,6 +85,12 @@ type Doc struct {
 	// HasCapabilities reports whether the document has a capabilities
 	// object (absent or null means the runtime grants none).
 	HasCapabilities bool
+	// MaskedPaths reports whether config.json hides paths from the
+	// container (linux.maskedPaths holds at least one): every engine
+	// writes some, except for a privileged container. It is true only
+	// when the document spells both keys exactly, once each; anything
+	// else reads as no masked paths.
+	MaskedPaths bool
 }
 
 // Parse reads a spec of the given kind. It returns a *SyntaxError for
@@ -158,6 +164,7 @@ func readAs(key, want string) bool {
 
 func (d *Doc) configMember() member {
 	var t fieldTracker
+	linux := 0
 	return func(p *parser, key string, depth int) error {
 		switch {
 		case readAs(key, "process"):
@@ -170,9 +177,52 @@ func (d *Doc) configMember() member {
 				return err
 			}
 			return d.annotations(p, depth)
+		case readAs(key, "linux"):
+			// Only looked at, never refused: the runtime decides what a
+			// strange linux object means, and a spelling capshim does
+			// not take exactly only makes MaskedPaths false.
+			linux++
+			if key != "linux" || linux > 1 || p.data[p.pos] != '{' {
+				d.MaskedPaths = false
+				return p.value(depth)
+			}
+			return p.object(depth, d.linuxMember)
 		}
 		return p.value(depth)
 	}
+}
+
+// linuxMember notes whether linux.maskedPaths is a non-empty array.
+func (d *Doc) linuxMember() member {
+	seen := 0
+	return func(p *parser, key string, depth int) error {
+		if readAs(key, "maskedPaths") {
+			seen++
+			start := p.pos
+			if err := p.value(depth); err != nil {
+				return err
+			}
+			d.MaskedPaths = seen == 1 && key == "maskedPaths" && nonEmptyArray(p.data[start:p.pos])
+			return nil
+		}
+		return p.value(depth)
+	}
+}
+
+// nonEmptyArray reports whether a validated JSON value is an array with at
+// least one element.
+func nonEmptyArray(v []byte) bool {
+	if len(v) < 2 || v[0] != '[' {
+		return false
+	}
+	for _, c := range v[1:] {
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
+		}
+		return c != ']'
+	}
+	return false
 }
 
 func (d *Doc) processMember() member {

@@ -535,3 +535,60 @@ func TestReduceWithinProperties(t *testing.T) {
 		}
 	}
 }
+
+// TestMaskedPaths: MaskedPaths is true only for exactly spelled, single
+// linux and maskedPaths keys with at least one path; the engines' specs
+// have them but for a privileged container (and a CRI client other than
+// kubelet may set none).
+func TestMaskedPaths(t *testing.T) {
+	tests := []struct {
+		name string
+		doc  string
+		want bool
+	}{
+		{name: "masked", doc: `{"linux":{"maskedPaths":["/proc/kcore"]}}`, want: true},
+		{name: "masked with white space", doc: `{"linux":{"maskedPaths":[ "/proc/kcore" ]}}`, want: true},
+		{name: "no linux", doc: `{"process":{}}`},
+		{name: "no maskedPaths", doc: `{"linux":{"readonlyPaths":["/proc/bus"]}}`},
+		{name: "empty", doc: `{"linux":{"maskedPaths":[ ]}}`},
+		{name: "null", doc: `{"linux":{"maskedPaths":null}}`},
+		{name: "not an array", doc: `{"linux":{"maskedPaths":"/proc/kcore"}}`},
+		{name: "linux null", doc: `{"linux":null}`},
+		{name: "linux in another case", doc: `{"Linux":{"maskedPaths":["/proc/kcore"]}}`},
+		{name: "maskedPaths in another case", doc: `{"linux":{"maskedpaths":["/proc/kcore"]}}`},
+		{name: "linux twice", doc: `{"linux":{"maskedPaths":["/proc/kcore"]},"linux":{}}`},
+		{name: "linux twice, masked last", doc: `{"linux":{},"linux":{"maskedPaths":["/proc/kcore"]}}`},
+		{name: "maskedPaths twice", doc: `{"linux":{"maskedPaths":["/proc/kcore"],"maskedPaths":[]}}`},
+		{name: "maskedPaths twice, both set", doc: `{"linux":{"maskedPaths":["/a"],"maskedPaths":["/b"]}}`},
+		{name: "maskedPaths with a NUL", doc: `{"linux":{"maskedPaths\u0000":["/proc/kcore"]}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := Parse([]byte(tt.doc), Config)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.MaskedPaths != tt.want {
+				t.Fatalf("MaskedPaths = %v, want %v", d.MaskedPaths, tt.want)
+			}
+		})
+	}
+	for file, want := range map[string]bool{
+		// The CRI container was created by a client that, unlike kubelet,
+		// set no masked paths: containerd then writes none.
+		"config.default.json": true, "config.privileged.json": false, "config.cri-container.json": false,
+		"config.cri-sandbox.json": true, "config.ctr-run.json": true, "config.runc-spec.json": true,
+	} {
+		data, err := os.ReadFile(filepath.Join("testdata", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := Parse(data, Config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.MaskedPaths != want {
+			t.Errorf("%s: MaskedPaths = %v, want %v", file, d.MaskedPaths, want)
+		}
+	}
+}

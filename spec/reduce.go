@@ -37,6 +37,15 @@ func (d *Doc) ReduceWithin(target capability.Set, ceiling Sets) ([]byte, Sets) {
 	return d.splice(Tidy(d.Sets().Within(ceiling), target))
 }
 
+// Union is every capability in any of the sets.
+func (s Sets) Union() capability.Set {
+	var u capability.Set
+	for _, c := range s {
+		u |= c
+	}
+	return u
+}
+
 // Within returns s with every set limited to the same set of ceiling.
 func (s Sets) Within(ceiling Sets) Sets {
 	for i := range s {

@@ -149,6 +149,9 @@ func explainText(w io.Writer, rec *learn.Container) {
 	if len(rec.Requested) > 0 {
 		fmt.Fprintf(w, "  requested: %s; granted: %s; denied: %s\n", listOrNone(rec.Requested), listOrNone(rec.Granted), listOrNone(rec.Denied))
 	}
+	if len(rec.EngineRequest) > 0 {
+		fmt.Fprintf(w, "  %s asked for %s: %s\n", e(rec.EngineFlag), listOrNone(rec.EngineRequest), engineOutcome(rec))
+	}
 	if rec.Profile != "" {
 		fmt.Fprintf(w, "  learning into profile %s\n", e(rec.Profile))
 	}
@@ -183,6 +186,29 @@ func MissingDropped(rec *learn.Container) capability.Set {
 	}
 	dropped, _ := capability.ParseList(rec.Dropped)
 	return rec.Observed.RefusedSet() & dropped
+}
+
+// engineOutcome says what became of the engine flag's request.
+func engineOutcome(rec *learn.Container) string {
+	asked, _ := capability.ParseList(rec.EngineRequest)
+	denied, _ := capability.ParseList(rec.Denied)
+	var parts []string
+	if g := asked &^ denied; g != 0 {
+		parts = append(parts, "granted "+g.String())
+	}
+	if n := asked & denied; n != 0 {
+		parts = append(parts, fmt.Sprintf("denied %s (no matching rule allows it; to grant it, add %s to the capabilities of a rule that matches this container)", n, quoted(n)))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// quoted writes a set as a TOML list's items: "CAP_A", "CAP_B".
+func quoted(s capability.Set) string {
+	var q []string
+	for _, n := range s.Names() {
+		q = append(q, fmt.Sprintf("%q", n))
+	}
+	return strings.Join(q, ", ")
 }
 
 func listOrNone(names []string) string {

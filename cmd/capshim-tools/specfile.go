@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/capshim/capshim/engine"
 	"github.com/capshim/capshim/policy"
 	"github.com/capshim/capshim/spec"
 )
@@ -94,7 +95,7 @@ func readSpec(name string, stdin io.Reader, pol *policy.Policy) (*specInput, err
 		}
 	}
 	si.doc = doc
-	if si.outcome, err = pol.Apply(doc, doc.Annotations, nil); err != nil {
+	if si.outcome, err = pol.Apply(doc, doc.Annotations, nil, engine.Identify(doc.Annotations, "")); err != nil {
 		return nil, fmt.Errorf("%s: %w", si.name, err)
 	}
 	return si, nil

@@ -83,9 +83,10 @@ func recordCreate(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, runtime st
 		StateDir: pol.States(), Log: pol.Log,
 		EngineSets: setNames(doc.Sets()), Sets: setNames(o.Sets),
 		Rules: d.Rules, Requested: d.Requested.Names(), Granted: d.Granted.Names(), Denied: d.Denied.Names(),
-		LearnDenied: safetext.Truncate(d.LearnDenied, 64),
-		Trace:       true,
-		Created:     time.Now().UTC(),
+		LearnDenied:   safetext.Truncate(d.LearnDenied, 64),
+		EngineRequest: d.FromEngine.Names(),
+		Trace:         true,
+		Created:       time.Now().UTC(),
 	}
 	var dropped capability.Set
 	in := doc.Sets()
@@ -93,6 +94,9 @@ func recordCreate(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, runtime st
 		dropped |= in[s] &^ o.Sets[s]
 	}
 	rec.Dropped = dropped.Names()
+	if d.FromEngine != 0 {
+		rec.EngineFlag = d.Engine.Flag()
+	}
 	if d.Learn {
 		rec.Mode = "learn"
 		rec.Profile = learn.Sanitize(d.Profile)

@@ -146,6 +146,9 @@ func (l *runtimeLog) decision(ra *runtimeArgs, pol *policy.Policy, d *policy.Dec
 	if len(refused) > 0 {
 		msg += fmt.Sprintf("; request not granted: %s", refused)
 	}
+	if d.FromEngine != 0 {
+		msg += "; " + engineRequest(d)
+	}
 	var oversized []string
 	for _, o := range d.Oversized {
 		oversized = append(oversized, o.String())
@@ -167,6 +170,11 @@ func (l *runtimeLog) decision(ra *runtimeArgs, pol *policy.Policy, d *policy.Dec
 	}
 	if len(oversized) > 0 {
 		fields["oversized"] = oversized
+	}
+	if d.FromEngine != 0 {
+		fields["engine"] = d.Engine.String()
+		fields["engine_request"] = d.FromEngine.Names()
+		fields["engine_flag"] = d.Engine.Flag()
 	}
 	l.line("info", msg, fields)
 	if !keepsLog(pol) {
@@ -223,6 +231,19 @@ func (l *runtimeLog) keep(pol *policy.Policy, entry map[string]any) {
 	if err := dl.Append(append(safetext.JSON(data), '\n')); err != nil {
 		l.line("warning", "capshim: "+err.Error()+" (the container is not affected; this entry is not in the decision log)", nil)
 	}
+}
+
+// engineRequest says what the engine's own flag asked for and what of it
+// the policy granted and denied.
+func engineRequest(d *policy.Decision) string {
+	var parts []string
+	if g := d.FromEngine & d.Target; g != 0 {
+		parts = append(parts, "granted "+g.String())
+	}
+	if n := d.FromEngine &^ d.Target; n != 0 {
+		parts = append(parts, "denied "+n.String()+" (no matching rule allows it)")
+	}
+	return fmt.Sprintf("%s asked for %s: %s", d.Engine.Flag(), d.FromEngine, strings.Join(parts, ", "))
 }
 
 // textValue renders a field for the text log format.

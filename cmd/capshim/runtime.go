@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/capshim/capshim/capability"
+	"github.com/capshim/capshim/engine"
 	"github.com/capshim/capshim/internal/runtimefind"
 	"github.com/capshim/capshim/policy"
 	"github.com/capshim/capshim/spec"
@@ -215,7 +216,7 @@ func reduceExec(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, runtime stri
 // mode, writes the reduced spec. A non-nil ceiling (exec) limits every set
 // further.
 func apply(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, f *spec.File, doc *spec.Doc, annotations map[string]string, ceiling *spec.Sets) (*policy.Outcome, error) {
-	o, err := pol.Apply(doc, annotations, ceiling)
+	o, err := pol.Apply(doc, annotations, ceiling, engine.Identify(annotations, ra.root))
 	if err != nil {
 		return nil, err
 	}
