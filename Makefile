@@ -24,7 +24,7 @@ FUZZTIME ?= 2000000x
 # package:target pairs for `make fuzz`.
 FUZZ_TARGETS := spec:FuzzReduce policy:FuzzParse cmd/capshim:FuzzParseRuntimeArgs
 
-.PHONY: all build install run test unit integration deps vet staticcheck fuzz fuzz-short clean bench
+.PHONY: all build install run test unit integration deps vet staticcheck fuzz fuzz-short clean bench image
 
 all: build
 
@@ -83,8 +83,8 @@ unit:
 	$(GO) test -count=1 -race ./...
 
 # The tests that start real runtimes and engines (build tag integration).
-integration: deps
-	$(GO) test -count=1 -tags integration -timeout 45m -v ./integration/...
+integration: deps image
+	$(IMAGE_ENV) $(GO) test -count=1 -tags integration -timeout 45m -v ./integration/...
 
 # Each fuzz target for FUZZTIME; crashers land in PKG/testdata/fuzz and
 # then run as regression cases in every `go test`.
@@ -124,3 +124,16 @@ bench: build
 
 clean:
 	rm -rf bin
+
+# ---- Kubernetes: the node-installer image ----
+# `make image` writes the installer image of deploy/kubernetes as one
+# archive (OCI layout plus docker-archive manifest.json) from bin/ and the
+# static busybox, offline; installer-daemonset.yaml names IMAGE_NAME.
+VERSION      := $(shell cat VERSION)
+IMAGE_NAME := ghcr.io/capshim/capshim-installer:$(VERSION)
+IMAGE_OUT    := bin/capshim-installer-$(VERSION).tar
+BUSYBOX      ?= /bin/busybox
+IMAGE_ENV := CAPSHIM_INSTALLER_IMAGE=$(abspath $(IMAGE_OUT)) CAPSHIM_INSTALLER_IMAGE_NAME=$(IMAGE_NAME)
+
+image: build
+	sh deploy/kubernetes/image/build.sh bin $(BUSYBOX) '$(IMAGE_NAME)' $(IMAGE_OUT)
