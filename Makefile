@@ -25,7 +25,7 @@ FUZZTIME ?= 2000000x
 # package:target pairs for `make fuzz`.
 FUZZ_TARGETS := spec:FuzzReduce policy:FuzzParse cmd/capshim:FuzzParseRuntimeArgs
 
-.PHONY: all build install run test unit integration deps vet staticcheck fuzz fuzz-short clean bench
+.PHONY: all build install run test unit integration deps vet staticcheck fuzz fuzz-short clean bench image kube-deps
 
 all: build
 
@@ -84,8 +84,8 @@ unit:
 	$(GO) test -count=1 -race ./...
 
 # The tests that start real runtimes and engines (build tag integration).
-integration: deps
-	$(GO) test -count=1 -tags integration -timeout 45m -v ./integration/...
+integration: deps kube-deps image
+	$(IMAGE_ENV) $(KUBE_ENV) $(GO) test -count=1 -tags integration -timeout 60m -v ./integration/...
 
 # Each fuzz target for FUZZTIME; crashers land in PKG/testdata/fuzz and
 # then run as regression cases in every `go test`.
@@ -133,3 +133,31 @@ deb: build
 
 clean:
 	rm -rf bin
+
+# ---- Kubernetes: the node-installer image, and what the kube tests run ----
+# `make image` writes the installer image of deploy/kubernetes as one
+# archive (OCI layout plus docker-archive manifest.json) from bin/ and the
+# static busybox, offline; installer-daemonset.yaml names IMAGE_NAME.
+VERSION      := $(shell cat VERSION)
+IMAGE_NAME := ghcr.io/capshim/capshim-installer:$(VERSION)
+IMAGE_OUT    := bin/capshim-installer-$(VERSION).tar
+BUSYBOX      ?= /bin/busybox
+IMAGE_ENV := CAPSHIM_INSTALLER_IMAGE=$(abspath $(IMAGE_OUT)) CAPSHIM_INSTALLER_IMAGE_NAME=$(IMAGE_NAME)
+
+image: build
+	sh deploy/kubernetes/image/build.sh bin $(BUSYBOX) '$(IMAGE_NAME)' $(IMAGE_OUT)
+
+# `make kube-deps` builds (or finds cached, outside the repository)
+# Kubernetes, etcd and containerd 2.x for integration/kube_*_test.go.
+KUBE_VERSION ?= v1.34.4
+KUBE_CACHE   ?= /var/cache/capshim-test/kube
+CONTAINERD2_VERSION ?= v2.2.7
+CONTAINERD2_CACHE   ?= /var/cache/capshim-test/containerd
+KUBE_ENV := CAPSHIM_KUBE_BIN=$(KUBE_CACHE)/$(KUBE_VERSION)/bin \
+	CAPSHIM_ETCD=$(KUBE_CACHE)/etcd/usr/bin/etcd \
+	CAPSHIM_CONTAINERD2=$(CONTAINERD2_CACHE)/$(CONTAINERD2_VERSION)/bin/containerd
+
+kube-deps:
+	KUBE_VERSION=$(KUBE_VERSION) sh integration/kube/build.sh $(KUBE_CACHE)
+	sh integration/kube/etcd.sh $(KUBE_CACHE)
+	CONTAINERD2_VERSION=$(CONTAINERD2_VERSION) sh integration/kube/containerd2.sh $(CONTAINERD2_CACHE)

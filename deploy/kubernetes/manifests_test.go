@@ -97,6 +97,17 @@ func str(v any, path ...any) string {
 	return s
 }
 
+// strs is the strings of a list (other items are left out).
+func strs(l []any) []string {
+	var out []string
+	for _, v := range l {
+		if s, ok := v.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 func list(v any, path ...any) []any {
 	x, _ := get(v, path...)
 	l, _ := x.([]any)
@@ -310,7 +321,7 @@ func TestInstallerDaemonSet(t *testing.T) {
 	}
 	pod := mapping(d.raw, "spec", "template", "spec")
 	if pod["hostPID"] != true {
-		t.Error("template.spec.hostPID must be true (nsenter -t 1)")
+		t.Error("template.spec.hostPID must be true (the default restart command enters pid 1's namespaces)")
 	}
 	if len(list(pod, "tolerations")) == 0 {
 		t.Error("no tolerations: the installer must run on every node")
@@ -321,29 +332,54 @@ func TestInstallerDaemonSet(t *testing.T) {
 		t.Fatalf("want 1 init container, got %d", len(inits))
 	}
 	ic := inits[0]
-	if v, _ := get(ic, "securityContext", "privileged"); v != true {
-		t.Error("init container must be privileged")
+	// privileged would ask runc for every capability, which fails where
+	// root lacks one; the installer asks for the three it needs.
+	if v, _ := get(ic, "securityContext", "privileged"); v == true {
+		t.Error("init container must not be privileged")
 	}
-	var script strings.Builder
-	for _, a := range append(list(ic, "command"), list(ic, "args")...) {
-		s, _ := a.(string)
-		script.WriteString(s + "\n")
+	if got := strings.Join(strs(list(ic, "securityContext", "capabilities", "add")), ","); got != "SYS_ADMIN,SYS_PTRACE,SYS_CHROOT" {
+		t.Errorf("init container adds capabilities %s, want SYS_ADMIN,SYS_PTRACE,SYS_CHROOT", got)
 	}
-	for _, want := range []string{
-		"/host/usr/local/bin/capshim",
-		"/host/usr/local/bin/capshim-tools",
-		"/host/etc/capshim/shim.toml",
-		"nsenter -t 1 -m -u -i -n -p -- /usr/local/bin/capshim install containerd --set-default=false",
-		"nsenter -t 1 -m -u -i -n -p -- systemctl restart containerd",
+	if got := strings.Join(strs(list(ic, "securityContext", "capabilities", "drop")), ","); got != "ALL" {
+		t.Errorf("init container drops %s, want ALL", got)
+	}
+	if got := strings.Join(strs(list(ic, "command")), " "); got != "/usr/local/bin/capshim-node-install" {
+		t.Errorf("init container runs %q, want /usr/local/bin/capshim-node-install", got)
+	}
+	env := map[string]string{}
+	for _, e := range list(ic, "env") {
+		env[str(e, "name")] = str(e, "value")
+	}
+	for _, tc := range []struct{ name, value string }{
+		{name: "CAPSHIM_ACTION", value: "install"},
+		{name: "CAPSHIM_HOST_PREFIX", value: ""},
+		{name: "CAPSHIM_RESTART_CMD", value: "nsenter -t 1 -m -u -i -n -p -- systemctl restart containerd"},
 	} {
-		if !strings.Contains(script.String(), want) {
-			t.Errorf("init container script lacks %q:\n%s", want, script.String())
+		if got, ok := env[tc.name]; !ok || got != tc.value {
+			t.Errorf("init container env %s = %q (set: %v), want %q", tc.name, got, ok, tc.value)
 		}
 	}
-
+	// The image is the one `make image` builds: its tag is VERSION.
+	version, err := os.ReadFile(filepath.Join("..", "..", "VERSION"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantImage := "ghcr.io/capshim/capshim-installer:" + strings.TrimSpace(string(version))
 	ctrs := list(pod, "containers")
-	if len(ctrs) != 1 || !strings.Contains(str(ctrs[0], "image"), "pause") {
-		t.Errorf("want one pause container, got %v", ctrs)
+	if len(ctrs) != 1 {
+		t.Errorf("want one main container, got %v", ctrs)
+	}
+	for _, c := range append(append([]any{}, inits...), ctrs...) {
+		if got := str(c, "image"); got != wantImage {
+			t.Errorf("container %s runs image %q, want %q (make image tags it with VERSION)", str(c, "name"), got, wantImage)
+		}
+	}
+	mk, err := os.ReadFile(filepath.Join("..", "..", "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(mk), "IMAGE_NAME := ghcr.io/capshim/capshim-installer:$(VERSION)") {
+		t.Error("the Makefile does not name the image ghcr.io/capshim/capshim-installer:$(VERSION)")
 	}
 
 	// Every container has a name and an image; every mount has a volume.
@@ -371,6 +407,7 @@ func TestInstallerDaemonSet(t *testing.T) {
 	}{
 		{name: "binary directory", volume: "host-usr-local-bin", hostPath: "/usr/local/bin"},
 		{name: "policy directory", volume: "host-etc-capshim", hostPath: "/etc/capshim"},
+		{name: "containerd directory", volume: "host-etc-containerd", hostPath: "/etc/containerd"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := str(vols[tc.volume], "hostPath", "path"); got != tc.hostPath {
