@@ -47,10 +47,18 @@ func interpOffset() (int32, error) {
 	return pointerOffset(bprm, "interp")
 }
 
-// emitLookup looks the current task's watched cgroup up, as the
-// capability program does (see program): R7 holds the levels and is
-// clobbered; on a hit R0 is the entry and the code jumps to found, with
-// the cgroup id at stKey; otherwise to exit.
+// emitLookup finds the watched entry of the current task: its ancestor
+// at each watched level, looked up in the map, so that a task in a cgroup
+// nested below a watched one is found too. The deepest level goes first,
+// so that of two watched cgroups one inside the other, the inner one gets
+// its tasks' checks. A level mask below the level's bit has nothing at
+// this level or deeper: one comparison skips it. Every capability check
+// on the host runs this, so before the hash lookup the ancestor's id is
+// tested against the config's filter of watched ids (bit id mod 64): most
+// tasks of the host are let go after a shift and an AND. R7 and R9 hold
+// the levels and the filter and are clobbered; on a hit R0 is the entry
+// and the code jumps to found, with the cgroup id at stKey; otherwise to
+// exit.
 func emitLookup(b *builder, cgroups, config int, found, exit string) {
 	b.emit(
 		asm.StoreImm(asm.R10, stKey, 0, asm.Word),
@@ -61,6 +69,7 @@ func emitLookup(b *builder, cgroups, config int, found, exit string) {
 		asm.JEq.Imm(asm.R0, 0, exit),
 		asm.LoadMem(asm.R7, asm.R0, off(cfgLevels), asm.DWord),
 		asm.JEq.Imm(asm.R7, 0, exit),
+		asm.LoadMem(asm.R9, asm.R0, off(pinned.CfgFilter), asm.DWord),
 	)
 	for lvl := maxLevel; lvl >= 1; lvl-- {
 		next := fmt.Sprintf("level%d", lvl-1)
@@ -72,6 +81,11 @@ func emitLookup(b *builder, cgroups, config int, found, exit string) {
 			asm.Mov.Imm(asm.R1, int32(lvl)),
 			asm.FnGetCurrentAncestorCgroupId.Call(),
 			asm.StoreMem(asm.R10, stKey, asm.R0, asm.DWord),
+			asm.And.Imm(asm.R0, 63),
+			asm.Mov.Imm(asm.R1, 1),
+			asm.LSh.Reg(asm.R1, asm.R0),
+			asm.And.Reg(asm.R1, asm.R9),
+			asm.JEq.Imm(asm.R1, 0, next),
 			asm.LoadMapPtr(asm.R1, cgroups),
 			asm.Mov.Reg(asm.R2, asm.R10),
 			asm.Add.Imm(asm.R2, stKey),

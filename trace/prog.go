@@ -237,42 +237,8 @@ func program(p progParams) (asm.Instructions, error) {
 	)
 
 	// Levels of watched cgroups; nothing watched is the fast way out.
-	b.emit(
-		asm.Mov.Reg(asm.R6, asm.R1),
-		asm.StoreImm(asm.R10, stKey, 0, asm.Word),
-		asm.LoadMapPtr(asm.R1, p.config),
-		asm.Mov.Reg(asm.R2, asm.R10),
-		asm.Add.Imm(asm.R2, stKey),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, exit),
-		asm.LoadMem(asm.R7, asm.R0, off(cfgLevels), asm.DWord),
-		asm.JEq.Imm(asm.R7, 0, exit),
-	)
-	// The task's ancestor at each watched level, looked up in the map: a
-	// task in a cgroup nested below a watched one is found too. The
-	// deepest level goes first, so that of two watched cgroups one inside
-	// the other, the inner one gets its tasks' checks.
-	// A mask below the level's bit has nothing at this level or deeper:
-	// one comparison skips it.
-	for lvl := maxLevel; lvl >= 1; lvl-- {
-		next := fmt.Sprintf("level%d", lvl-1)
-		b.emit(
-			asm.JLT.Imm(asm.R7, 1<<lvl, next),
-			asm.Mov.Reg(asm.R1, asm.R7),
-			asm.And.Imm(asm.R1, 1<<lvl),
-			asm.JEq.Imm(asm.R1, 0, next),
-			asm.Mov.Imm(asm.R1, int32(lvl)),
-			asm.FnGetCurrentAncestorCgroupId.Call(),
-			asm.StoreMem(asm.R10, stKey, asm.R0, asm.DWord),
-			asm.LoadMapPtr(asm.R1, p.cgroups),
-			asm.Mov.Reg(asm.R2, asm.R10),
-			asm.Add.Imm(asm.R2, stKey),
-			asm.FnMapLookupElem.Call(),
-			asm.JNE.Imm(asm.R0, 0, found),
-		)
-		b.label(next)
-	}
-	b.emit(asm.Ja.Label(exit))
+	b.emit(asm.Mov.Reg(asm.R6, asm.R1))
+	emitLookup(b, p.cgroups, p.config, found, exit)
 
 	b.label(found)
 	b.emit(

@@ -57,7 +57,8 @@ const (
 	CfgLevels = 0 // bit n set: some watched cgroup is at depth n
 	CfgABI    = 1 // ABIVersion of the program that owns the maps
 	CfgNoExec = 2 // nonzero: the exec program is not loaded (no BTF to place it)
-	CfgWords  = 3
+	CfgFilter = 3 // bit id%64 set: some watched cgroup's id is id (FilterBit)
+	CfgWords  = 4
 )
 
 // ABIVersion names the layout of the maps and the meaning of their words.
@@ -102,3 +103,7 @@ const (
 	DefaultDir  = "/sys/fs/bpf/capshim"
 	DefaultLock = "/run/capshim/trace.lock"
 )
+
+// FilterBit is the bit of the config's filter for cgroup id: the programs
+// look an ancestor up in the map only when its bit is set.
+func FilterBit(id uint64) uint64 { return 1 << (id % 64) }

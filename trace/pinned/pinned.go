@@ -272,7 +272,7 @@ func (r *Recorder) SetLevels() error {
 	if err != nil {
 		return err
 	}
-	var levels uint64
+	var levels, filter uint64
 	value := make([]byte, ValueSize)
 	for _, id := range ids {
 		if err := mapLookup(r.cgroups, unsafe.Pointer(&id), unsafe.Pointer(&value[0])); err != nil {
@@ -283,9 +283,10 @@ func (r *Recorder) SetLevels() error {
 		}
 		if l := EntryLevel(value); l >= 1 && l <= MaxLevel {
 			levels |= 1 << l
+			filter |= FilterBit(id)
 		}
 	}
-	cfg := [CfgWords]uint64{CfgLevels: levels, CfgABI: ABIVersion, CfgNoExec: r.noExec}
+	cfg := [CfgWords]uint64{CfgLevels: levels, CfgABI: ABIVersion, CfgNoExec: r.noExec, CfgFilter: filter}
 	if err := mapUpdate(r.config, unsafe.Pointer(new(uint32)), unsafe.Pointer(&cfg), unix.BPF_ANY); err != nil {
 		return fmt.Errorf("writing the recorder's config: %w", err)
 	}
