@@ -466,6 +466,11 @@ func (b *bench) startKeeper() error {
 			return fmt.Errorf("keeper %s: exit %d (%v): %s", args[2], code, err, b.stderr())
 		}
 	}
+	// capshim-explain must really record, or its cycles measure nothing
+	// more than capshim's.
+	if _, err := os.Stat("/sys/fs/bpf/capshim/link"); err != nil || strings.Contains(b.stderr(), "not recorded") {
+		return fmt.Errorf("the keeper is not recorded (%v): %s", err, b.stderr())
+	}
 	return nil
 }
 
