@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -156,27 +157,40 @@ func ownPolicy(pol *policy.Policy, rec *learn.Container) *policy.Policy {
 
 // recordStart starts recording a traced container, before the runtime
 // starts it: its first process waits in the runtime's init until then.
+// Engines wait for a start, so on success it neither reads nor rewrites
+// the record: the cgroup goes into a line of its own (Records.SaveStart).
 func recordStart(ra *runtimeArgs, pol *policy.Policy, l *runtimeLog, runtime string) {
 	if os.Geteuid() != 0 || ra.id == "" {
 		return
 	}
 	r := records(pol)
 	root := runtimeRoot(runtime, ra.root)
-	rec, err := r.Load(root, ra.id)
-	if err != nil || !rec.Trace || rec.CgroupID != 0 {
-		return // not capshim's, not traced, or started before
+	// Only a recorded container has a record (recordCreate); one started
+	// before has its start.
+	if !r.Exists(root, ra.id) || r.Started(root, ra.id) {
+		return
+	}
+	now := time.Now().UTC()
+	pid, err := initPID(root, ra.id)
+	var cg uint64
+	if err == nil {
+		cg, err = watch(pid)
+	}
+	if err == nil {
+		if err := r.SaveStart(root, ra.id, cg, now); err != nil {
+			l.line("warning", fmt.Sprintf("capshim: cannot update the record of %s: %v", safetext.Truncate(ra.id, maxLogID), err), nil)
+		}
+		return
+	}
+	rec, lerr := r.Load(root, ra.id)
+	if lerr != nil || !rec.Trace {
+		return // not capshim's, or not traced
 	}
 	pol = ownPolicy(pol, rec)
-	rec.Started = time.Now().UTC()
-	pid, err := initPID(root, ra.id)
-	if err == nil {
-		rec.CgroupID, err = watch(pid)
-	}
-	if err != nil {
-		rec.Trace, rec.TraceError = false, err.Error()
-		l.event(pol, "warning", fmt.Sprintf("capshim: start %s: capability checks are not recorded (the container runs as without it): %v",
-			safetext.Truncate(ra.id, maxLogID), err), nil)
-	}
+	rec.Started = now
+	rec.Trace, rec.TraceError = false, err.Error()
+	l.event(pol, "warning", fmt.Sprintf("capshim: start %s: capability checks are not recorded (the container runs as without it): %v",
+		safetext.Truncate(ra.id, maxLogID), err), nil)
 	if err := r.Save(rec); err != nil {
 		l.line("warning", fmt.Sprintf("capshim: cannot update the record of %s: %v", safetext.Truncate(ra.id, maxLogID), err), nil)
 	}
@@ -446,29 +460,52 @@ func stateOf(root, id string) (rootfs, bundle string, err error) {
 }
 
 // initPID reads the pid of the container's first process from the
-// runtime's state: runc's state.json, crun's status.
+// runtime's state: runc's state.json, crun's status. The pid is among
+// the first keys of both, so the reading stops there instead of decoding
+// the whole state (runc's holds the container's whole config).
 func initPID(root, id string) (int, error) {
 	dir := filepath.Join(root, id)
 	if data, err := readStateFile(filepath.Join(dir, "state.json")); err == nil {
-		var st struct {
-			Pid int `json:"init_process_pid"`
+		if pid, ok := topLevelInt(data, "init_process_pid"); ok && pid > 0 {
+			return pid, nil
 		}
-		if err := json.Unmarshal(data, &st); err != nil || st.Pid <= 0 {
-			return 0, fmt.Errorf("no init pid in %s/state.json", dir)
-		}
-		return st.Pid, nil
+		return 0, fmt.Errorf("no init pid in %s/state.json", dir)
 	}
 	data, err := readStateFile(filepath.Join(dir, "status"))
 	if err != nil {
 		return 0, fmt.Errorf("no state of container %q under %s: %w", id, root, err)
 	}
-	var st struct {
-		Pid int `json:"pid"`
+	if pid, ok := topLevelInt(data, "pid"); ok && pid > 0 {
+		return pid, nil
 	}
-	if err := json.Unmarshal(data, &st); err != nil || st.Pid <= 0 {
-		return 0, fmt.Errorf("no pid in %s/status", dir)
+	return 0, fmt.Errorf("no pid in %s/status", dir)
+}
+
+// topLevelInt reads the integer member key of the JSON object in data,
+// stopping at it.
+func topLevelInt(data []byte, key string) (int, bool) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return 0, false
 	}
-	return st.Pid, nil
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return 0, false
+		}
+		if k, _ := t.(string); k == key {
+			var n int
+			if err := dec.Decode(&n); err != nil {
+				return 0, false
+			}
+			return n, true
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return 0, false
+		}
+	}
+	return 0, false
 }
 
 // traceResult is capshim-trace's answer.
