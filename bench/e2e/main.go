@@ -626,9 +626,10 @@ func printTable(w io.Writer, r *results) {
 		}
 	}
 	if r.Added != nil {
-		add := r.Added["start"] + r.Added["delete"]
-		fmt.Fprintf(w, "| e2e: recording's cost, capshim-explain − capshim in the same round (median): start %s, delete %s | capshim-explain | %s | | | | %s | | |\n",
-			signed(r.Added["start"]), signed(r.Added["delete"]), signed(add), verdict(add <= 1, "start + delete ≤ 1 ms"))
+		fmt.Fprintf(w, "| e2e: recording's cost, capshim-explain − capshim in the same round (median): a later start | capshim-explain | %s | | | | %s | | |\n",
+			signed(r.Added["start"]), verdict(r.Added["start"] <= 1, "≤ 1 ms"))
+		fmt.Fprintf(w, "| e2e: recording's cost, capshim-explain − capshim in the same round (median): its delete, with the harvest | capshim-explain | %s | | | |  | | |\n",
+			signed(r.Added["delete"]))
 	}
 }
 
