@@ -1,13 +1,13 @@
-// Command capshim-trace does capshim's BPF work for one container: it
-// starts recording a container's capability checks at its start, and
-// hands over (and stops) the recording at its delete.
+// Command capshim-trace loads capshim's BPF recorder: capshim runs it at a
+// recorded container's start when no recorder is pinned yet (the first of
+// a boot, or the first after the last watched container was deleted), and
+// it loads, pins and watches. Every other start and every delete capshim
+// does itself, with plain bpf(2) calls on the pins (trace/pinned).
 //
 // It is its own small binary so that the BPF library never weighs on the
-// capshim binary, which every runtime call runs: capshim runs
-// capshim-trace, from next to itself, only for containers whose record
-// says they are traced, and waits for it. Its output is one JSON object
-// on stdout; its failures never fail the container (tracing is
-// observability).
+// capshim binary, which every runtime call runs; capshim runs it from next
+// to itself and waits for it. Its output is one JSON object on stdout;
+// its failures never fail the container (tracing is observability).
 //
 //	capshim-trace watch PID     watch the cgroup (v2) of process PID
 //	capshim-trace harvest ID    hand over and drop what cgroup ID recorded
