@@ -13,7 +13,6 @@ import (
 const (
 	wordUsed       = pinned.WordUsed
 	wordRefused    = pinned.WordRefused
-	wordChecks     = pinned.WordChecks
 	wordFlags      = pinned.WordFlags
 	wordOvercommit = pinned.WordOvercommit
 	wordRuntime    = pinned.WordRuntime
@@ -406,11 +405,11 @@ func program(p progParams) (asm.Instructions, error) {
 	)
 
 	// The check itself: a bit in the mask (set only when not yet set, so
-	// the common case is a plain load) and a per-capability counter.
+	// the common case is a plain load) and a per-capability counter. The
+	// number of checks is the sum of the counters, which user space adds
+	// up: one locked instruction less on every watched check.
 	b.label("record")
 	b.emit(
-		asm.Mov.Imm(asm.R1, 1),
-		atomicAdd(asm.R7, asm.R1, off(wordChecks)),
 		asm.Mov.Imm(asm.R2, 1),
 		asm.LSh.Reg(asm.R2, asm.R8),
 		asm.JNE.Imm(asm.R9, 0, "refused"),

@@ -62,7 +62,6 @@ func DecodeRecord(id uint64, b []byte, misses uint64) Record {
 	r := Record{
 		CgroupID:   id,
 		Used:       capability.Set(w(WordUsed)),
-		Checks:     w(WordChecks),
 		Overcommit: w(WordOvercommit),
 		Runtime:    w(WordRuntime),
 		Foreign:    w(WordForeign),
@@ -72,6 +71,7 @@ func DecodeRecord(id uint64, b []byte, misses uint64) Record {
 		r.UsedCount[c] = w(WordUsedN + c)
 		r.RefusedCount[c] = w(WordRefusedN + c)
 		r.FallbackCount[c] = w(WordFallbackN + c)
+		r.Checks += r.UsedCount[c] + r.RefusedCount[c]
 		if refused&(1<<c) == 0 {
 			continue
 		}
