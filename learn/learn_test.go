@@ -218,17 +218,29 @@ func TestRecords(t *testing.T) {
 	if _, err := r.Load("/other", c.ID); err != ErrNotFound {
 		t.Fatalf("another root's container found: %v", err)
 	}
+	if !r.Exists("/run/runc", c.ID) || r.Started("/run/runc", c.ID) {
+		t.Fatal("a saved record not there, or started before its start")
+	}
+	started := c.Created.Add(time.Second)
+	if err := r.SaveStart("/run/runc", c.ID, 4711, started); err != nil {
+		t.Fatal(err)
+	}
+	got, err = r.Load("/run/runc", c.ID)
+	if err != nil || !r.Started("/run/runc", c.ID) || got.CgroupID != 4711 || !got.Started.Equal(started) {
+		t.Fatalf("after its start: %+v, %v", got, err)
+	}
 	for _, q := range []string{"245f", "web"} {
-		if found, err := r.Find(q); err != nil || len(found) != 1 {
+		if found, err := r.Find(q); err != nil || len(found) != 1 || found[0].CgroupID != 4711 {
 			t.Fatalf("Find(%q) = %v, %v", q, found, err)
 		}
 	}
+	c = got
 	c.Deleted = c.Created.Add(time.Minute)
 	c.Observed = &Observation{Refused: map[string]uint64{"CAP_CHOWN": 2}, Complete: true}
 	if err := r.Finish(c); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Load("/run/runc", c.ID); err != ErrNotFound {
+	if _, err := r.Load("/run/runc", c.ID); err != ErrNotFound || r.Started("/run/runc", c.ID) {
 		t.Fatal("a finished record is still running")
 	}
 	found, err := r.Find("web")

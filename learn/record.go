@@ -148,7 +148,52 @@ func readRecord(path string) (*Container, error) {
 	if err := json.Unmarshal(data, &c); err != nil {
 		return nil, fmt.Errorf("container record %s: %w", path, err)
 	}
+	if c.CgroupID == 0 {
+		if id, started, ok := readStart(strings.TrimSuffix(path, ".json") + startSuffix); ok {
+			c.CgroupID, c.Started = id, started
+		}
+	}
 	return &c, nil
+}
+
+// A container's start adds to its record only the cgroup it watches and
+// when: a line in a file of its own next to the record ("ID UNIXNANO"), so
+// that a start, which engines wait for, neither decodes nor encodes the
+// record. Reading the record merges it in.
+const startSuffix = ".start"
+
+// Exists reports whether a running container has a record (only recorded
+// containers have one).
+func (r *Records) Exists(root, id string) bool {
+	_, err := os.Lstat(filepath.Join(r.runDir(), recordKey(root, id)+".json"))
+	return err == nil
+}
+
+// Started reports whether the container's start was recorded.
+func (r *Records) Started(root, id string) bool {
+	_, err := os.Lstat(filepath.Join(r.runDir(), recordKey(root, id)+startSuffix))
+	return err == nil
+}
+
+// SaveStart records the start of a container: the cgroup it watches.
+func (r *Records) SaveStart(root, id string, cgroupID uint64, started time.Time) error {
+	line := strconv.FormatUint(cgroupID, 10) + " " + strconv.FormatInt(started.UnixNano(), 10) + "\n"
+	return atomicfile.Write(filepath.Join(r.runDir(), recordKey(root, id)+startSuffix), []byte(line),
+		atomicfile.Options{Kind: "container start", Mode: 0o600, NoSync: true})
+}
+
+func readStart(path string) (uint64, time.Time, bool) {
+	data, err := atomicfile.ReadFile(path, 64)
+	if err != nil {
+		return 0, time.Time{}, false
+	}
+	idText, nanoText, ok := strings.Cut(strings.TrimSpace(string(data)), " ")
+	id, err1 := strconv.ParseUint(idText, 10, 64)
+	nano, err2 := strconv.ParseInt(nanoText, 10, 64)
+	if !ok || err1 != nil || err2 != nil || id == 0 {
+		return 0, time.Time{}, false
+	}
+	return id, time.Unix(0, nano).UTC(), true
 }
 
 // StoreOf is the state directory of a container: the one its record
@@ -180,6 +225,7 @@ func (r *Records) Finish(c *Container) error {
 		return err
 	}
 	os.Remove(filepath.Join(r.runDir(), recordKey(c.Root, c.ID)+".json"))
+	os.Remove(filepath.Join(r.runDir(), recordKey(c.Root, c.ID)+startSuffix))
 	entries, err := os.ReadDir(dir)
 	if err == nil && len(entries) > maxRecentRecords {
 		for _, e := range entries[:len(entries)-maxRecentRecords] {
@@ -244,6 +290,9 @@ func (r *Records) Prune(gone func(*Container) bool, now time.Time) int {
 	}
 	n := 0
 	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".json") {
+			continue
+		}
 		c, err := readRecord(filepath.Join(r.runDir(), e.Name()))
 		if err != nil || now.Sub(c.Created) < staleAfter || !gone(c) {
 			continue

@@ -3,11 +3,14 @@ package trace
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
+	"github.com/capshim/capshim/trace/pinned"
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 )
@@ -212,6 +215,61 @@ func BenchmarkAttach(b *testing.B) {
 	b.Run("kallsyms", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			if _, err := kernelRanges(overcommitFuncs, ""); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkRuntimePath is what the runtime binary itself does for a
+// recorded container once the recorder is pinned: at start, find the
+// cgroup of the container's first process and watch it; at delete,
+// harvest it (with the reclaim of vanished cgroups and the check whether
+// the recorder may be unpinned). Another cgroup stays watched, so the
+// recorder stays pinned, as on a node that runs containers.
+func BenchmarkRuntimePath(b *testing.B) {
+	requireTracing(b)
+	tr, opts := newTracer(b)
+	_, keeper := newCgroup(b, "")
+	if err := tr.Watch(keeper); err != nil {
+		b.Fatal(err)
+	}
+	dir, cg := newCgroup(b, "")
+	cmd := exec.Command("/bin/sleep", "60")
+	cgfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: cgfd}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	unix.Close(cgfd)
+	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	b.Run("start", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			got, err := pinned.ProcessCgroup(cmd.Process.Pid)
+			if err != nil || got != cg {
+				b.Fatalf("cgroup %v, %v; want %v", got, err, cg)
+			}
+			if err := pinned.WatchPinned(opts, got); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			if _, err := pinned.HarvestPinned(opts, cg.ID); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
+	})
+	b.Run("delete", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			if err := pinned.WatchPinned(opts, cg); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			if _, err := pinned.HarvestPinned(opts, cg.ID); err != nil {
 				b.Fatal(err)
 			}
 		}

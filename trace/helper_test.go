@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/capshim/capshim/trace/pinned"
 	"golang.org/x/sys/unix"
 )
 
@@ -39,6 +40,7 @@ func TestMain(m *testing.M) {
 //	drop CAP           remove capability number CAP from the effective set
 //	comm NAME          rename the thread
 //	unshare-uts        a new UTS namespace (needs SYS_ADMIN)
+//	exec PATH          run PATH and wait for it
 //	mmap               a private writable page (the overcommit accounting
 //	                   asks for SYS_ADMIN)
 func runSteps(steps []string) int {
@@ -82,6 +84,8 @@ func runSteps(steps []string) int {
 			err = os.WriteFile("/proc/thread-self/comm", []byte(arg(1)), 0)
 		case "unshare-uts":
 			err = unix.Unshare(unix.CLONE_NEWUTS)
+		case "exec":
+			err = exec.Command(arg(1)).Run()
 		case "mmap":
 			var m []byte
 			if m, err = unix.Mmap(-1, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS); err == nil {
@@ -112,7 +116,7 @@ func openByHandle(path string) error {
 	for _, line := range strings.Split(string(mounts), "\n") {
 		f := strings.Fields(line)
 		if len(f) > 4 && f[0] == strconv.Itoa(mountID) {
-			mfd, err := unix.Open(unescapeMount(f[4]), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			mfd, err := unix.Open(pinned.UnescapeMount(f[4]), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 			if err != nil {
 				return err
 			}

@@ -4,59 +4,66 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/capshim/capshim/trace/pinned"
 	"github.com/cilium/ebpf/asm"
 )
 
-// Layout of one entry of the cgroups map, in 64-bit words. The program
-// updates it in place with atomic instructions (it never inserts: only
-// Watch does); user space reads it whole.
+// The layout of the maps is package pinned's, which the runtime binary
+// shares; these are its names here.
 const (
-	wordUsed       = 0 // bit mask of capabilities whose check succeeded
-	wordRefused    = 1 // bit mask of capabilities whose check was refused
-	wordChecks     = 2 // checks counted in the masks
-	wordFlags      = 3 // flag* bits: reasons the record is not complete
-	wordOvercommit = 4 // SYS_ADMIN checks of the overcommit accounting, not counted
-	wordRuntime    = 5 // checks by the runtime's own processes, not counted
-	wordUnsorted   = 6 // SYS_ADMIN checks that could not be sorted, not counted
-	wordLevel      = 7 // the cgroup's depth, written by Watch
-	wordMisses     = 8 // the program's recursion misses when Watch ran
-	wordForeign    = 9 // checks made with other credentials than the task's own, not counted
-	headerWords    = 10
+	wordUsed       = pinned.WordUsed
+	wordRefused    = pinned.WordRefused
+	wordFlags      = pinned.WordFlags
+	wordOvercommit = pinned.WordOvercommit
+	wordRuntime    = pinned.WordRuntime
+	wordUnsorted   = pinned.WordUnsorted
+	wordLevel      = pinned.WordLevel
+	wordMisses     = pinned.WordMisses
+	wordForeign    = pinned.WordForeign
+	wordUsedN      = pinned.WordUsedN
+	wordRefusedN   = pinned.WordRefusedN
+	wordFallbackN  = pinned.WordFallbackN
+	valueWords     = pinned.ValueWords
+	valueSize      = pinned.ValueSize
 
-	// MaxCap is the highest capability number the program records; checks
-	// of higher numbers set flagCapRange. Linux defines 0 to 40 today.
-	MaxCap = 63
+	// MaxCap is the highest capability number the program records.
+	MaxCap = pinned.MaxCap
 
-	numSlots      = MaxCap + 1
-	wordUsedN     = headerWords             // numSlots counters of successful checks
-	wordRefusedN  = wordUsedN + numSlots    // numSlots counters of refused checks
-	wordFallbackN = wordRefusedN + numSlots // numSlots counters of refusals another capability made up for
-	valueWords    = wordFallbackN + numSlots
-	valueSize     = valueWords * 8
+	flagCapRange = pinned.FlagCapRange
+	flagNoStack  = pinned.FlagNoStack
+	flagUnsorted = pinned.FlagUnsorted
+	flagNoCred   = pinned.FlagNoCred
+
+	cfgLevels  = pinned.CfgLevels
+	cfgABI     = pinned.CfgABI
+	cfgWords   = pinned.CfgWords
+	abiVersion = pinned.ABIVersion
+	maxLevel   = pinned.MaxLevel
 )
 
-// Flags in wordFlags.
-const (
-	flagCapRange = 1 << iota // a check of a capability above MaxCap
-	flagNoStack              // the kernel stack of a SYS_ADMIN check could not be read; it was counted
-	flagUnsorted             // SYS_ADMIN checks were not sorted (no overcommit addresses): wordUnsorted
-	flagNoCred               // the task's own credentials could not be read (or located): checks were counted whoever's they were
-)
+// Record is what the processes of one cgroup did (see package pinned).
+type Record = pinned.Record
 
-// Layout of the one entry of the config map.
-const (
-	cfgLevels = 0 // bit n set: some watched cgroup is at depth n
-	cfgABI    = 1 // abiVersion of the program that owns the maps
-	cfgWords  = 2
-)
+// Cgroup is a cgroup of the v2 hierarchy as the program sees it.
+type Cgroup = pinned.Cgroup
 
-// abiVersion names the layout of the maps and the meaning of their words.
-// A capshim that finds pins of another version does not use them.
-const abiVersion = 2
+func decodeRecord(id uint64, b []byte, misses uint64) Record {
+	return pinned.DecodeRecord(id, b, misses)
+}
 
-// maxLevel is the deepest cgroup the program looks for. Levels are tested
-// with a 32-bit immediate mask, so they stay below bit 31.
-const maxLevel = 30
+func newEntry(level int, misses uint64) []byte { return pinned.NewEntry(level, misses) }
+
+func entryLevel(b []byte) int { return pinned.EntryLevel(b) }
+
+// V2Root returns where the cgroup v2 hierarchy is mounted (pinned.V2Root).
+func V2Root() (mountPoint, root string, err error) { return pinned.V2Root() }
+
+// CgroupByPath returns the cgroup at path (pinned.CgroupByPath).
+func CgroupByPath(path string) (Cgroup, error) { return pinned.CgroupByPath(path) }
+
+// CgroupAlive reports whether a cgroup of that id still exists
+// (pinned.CgroupAlive).
+func CgroupAlive(id uint64) (bool, error) { return pinned.CgroupAlive(id) }
 
 // Capability numbers the program treats specially.
 const (
@@ -229,42 +236,8 @@ func program(p progParams) (asm.Instructions, error) {
 	)
 
 	// Levels of watched cgroups; nothing watched is the fast way out.
-	b.emit(
-		asm.Mov.Reg(asm.R6, asm.R1),
-		asm.StoreImm(asm.R10, stKey, 0, asm.Word),
-		asm.LoadMapPtr(asm.R1, p.config),
-		asm.Mov.Reg(asm.R2, asm.R10),
-		asm.Add.Imm(asm.R2, stKey),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, exit),
-		asm.LoadMem(asm.R7, asm.R0, off(cfgLevels), asm.DWord),
-		asm.JEq.Imm(asm.R7, 0, exit),
-	)
-	// The task's ancestor at each watched level, looked up in the map: a
-	// task in a cgroup nested below a watched one is found too. The
-	// deepest level goes first, so that of two watched cgroups one inside
-	// the other, the inner one gets its tasks' checks.
-	// A mask below the level's bit has nothing at this level or deeper:
-	// one comparison skips it.
-	for lvl := maxLevel; lvl >= 1; lvl-- {
-		next := fmt.Sprintf("level%d", lvl-1)
-		b.emit(
-			asm.JLT.Imm(asm.R7, 1<<lvl, next),
-			asm.Mov.Reg(asm.R1, asm.R7),
-			asm.And.Imm(asm.R1, 1<<lvl),
-			asm.JEq.Imm(asm.R1, 0, next),
-			asm.Mov.Imm(asm.R1, int32(lvl)),
-			asm.FnGetCurrentAncestorCgroupId.Call(),
-			asm.StoreMem(asm.R10, stKey, asm.R0, asm.DWord),
-			asm.LoadMapPtr(asm.R1, p.cgroups),
-			asm.Mov.Reg(asm.R2, asm.R10),
-			asm.Add.Imm(asm.R2, stKey),
-			asm.FnMapLookupElem.Call(),
-			asm.JNE.Imm(asm.R0, 0, found),
-		)
-		b.label(next)
-	}
-	b.emit(asm.Ja.Label(exit))
+	b.emit(asm.Mov.Reg(asm.R6, asm.R1))
+	emitLookup(b, p.cgroups, p.config, found, exit)
 
 	b.label(found)
 	b.emit(
@@ -432,11 +405,11 @@ func program(p progParams) (asm.Instructions, error) {
 	)
 
 	// The check itself: a bit in the mask (set only when not yet set, so
-	// the common case is a plain load) and a per-capability counter.
+	// the common case is a plain load) and a per-capability counter. The
+	// number of checks is the sum of the counters, which user space adds
+	// up: one locked instruction less on every watched check.
 	b.label("record")
 	b.emit(
-		asm.Mov.Imm(asm.R1, 1),
-		atomicAdd(asm.R7, asm.R1, off(wordChecks)),
 		asm.Mov.Imm(asm.R2, 1),
 		asm.LSh.Reg(asm.R2, asm.R8),
 		asm.JNE.Imm(asm.R9, 0, "refused"),

@@ -343,3 +343,29 @@ func TestEntryLayout(t *testing.T) {
 		t.Fatal("counters do not fit the entry")
 	}
 }
+
+func TestExecProgramEncodes(t *testing.T) {
+	insns, err := execProgram(execParams{cgroups: 3, config: 4, execs: 5, interp: 96})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ors, adds := 0, 0
+	for i, in := range marshal(t, insns) {
+		if in.op != opAtomicDW {
+			continue
+		}
+		switch in.imm {
+		case bpfOr:
+			ors++
+		case bpfAdd:
+			adds++
+		default:
+			t.Errorf("instruction %d: atomic operation %#x", i, in.imm)
+		}
+	}
+	// Flags are ORed in at four places (bound reached, path cut short, map
+	// full, path unreadable); the count of executables is added.
+	if ors != 4 || adds != 1 {
+		t.Errorf("%d atomic ors and %d adds", ors, adds)
+	}
+}

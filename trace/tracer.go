@@ -1,98 +1,81 @@
 package trace
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 
+	"github.com/capshim/capshim/trace/pinned"
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 )
 
-// Where the pins and the lock live unless Options say otherwise. The lock
-// file shares capshim's root-only directory on tmpfs with the policy cache.
+// Where the pins and the lock live unless Options say otherwise.
 const (
-	DefaultDir  = "/sys/fs/bpf/capshim"
-	DefaultLock = "/run/capshim/trace.lock"
+	DefaultDir  = pinned.DefaultDir
+	DefaultLock = pinned.DefaultLock
 )
 
 // bpffsMount is where bpffs is mounted when the pin directory is below it
 // and nothing is mounted there yet.
 const bpffsMount = "/sys/fs/bpf"
 
-// maxWatched bounds the cgroups watched at once. Entries are allocated
-// when inserted (the map is not preallocated), so the bound costs nothing.
-const maxWatched = 4096
-
-// Names of the pins in the pin directory and of the objects in the kernel
-// (at most 15 characters).
 const (
-	pinLink    = "link"
-	pinProg    = "prog"
-	pinCgroups = "cgroups"
-	pinConfig  = "config"
-
-	progName    = "capshim_cap"
-	cgroupsName = "capshim_cgroups"
-	configName  = "capshim_config"
-	pendingName = "capshim_pending"
+	maxWatched  = pinned.MaxWatched
+	pinLink     = pinned.PinLink
+	pinProg     = pinned.PinProg
+	pinCgroups  = pinned.PinCgroups
+	pinConfig   = pinned.PinConfig
+	progName    = pinned.ProgName
+	cgroupsName = pinned.CgroupsName
+	configName  = pinned.ConfigName
+	pendingName = pinned.PendingName
 )
 
-var pinNames = []string{pinLink, pinProg, pinCgroups, pinConfig}
-
 // Options place the tracer's files; the zero value means the defaults.
-type Options struct {
-	Dir  string // bpffs directory of the pins (DefaultDir)
-	Lock string // lock file that orders capshim processes (DefaultLock)
-}
-
-func (o Options) withDefaults() Options {
-	if o.Dir == "" {
-		o.Dir = DefaultDir
-	}
-	if o.Lock == "" {
-		o.Lock = DefaultLock
-	}
-	return o
-}
+type Options = pinned.Options
 
 var (
 	// ErrNotAttached says no recorder is pinned (Open).
 	ErrNotAttached = errors.New("no capability recorder is attached")
 	// ErrNotWatched says the cgroup has no entry (Harvest).
-	ErrNotWatched = errors.New("cgroup is not watched")
-	// errNoPins is an incomplete or missing set of pins.
-	errNoPins = errors.New("pins missing")
+	ErrNotWatched = pinned.ErrNotWatched
 )
 
 // Tracer is one process's handle on the pinned recorder. Its methods take
 // the lock file, so capshim processes may use the recorder concurrently;
-// a Tracer itself is not for concurrent use.
+// a Tracer itself is not for concurrent use. The map work is package
+// pinned's, which the runtime binary uses without this package.
 type Tracer struct {
 	opts Options
+	rec  *pinned.Recorder
 	objs *objects
 }
 
-// objects are the kernel objects behind the pins.
+// objects are the kernel objects behind the pins, as the BPF library
+// holds them.
 type objects struct {
-	link    link.Link
-	prog    *ebpf.Program
-	cgroups *ebpf.Map
-	config  *ebpf.Map
-	mapID   ebpf.MapID // of cgroups: tells whether the pins are still these
+	link     link.Link
+	prog     *ebpf.Program
+	cgroups  *ebpf.Map
+	config   *ebpf.Map
+	execs    *ebpf.Map
+	execLink link.Link     // nil without the exec program
+	execProg *ebpf.Program // nil without the exec program
+	mapID    ebpf.MapID    // of cgroups
 }
 
 func (o *objects) close() {
 	if o == nil {
 		return
 	}
-	for _, c := range []interface{ Close() error }{o.link, o.prog, o.cgroups, o.config} {
-		if c != nil {
+	for _, c := range []interface{ Close() error }{o.link, o.execLink, o.prog, o.execProg, o.cgroups, o.config, o.execs} {
+		if c != nil { // the library's Close methods take nil pointers
 			c.Close()
 		}
 	}
@@ -104,7 +87,7 @@ func Attach() (*Tracer, error) { return AttachWith(Options{}) }
 
 // AttachWith is Attach with other places for the pins and the lock.
 func AttachWith(opts Options) (*Tracer, error) {
-	t := &Tracer{opts: opts.withDefaults()}
+	t := &Tracer{opts: opts.WithDefaults()}
 	unlock, err := t.lock()
 	if err != nil {
 		return nil, err
@@ -123,7 +106,7 @@ func Open() (*Tracer, error) { return OpenWith(Options{}) }
 
 // OpenWith is Open with other places for the pins and the lock.
 func OpenWith(opts Options) (*Tracer, error) {
-	t := &Tracer{opts: opts.withDefaults()}
+	t := &Tracer{opts: opts.WithDefaults()}
 	unlock, err := t.lock()
 	if err != nil {
 		return nil, err
@@ -137,57 +120,48 @@ func OpenWith(opts Options) (*Tracer, error) {
 
 // Close drops this process's handles; the pins stay.
 func (t *Tracer) Close() error {
-	t.objs.close()
-	t.objs = nil
+	t.drop()
 	return nil
 }
 
-// lock takes the lock file, creating it and its root-only directory.
-func (t *Tracer) lock() (func(), error) {
-	if err := os.MkdirAll(filepath.Dir(t.opts.Lock), 0o700); err != nil {
-		return nil, fmt.Errorf("creating the trace lock directory: %w", err)
-	}
-	fd, err := unix.Open(t.opts.Lock, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("opening the trace lock: %w", err)
-	}
-	for {
-		err = unix.Flock(fd, unix.LOCK_EX)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("taking the trace lock: %w", err)
-	}
-	return func() { unix.Close(fd) }, nil
+func (t *Tracer) drop() {
+	t.rec.Close()
+	t.objs.close()
+	t.rec, t.objs = nil, nil
 }
 
-// sync makes t.objs the objects now pinned, under the lock: another
+// lock takes the lock file, creating it and its root-only directory.
+func (t *Tracer) lock() (func(), error) { return pinned.Lock(t.opts.Lock) }
+
+// sync makes t's handles the objects now pinned, under the lock: another
 // process may have released and re-attached the recorder since t last
 // looked. With create, missing (or partial, or stale) pins are replaced by
-// a new recorder; without, t.objs ends nil and sync returns ErrNotAttached.
+// a new recorder; without, t ends with no handles and sync returns
+// ErrNotAttached.
 func (t *Tracer) sync(create bool) error {
-	if t.objs != nil {
-		if id, err := pinnedMapID(filepath.Join(t.opts.Dir, pinCgroups)); err == nil && id == t.objs.mapID {
+	if t.rec != nil {
+		if id, err := pinned.PinnedMapID(t.opts.Dir); err == nil && id == t.rec.MapID() {
 			return nil
 		}
-		t.objs.close()
-		t.objs = nil
+		t.drop()
 	}
-	objs, err := openPins(t.opts.Dir)
+	rec, err := pinned.Open(t.opts.Dir)
 	if err == nil {
-		t.objs = objs
-		return nil
-	}
-	var stale *staleError
-	switch {
-	case errors.As(err, &stale):
-		if stale.watched > 0 {
+		objs, err := openPins(t.opts.Dir)
+		if err != nil {
+			rec.Close()
 			return fmt.Errorf("pins in %s: %w", t.opts.Dir, err)
 		}
-	case !errors.Is(err, errNoPins):
+		t.rec, t.objs = rec, objs
+		return nil
+	}
+	var stale *pinned.StaleError
+	switch {
+	case errors.As(err, &stale):
+		if stale.Watched > 0 {
+			return fmt.Errorf("pins in %s: %w", t.opts.Dir, err)
+		}
+	case !errors.Is(err, pinned.ErrNoPins):
 		return fmt.Errorf("pins in %s: %w", t.opts.Dir, err)
 	}
 	if !create {
@@ -198,31 +172,17 @@ func (t *Tracer) sync(create bool) error {
 	if err := removePins(t.opts.Dir); err != nil {
 		return err
 	}
-	objs, err = load(t.opts.Dir, filepath.Join(filepath.Dir(t.opts.Lock), "kernel-symbols.json"))
+	objs, err := load(t.opts.Dir, filepath.Join(filepath.Dir(t.opts.Lock), "kernel-symbols.json"))
 	if err != nil {
 		return err
 	}
-	t.objs = objs
-	return nil
-}
-
-// staleError is a set of pins made by another layout of the recorder.
-type staleError struct {
-	abi     uint64
-	watched int
-}
-
-func (e *staleError) Error() string {
-	return fmt.Sprintf("a recorder of layout %d (this is %d) is pinned and watches %d cgroups", e.abi, abiVersion, e.watched)
-}
-
-func pinnedMapID(path string) (ebpf.MapID, error) {
-	m, err := ebpf.LoadPinnedMap(path, nil)
-	if err != nil {
-		return 0, err
+	if rec, err = pinned.Open(t.opts.Dir); err != nil {
+		objs.close()
+		removePins(t.opts.Dir)
+		return fmt.Errorf("opening the recorder just pinned: %w", err)
 	}
-	defer m.Close()
-	return mapID(m)
+	t.rec, t.objs = rec, objs
+	return nil
 }
 
 func mapID(m *ebpf.Map) (ebpf.MapID, error) {
@@ -237,8 +197,8 @@ func mapID(m *ebpf.Map) (ebpf.MapID, error) {
 	return id, nil
 }
 
-// openPins opens the four pins. errNoPins: some are missing;
-// *staleError: they belong to another layout.
+// openPins opens the four pins with the BPF library, after pinned.Open
+// checked them.
 func openPins(dir string) (_ *objects, err error) {
 	o := &objects{}
 	defer func() {
@@ -247,39 +207,17 @@ func openPins(dir string) (_ *objects, err error) {
 		}
 	}()
 	path := func(n string) string { return filepath.Join(dir, n) }
-	notExist := func(err error) error {
-		if errors.Is(err, fs.ErrNotExist) {
-			return errNoPins
-		}
-		return err
-	}
 	if o.cgroups, err = ebpf.LoadPinnedMap(path(pinCgroups), nil); err != nil {
-		return nil, notExist(err)
+		return nil, err
 	}
 	if o.config, err = ebpf.LoadPinnedMap(path(pinConfig), nil); err != nil {
-		return nil, notExist(err)
+		return nil, err
 	}
 	if o.prog, err = ebpf.LoadPinnedProgram(path(pinProg), nil); err != nil {
-		return nil, notExist(err)
+		return nil, err
 	}
 	if o.link, err = link.LoadPinnedLink(path(pinLink), nil); err != nil {
-		return nil, notExist(err)
-	}
-	// The config map's layout has not changed with the entries': its
-	// version word names the other layout in the message.
-	var cfg [cfgWords]uint64
-	if o.config.ValueSize() == cfgWords*8 {
-		if err := o.config.Lookup(uint32(0), &cfg); err != nil {
-			return nil, fmt.Errorf("reading the recorder's config: %w", err)
-		}
-	}
-	if o.cgroups.ValueSize() != valueSize || o.cgroups.KeySize() != 8 {
-		if cfg[cfgABI] == abiVersion {
-			cfg[cfgABI] = 0
-		}
-	}
-	if cfg[cfgABI] != abiVersion {
-		return nil, &staleError{abi: cfg[cfgABI], watched: countEntries(o.cgroups)}
+		return nil, err
 	}
 	if o.mapID, err = mapID(o.cgroups); err != nil {
 		return nil, err
@@ -287,37 +225,8 @@ func openPins(dir string) (_ *objects, err error) {
 	return o, nil
 }
 
-// countEntries counts the keys of m (an error counts as one, so that a map
-// that cannot be read is not taken for an empty one).
-func countEntries(m *ebpf.Map) int {
-	n := 0
-	var key any // nil asks for the first key
-	for {
-		k, err := m.NextKeyBytes(key)
-		if err != nil {
-			return n + 1
-		}
-		if k == nil {
-			return n
-		}
-		n++
-		key = k
-	}
-}
-
-// removePins unpins whatever is in dir and removes dir. Unpinning the link
-// detaches the program once no process holds it open.
-func removePins(dir string) error {
-	for _, n := range pinNames {
-		if err := os.Remove(filepath.Join(dir, n)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("unpinning %s: %w", n, err)
-		}
-	}
-	if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("removing %s: %w", dir, err)
-	}
-	return nil
-}
+// removePins unpins whatever is in dir and removes dir.
+func removePins(dir string) error { return pinned.RemovePins(dir) }
 
 // ensureBPFFS mounts bpffs at /sys/fs/bpf when dir is below it and it is
 // not mounted yet (some hosts do not mount it at boot).
@@ -327,7 +236,7 @@ func ensureBPFFS(dir string) error {
 	if err := unix.Statfs(parent, &st); err == nil && st.Type == unix.BPF_FS_MAGIC {
 		return nil
 	}
-	if _, ok := within(bpffsMount, parent); !ok {
+	if parent != bpffsMount && !strings.HasPrefix(parent, bpffsMount+"/") {
 		return fmt.Errorf("%s is not on bpffs", parent)
 	}
 	if err := unix.Statfs(bpffsMount, &st); err == nil && st.Type == unix.BPF_FS_MAGIC {
@@ -379,8 +288,24 @@ func load(dir, symCache string) (_ *objects, err error) {
 	}); err != nil {
 		return nil, fmt.Errorf("creating the config map: %w", err)
 	}
+	if o.execs, err = ebpf.NewMap(&ebpf.MapSpec{
+		Name:       pinned.ExecsName,
+		Type:       ebpf.Hash,
+		KeySize:    pinned.ExecKeySize,
+		ValueSize:  8,
+		MaxEntries: pinned.MaxExecEntries,
+		Flags:      unix.BPF_F_NO_PREALLOC,
+	}); err != nil {
+		return nil, fmt.Errorf("creating the execs map: %w", err)
+	}
+	// Without the kernel's BTF to find the executed path, executables are
+	// not recorded, and every record says so.
+	interp, ierr := interpOffset()
 	var cfg [cfgWords]uint64
 	cfg[cfgABI] = abiVersion
+	if ierr != nil {
+		cfg[pinned.CfgNoExec] = 1
+	}
 	if err = o.config.Update(uint32(0), cfg, ebpf.UpdateAny); err != nil {
 		return nil, fmt.Errorf("writing the config map: %w", err)
 	}
@@ -423,10 +348,38 @@ func load(dir, symCache string) (_ *objects, err error) {
 	}); err != nil {
 		return nil, fmt.Errorf("loading the program: %w", err)
 	}
+	if ierr == nil {
+		xinsns, err := execProgram(execParams{cgroups: o.cgroups.FD(), config: o.config.FD(), execs: o.execs.FD(), interp: interp})
+		if err != nil {
+			return nil, fmt.Errorf("generating the exec program: %w", err)
+		}
+		if o.execProg, err = ebpf.NewProgram(&ebpf.ProgramSpec{
+			Name:         pinned.ExecProgName,
+			Type:         ebpf.RawTracepoint,
+			Instructions: xinsns,
+			License:      "GPL",
+		}); err != nil {
+			return nil, fmt.Errorf("loading the exec program: %w", err)
+		}
+		if o.execLink, err = link.AttachRawTracepoint(link.RawTracepointOptions{Name: "sched_process_exec", Program: o.execProg}); err != nil {
+			return nil, fmt.Errorf("attaching to the sched_process_exec tracepoint: %w", err)
+		}
+	}
 	if o.link, err = link.AttachRawTracepoint(link.RawTracepointOptions{Name: "cap_capable", Program: o.prog}); err != nil {
 		return nil, fmt.Errorf("attaching to the cap_capable tracepoint: %w", err)
 	}
 	path := func(n string) string { return filepath.Join(dir, n) }
+	if err = o.execs.Pin(path(pinned.PinExecs)); err != nil {
+		return nil, fmt.Errorf("pinning: %w", err)
+	}
+	if o.execProg != nil {
+		if err = o.execProg.Pin(path(pinned.PinExecProg)); err != nil {
+			return nil, fmt.Errorf("pinning: %w", err)
+		}
+		if err = o.execLink.Pin(path(pinned.PinExecLink)); err != nil {
+			return nil, fmt.Errorf("pinning: %w", err)
+		}
+	}
 	if err = o.cgroups.Pin(path(pinCgroups)); err != nil {
 		return nil, fmt.Errorf("pinning: %w", err)
 	}
@@ -445,15 +398,6 @@ func load(dir, symCache string) (_ *objects, err error) {
 	return o, nil
 }
 
-// misses is the program's count of runs the kernel skipped.
-func (o *objects) misses() (uint64, error) {
-	st, err := o.prog.Stats()
-	if err != nil {
-		return 0, fmt.Errorf("program stats: %w", err)
-	}
-	return st.RecursionMisses, nil
-}
-
 // Watch starts recording the checks of the tasks in cg and in the cgroups
 // below it, but for those below another watched cgroup inside cg, which
 // records them itself. Watching a cgroup again keeps what it has recorded.
@@ -469,43 +413,7 @@ func (t *Tracer) Watch(cg Cgroup) error {
 	if err := t.sync(true); err != nil {
 		return err
 	}
-	misses, err := t.objs.misses()
-	if err != nil {
-		return fmt.Errorf("watching cgroup %d: %w", cg.ID, err)
-	}
-	err = t.objs.cgroups.Update(cg.ID, newEntry(cg.Level, misses), ebpf.UpdateNoExist)
-	if err != nil && !errors.Is(err, ebpf.ErrKeyExist) {
-		return fmt.Errorf("watching cgroup %d: %w", cg.ID, err)
-	}
-	// The entry goes in before its level: the program never looks at a
-	// level for nothing, and never misses an entry it could find.
-	if err := t.objs.setLevels(); err != nil {
-		return fmt.Errorf("watching cgroup %d: %w", cg.ID, err)
-	}
-	return nil
-}
-
-// setLevels writes to the config the levels of the entries now in the map.
-func (o *objects) setLevels() error {
-	var levels uint64
-	value := make([]byte, valueSize)
-	var key uint64
-	it := o.cgroups.Iterate()
-	for it.Next(&key, value) {
-		if l := entryLevel(value); l >= 1 && l <= maxLevel {
-			levels |= 1 << l
-		}
-	}
-	if err := it.Err(); err != nil {
-		return fmt.Errorf("listing watched cgroups: %w", err)
-	}
-	var cfg [cfgWords]uint64
-	cfg[cfgLevels] = levels
-	cfg[cfgABI] = abiVersion
-	if err := o.config.Update(uint32(0), cfg, ebpf.UpdateAny); err != nil {
-		return fmt.Errorf("writing the recorder's config: %w", err)
-	}
-	return nil
+	return t.rec.Watch(cg)
 }
 
 // Harvest returns what was recorded for the cgroup id and stops watching
@@ -523,27 +431,7 @@ func (t *Tracer) Harvest(id uint64) (Record, error) {
 		}
 		return Record{}, err
 	}
-	value := make([]byte, valueSize)
-	err = t.objs.cgroups.LookupAndDelete(id, value)
-	if errors.Is(err, ebpf.ErrNotSupported) {
-		if err = t.objs.cgroups.Lookup(id, value); err == nil {
-			err = t.objs.cgroups.Delete(id)
-		}
-	}
-	if errors.Is(err, ebpf.ErrKeyNotExist) {
-		return Record{}, fmt.Errorf("harvesting cgroup %d: %w", id, ErrNotWatched)
-	}
-	if err != nil {
-		return Record{}, fmt.Errorf("harvesting cgroup %d: %w", id, err)
-	}
-	misses, err := t.objs.misses()
-	if err != nil {
-		return Record{}, fmt.Errorf("harvesting cgroup %d: %w", id, err)
-	}
-	if err := t.objs.setLevels(); err != nil {
-		return Record{}, fmt.Errorf("harvesting cgroup %d: %w", id, err)
-	}
-	return decodeRecord(id, value, misses), nil
+	return t.rec.Harvest(id)
 }
 
 // Watched lists the ids of the watched cgroups.
@@ -559,23 +447,7 @@ func (t *Tracer) Watched() ([]uint64, error) {
 		}
 		return nil, err
 	}
-	return t.objs.keys()
-}
-
-func (o *objects) keys() ([]uint64, error) {
-	var ids []uint64
-	var key any // nil asks for the first key
-	for {
-		k, err := o.cgroups.NextKeyBytes(key)
-		if err != nil {
-			return nil, fmt.Errorf("listing watched cgroups: %w", err)
-		}
-		if k == nil {
-			return ids, nil
-		}
-		ids = append(ids, binary.NativeEndian.Uint64(k))
-		key = k
-	}
+	return t.rec.Keys()
 }
 
 // Release detaches and unpins the recorder when no cgroup is watched any
@@ -600,15 +472,11 @@ func (t *Tracer) release() (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	ids, err := t.objs.keys()
-	if err != nil {
+	idle, err := t.rec.Idle()
+	if err != nil || !idle {
 		return false, err
 	}
-	if len(ids) > 0 {
-		return false, nil
-	}
-	t.objs.close()
-	t.objs = nil
+	t.drop()
 	if err := removePins(t.opts.Dir); err != nil {
 		return false, err
 	}
@@ -621,12 +489,6 @@ func (t *Tracer) release() (bool, error) {
 // not keep the recorder attached forever. It releases the recorder when
 // nothing is left, and returns the ids it dropped.
 func (t *Tracer) Reclaim(alive func(cgroupID uint64) bool) ([]uint64, error) {
-	if alive == nil {
-		alive = func(id uint64) bool {
-			ok, err := CgroupAlive(id)
-			return ok || err != nil // unsure: keep
-		}
-	}
 	unlock, err := t.lock()
 	if err != nil {
 		return nil, err
@@ -638,24 +500,9 @@ func (t *Tracer) Reclaim(alive func(cgroupID uint64) bool) ([]uint64, error) {
 		}
 		return nil, err
 	}
-	ids, err := t.objs.keys()
+	dropped, err := t.rec.Reclaim(alive)
 	if err != nil {
-		return nil, err
-	}
-	var dropped []uint64
-	for _, id := range ids {
-		if alive(id) {
-			continue
-		}
-		if err := t.objs.cgroups.Delete(id); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return dropped, fmt.Errorf("dropping cgroup %d: %w", id, err)
-		}
-		dropped = append(dropped, id)
-	}
-	if len(dropped) > 0 {
-		if err := t.objs.setLevels(); err != nil {
-			return dropped, err
-		}
+		return dropped, err
 	}
 	// Also when nothing was dropped: a process that harvested the last
 	// entry may have died before its Release.

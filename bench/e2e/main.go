@@ -38,7 +38,8 @@ import (
 // runtimes are the programs measured, in table order. capshim runs with
 // explain = false; capshim-explain is the same binary with the default
 // explain = true, which records every container's capability checks from
-// start to delete (capshim-trace at start and at delete).
+// start to delete (a few bpf(2) calls at start and at delete once the
+// recorder is pinned).
 var runtimes = []string{"runc", "barewrap", "capshim", "capshim-explain"}
 
 // dockerCaps are the 14 capabilities Docker and containerd grant by
@@ -82,6 +83,14 @@ type results struct {
 	Go      []goBench `json:"go_benchmarks"`
 	Pass    measure   `json:"pass_through"`
 	Cycle   measure   `json:"create_start_delete"`
+	// Start and Delete are the start and the delete of the cycles, each on
+	// its own: what recording adds to them is capshim-explain's minus
+	// capshim's (Added).
+	Start  measure `json:"start,omitzero"`
+	Delete measure `json:"delete,omitzero"`
+	// Added is, for start and for delete, the median over the rounds of
+	// capshim-explain's time minus capshim's in the same round, in ms.
+	Added map[string]float64 `json:"recording_added_ms,omitempty"`
 }
 
 func main() {
@@ -158,6 +167,10 @@ type bench struct {
 	devnull *os.File
 	errlog  *os.File
 	created map[string]bool
+	// steps holds the times of the start and the delete of every counted
+	// cycle, by step and runtime; warmup cycles are left out.
+	steps   map[string]map[string][]float64
+	warmup  int
 	mounted bool // b.dir is a tmpfs of its own
 }
 
@@ -209,11 +222,19 @@ func measureAll(capshim, barewrap, runc string, nPass, nCycle, warmup int) (*res
 		return nil, err
 	}
 	fmt.Fprintf(os.Stderr, "e2e: create+start+delete, %d rounds of %s\n", nCycle, strings.Join(runtimes, ", "))
+	b.steps = map[string]map[string][]float64{"start": {}, "delete": {}}
+	b.warmup = warmup
 	cycle, err := b.rounds(nCycle, warmup, b.cycle)
 	if err != nil {
 		return nil, err
 	}
 	r.Cycle = summarize("create+start+delete (busybox, 14 caps)", cycle, 1.02)
+	r.Start = summarize("start (of the cycle)", b.steps["start"], 0)
+	r.Delete = summarize("delete --force (of the cycle)", b.steps["delete"], 0)
+	r.Added = map[string]float64{
+		"start":  medianDiff(b.steps["start"]["capshim-explain"], b.steps["start"]["capshim"]),
+		"delete": medianDiff(b.steps["delete"]["capshim-explain"], b.steps["delete"]["capshim"]),
+	}
 	return r, nil
 }
 
@@ -396,9 +417,25 @@ func (b *bench) cycle(rt string, i int) (time.Duration, error) {
 			return 0, fmt.Errorf("%s %s %s: exit %d: %s", rt, args[2], id, code, b.stderr())
 		}
 		total += d
+		if step := args[2]; step != "create" && b.steps != nil && i >= b.warmup {
+			b.steps[step][rt] = append(b.steps[step][rt], float64(d)/float64(time.Millisecond))
+		}
 	}
 	delete(b.created, id)
 	return total, nil
+}
+
+// medianDiff is the median of a[i] - b[i]: both ran in round i, so the
+// load of the moment cancels out.
+func medianDiff(a, b []float64) float64 {
+	var d []float64
+	for i := range a {
+		if i < len(b) {
+			d = append(d, a[i]-b[i])
+		}
+	}
+	slices.Sort(d)
+	return quantile(d, 0.5)
 }
 
 // startKeeper starts a long-running container through capshim-explain.
@@ -430,6 +467,11 @@ func (b *bench) startKeeper() error {
 		if _, code, err := b.exec("capshim-explain", args...); err != nil || code != 0 {
 			return fmt.Errorf("keeper %s: exit %d (%v): %s", args[2], code, err, b.stderr())
 		}
+	}
+	// capshim-explain must really record, or its cycles measure nothing
+	// more than capshim's.
+	if _, err := os.Stat("/sys/fs/bpf/capshim/link"); err != nil || strings.Contains(b.stderr(), "not recorded") {
+		return fmt.Errorf("the keeper is not recorded (%v): %s", err, b.stderr())
 	}
 	return nil
 }
@@ -569,12 +611,15 @@ func printTable(w io.Writer, r *results) {
 		fmt.Fprintf(w, "| go bench: %s | in process | %s | %.0f MB/s | | | %s | %d | %d |\n",
 			g.Name, dur(g.NsOp/1e6), g.MBs, target, g.BOp, g.AllocsOp)
 	}
-	for _, m := range []measure{r.Pass, r.Cycle} {
+	for _, m := range []measure{r.Pass, r.Cycle, r.Start, r.Delete} {
+		if m.N == 0 {
+			continue
+		}
 		for _, rt := range runtimes {
 			s := m.Runtimes[rt]
 			bare, runc := m.Runtimes["barewrap"].Median, m.Runtimes["runc"].Median
 			target := ""
-			if rt == "capshim" {
+			if rt == "capshim" && m.Target > 0 {
 				target = verdict(s.Median/bare <= m.Target, fmt.Sprintf("≤ %.2fx bare", m.Target))
 			}
 			fmt.Fprintf(w, "| e2e: %s, n=%d | %s | %s | %s – %s | %.3fx (paired %.3fx) | %.3fx (paired %.3fx) | %s | | |\n",
@@ -582,6 +627,20 @@ func printTable(w io.Writer, r *results) {
 				s.Median/bare, s.PairedVsBare, s.Median/runc, s.PairedVsRunc, target)
 		}
 	}
+	if r.Added != nil {
+		fmt.Fprintf(w, "| e2e: recording's cost, capshim-explain − capshim in the same round (median): a later start | capshim-explain | %s | | | | %s | | |\n",
+			signed(r.Added["start"]), verdict(r.Added["start"] <= 1, "≤ 1 ms"))
+		fmt.Fprintf(w, "| e2e: recording's cost, capshim-explain − capshim in the same round (median): its delete, with the harvest | capshim-explain | %s | | | |  | | |\n",
+			signed(r.Added["delete"]))
+	}
+}
+
+// signed formats milliseconds that may be negative.
+func signed(ms float64) string {
+	if ms < 0 {
+		return "−" + dur(-ms)
+	}
+	return "+" + dur(ms)
 }
 
 func verdict(ok bool, target string) string {

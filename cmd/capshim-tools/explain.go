@@ -167,6 +167,9 @@ func explainText(w io.Writer, rec *learn.Container) {
 		o := rec.Observed
 		fmt.Fprintf(w, "  capability checks used:    %s\n", countText(o.Used))
 		fmt.Fprintf(w, "  capability checks refused: %s\n", countText(o.Refused))
+		for _, exe := range slices.Sorted(maps.Keys(o.FileCaps)) {
+			fmt.Fprintf(w, "  file capabilities:         %s %s\n", e(exe), listOrNone(o.FileCaps[exe]))
+		}
 		if !o.Complete {
 			fmt.Fprintf(w, "  (incomplete: some checks may be missing)\n")
 		}
@@ -174,6 +177,18 @@ func explainText(w io.Writer, rec *learn.Container) {
 		for _, c := range missing.Caps() {
 			fmt.Fprintf(w, "  refused %s (%d checks), which the policy dropped; to grant it, add to a rule that matches this container:\n      capabilities = [%q]  (the container then asks with the annotation capshim.io/capabilities=%s or CAPSHIM_CAPABILITIES=%s)\n",
 				c, o.Refused[c.String()], c.String(), c.String(), c.String())
+		}
+		dropped, _ := capability.ParseList(rec.Dropped)
+		for _, exe := range slices.Sorted(maps.Keys(o.FileCaps)) {
+			demanded, _ := capability.ParseList(o.FileCaps[exe])
+			if miss := demanded & dropped; rec.Mode != "learn" && miss != 0 {
+				q := make([]string, 0, len(miss.Names()))
+				for _, n := range miss.Names() {
+					q = append(q, fmt.Sprintf("%q", n))
+				}
+				fmt.Fprintf(w, "  %s carries file capabilities %s, which the policy dropped: the kernel refuses to execute it (EPERM, without a capability check); to grant them, add to a rule that matches this container:\n      capabilities = [%s]  (the container then asks with the annotation capshim.io/capabilities=%s or CAPSHIM_CAPABILITIES=%s)\n",
+					e(exe), miss, strings.Join(q, ", "), strings.Join(miss.Names(), ","), strings.Join(miss.Names(), ","))
+			}
 		}
 	}
 }

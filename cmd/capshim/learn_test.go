@@ -136,3 +136,28 @@ func TestProfileMatch(t *testing.T) {
 		})
 	}
 }
+
+func TestTopLevelInt(t *testing.T) {
+	tests := []struct {
+		name string
+		data string
+		key  string
+		want int
+		ok   bool
+	}{
+		{name: "runc state", data: `{"id":"x","init_process_pid":42,"config":{"init_process_pid":7}}`, key: "init_process_pid", want: 42, ok: true},
+		{name: "after a nested object", data: `{"config":{"pid":7,"a":[1,{"pid":8}]},"pid":9}`, key: "pid", want: 9, ok: true},
+		{name: "only nested", data: `{"config":{"pid":7}}`, key: "pid"},
+		{name: "not a number", data: `{"pid":"7"}`, key: "pid"},
+		{name: "not an object", data: `[1]`, key: "pid"},
+		{name: "truncated", data: `{"id":"x",`, key: "pid"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := topLevelInt([]byte(tt.data), tt.key)
+			if got != tt.want || ok != tt.ok {
+				t.Errorf("topLevelInt = %d, %v; want %d, %v", got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}

@@ -1,4 +1,4 @@
-package trace
+package pinned
 
 import (
 	"bufio"
@@ -56,7 +56,7 @@ func parseV2Root(r io.Reader) (mountPoint, root string, err error) {
 		if sep < 5 || sep+1 >= len(fields) || fields[sep+1] != "cgroup2" {
 			continue
 		}
-		r, mp := unescapeMount(fields[3]), unescapeMount(fields[4])
+		r, mp := UnescapeMount(fields[3]), UnescapeMount(fields[4])
 		// The first mount of the whole hierarchy wins; a bind mount of a
 		// sub-tree is used only when there is nothing better.
 		if mountPoint == "" || (root != "/" && r == "/") {
@@ -72,8 +72,8 @@ func parseV2Root(r io.Reader) (mountPoint, root string, err error) {
 	return mountPoint, root, nil
 }
 
-// unescapeMount undoes mountinfo's octal escapes (\040 for a blank).
-func unescapeMount(s string) string {
+// UnescapeMount undoes mountinfo's octal escapes (\040 for a blank).
+func UnescapeMount(s string) string {
 	if !strings.Contains(s, `\`) {
 		return s
 	}

@@ -1,4 +1,4 @@
-package trace
+package pinned
 
 import (
 	"encoding/binary"
@@ -43,31 +43,35 @@ type Record struct {
 	// mounter's), not counted above.
 	Foreign uint64
 
+	// Execs are the paths of the executables the cgroup's tasks ran, as
+	// the kernel executed them (Harvest fills them in).
+	Execs []string
+
 	// Complete is false when checks may be missing or were not sorted;
 	// Gaps says why.
 	Complete bool
 	Gaps     []string
 }
 
-// decodeRecord reads an entry of the cgroups map. misses is the program's
+// DecodeRecord reads an entry of the cgroups map. misses is the program's
 // recursion-miss count now: the kernel skips the program when it would run
 // inside itself on one CPU (a check from an interrupt taken while it ran),
 // and such a skipped check may have been this cgroup's.
-func decodeRecord(id uint64, b []byte, misses uint64) Record {
+func DecodeRecord(id uint64, b []byte, misses uint64) Record {
 	w := func(i int) uint64 { return binary.NativeEndian.Uint64(b[i*8:]) }
 	r := Record{
 		CgroupID:   id,
-		Used:       capability.Set(w(wordUsed)),
-		Checks:     w(wordChecks),
-		Overcommit: w(wordOvercommit),
-		Runtime:    w(wordRuntime),
-		Foreign:    w(wordForeign),
+		Used:       capability.Set(w(WordUsed)),
+		Overcommit: w(WordOvercommit),
+		Runtime:    w(WordRuntime),
+		Foreign:    w(WordForeign),
 	}
-	refused := w(wordRefused)
+	refused := w(WordRefused)
 	for c := 0; c <= MaxCap; c++ {
-		r.UsedCount[c] = w(wordUsedN + c)
-		r.RefusedCount[c] = w(wordRefusedN + c)
-		r.FallbackCount[c] = w(wordFallbackN + c)
+		r.UsedCount[c] = w(WordUsedN + c)
+		r.RefusedCount[c] = w(WordRefusedN + c)
+		r.FallbackCount[c] = w(WordFallbackN + c)
+		r.Checks += r.UsedCount[c] + r.RefusedCount[c]
 		if refused&(1<<c) == 0 {
 			continue
 		}
@@ -77,21 +81,27 @@ func decodeRecord(id uint64, b []byte, misses uint64) Record {
 			r.Fallback = r.Fallback.Add(capability.Cap(c))
 		}
 	}
-	flags := w(wordFlags)
-	if flags&flagCapRange != 0 {
+	flags := w(WordFlags)
+	if flags&FlagCapRange != 0 {
 		r.Gaps = append(r.Gaps, fmt.Sprintf("checks of capabilities above %d were not recorded", MaxCap))
 	}
-	if flags&flagNoStack != 0 {
+	if flags&FlagNoStack != 0 {
 		r.Gaps = append(r.Gaps, "some SYS_ADMIN checks had no readable kernel stack and were counted even if they were the overcommit accounting's")
 	}
-	if flags&flagUnsorted != 0 {
-		r.Gaps = append(r.Gaps, fmt.Sprintf("%d SYS_ADMIN checks were not recorded: the overcommit functions of this kernel are unknown", w(wordUnsorted)))
+	if flags&FlagUnsorted != 0 {
+		r.Gaps = append(r.Gaps, fmt.Sprintf("%d SYS_ADMIN checks were not recorded: the overcommit functions of this kernel are unknown", w(WordUnsorted)))
 	}
-	if flags&flagNoCred != 0 {
+	if flags&FlagNoCred != 0 {
 		r.Gaps = append(r.Gaps, "checks made with other credentials than the task's own (an overlay file system's copy-up) could not be told apart and were counted")
 	}
-	if misses > w(wordMisses) {
-		r.Gaps = append(r.Gaps, fmt.Sprintf("the kernel skipped the recorder %d times (checks nested in a check) while this cgroup was watched", misses-w(wordMisses)))
+	if flags&FlagExecOverflow != 0 {
+		r.Gaps = append(r.Gaps, fmt.Sprintf("more than %d executables were run: the file capabilities of the rest are not known", MaxExecs))
+	}
+	if flags&FlagExecPath != 0 {
+		r.Gaps = append(r.Gaps, fmt.Sprintf("the path of an executable could not be read or was longer than %d bytes: its file capabilities are not known", ExecPathLen-1))
+	}
+	if misses > w(WordMisses) {
+		r.Gaps = append(r.Gaps, fmt.Sprintf("the kernel skipped the recorder %d times (checks nested in a check) while this cgroup was watched", misses-w(WordMisses)))
 	}
 	r.Complete = len(r.Gaps) == 0
 	return r
@@ -111,15 +121,15 @@ func (r Record) String() string {
 	return b.String()
 }
 
-// newEntry is the value Watch inserts.
-func newEntry(level int, misses uint64) []byte {
-	b := make([]byte, valueSize)
-	binary.NativeEndian.PutUint64(b[wordLevel*8:], uint64(level))
-	binary.NativeEndian.PutUint64(b[wordMisses*8:], misses)
+// NewEntry is the value Watch inserts.
+func NewEntry(level int, misses uint64) []byte {
+	b := make([]byte, ValueSize)
+	binary.NativeEndian.PutUint64(b[WordLevel*8:], uint64(level))
+	binary.NativeEndian.PutUint64(b[WordMisses*8:], misses)
 	return b
 }
 
-// entryLevel reads the level Watch stored.
-func entryLevel(b []byte) int {
-	return int(binary.NativeEndian.Uint64(b[wordLevel*8:]))
+// EntryLevel reads the level Watch stored.
+func EntryLevel(b []byte) int {
+	return int(binary.NativeEndian.Uint64(b[WordLevel*8:]))
 }

@@ -1,0 +1,189 @@
+package trace
+
+import (
+	"fmt"
+
+	"github.com/capshim/capshim/trace/pinned"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/btf"
+)
+
+// The kernel refuses to execute a binary whose file capabilities (the
+// security.capability attribute, with its effective bit) are not all in
+// the bounding set, and it does so without a capability check: a profile
+// made of checks alone would lack them, and the workload would fail under
+// enforce although learning saw nothing wrong. So a second program, on the
+// raw tracepoint sched_process_exec, records the path of every executable
+// a watched cgroup's tasks run (bounded per cgroup), and user space reads
+// those files' capabilities when the container is deleted.
+
+// execParams is what the exec program is generated from.
+type execParams struct {
+	cgroups, config, execs int // map file descriptors
+	// interp is the offset of interp in linux_binprm: the path of what
+	// the kernel finally executed (the interpreter of a script).
+	interp int32
+}
+
+// Stack layout of the exec program, offsets from R10.
+const (
+	xstKey  = -8                          // u64 cgroup id looked up
+	xstPtr  = -16                         // the interp pointer read from the bprm
+	xstVal  = -24                         // u64 value of the execs entry
+	xstExec = xstVal - pinned.ExecKeySize // the execs key: cgroup id, path
+)
+
+// interpOffset is the byte offset of interp in the running kernel's
+// linux_binprm, from its BTF.
+func interpOffset() (int32, error) {
+	spec, err := btf.LoadKernelSpec()
+	if err != nil {
+		return 0, fmt.Errorf("reading the kernel's BTF: %w", err)
+	}
+	var bprm *btf.Struct
+	if err := spec.TypeByName("linux_binprm", &bprm); err != nil {
+		return 0, fmt.Errorf("the kernel's BTF: %w", err)
+	}
+	return pointerOffset(bprm, "interp")
+}
+
+// emitLookup finds the watched entry of the current task: its ancestor
+// at each watched level, looked up in the map, so that a task in a cgroup
+// nested below a watched one is found too. The deepest level goes first,
+// so that of two watched cgroups one inside the other, the inner one gets
+// its tasks' checks. A level mask below the level's bit has nothing at
+// this level or deeper: one comparison skips it. Every capability check
+// on the host runs this, so before the hash lookup the ancestor's id is
+// tested against the config's filter of watched ids (bit id mod 64): most
+// tasks of the host are let go after a shift and an AND. R7 and R9 hold
+// the levels and the filter and are clobbered; on a hit R0 is the entry
+// and the code jumps to found, with the cgroup id at stKey; otherwise to
+// exit.
+func emitLookup(b *builder, cgroups, config int, found, exit string) {
+	b.emit(
+		asm.StoreImm(asm.R10, stKey, 0, asm.Word),
+		asm.LoadMapPtr(asm.R1, config),
+		asm.Mov.Reg(asm.R2, asm.R10),
+		asm.Add.Imm(asm.R2, stKey),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, exit),
+		asm.LoadMem(asm.R7, asm.R0, off(cfgLevels), asm.DWord),
+		asm.JEq.Imm(asm.R7, 0, exit),
+		asm.LoadMem(asm.R9, asm.R0, off(pinned.CfgFilter), asm.DWord),
+	)
+	for lvl := maxLevel; lvl >= 1; lvl-- {
+		next := fmt.Sprintf("level%d", lvl-1)
+		b.emit(
+			asm.JLT.Imm(asm.R7, 1<<lvl, next),
+			asm.Mov.Reg(asm.R1, asm.R7),
+			asm.And.Imm(asm.R1, 1<<lvl),
+			asm.JEq.Imm(asm.R1, 0, next),
+			asm.Mov.Imm(asm.R1, int32(lvl)),
+			asm.FnGetCurrentAncestorCgroupId.Call(),
+			asm.StoreMem(asm.R10, stKey, asm.R0, asm.DWord),
+			asm.And.Imm(asm.R0, 63),
+			asm.Mov.Imm(asm.R1, 1),
+			asm.LSh.Reg(asm.R1, asm.R0),
+			asm.And.Reg(asm.R1, asm.R9),
+			asm.JEq.Imm(asm.R1, 0, next),
+			asm.LoadMapPtr(asm.R1, cgroups),
+			asm.Mov.Reg(asm.R2, asm.R10),
+			asm.Add.Imm(asm.R2, stKey),
+			asm.FnMapLookupElem.Call(),
+			asm.JNE.Imm(asm.R0, 0, found),
+		)
+		b.label(next)
+	}
+	b.emit(asm.Ja.Label(exit))
+}
+
+// execProgram generates the exec recorder. R6 is the tracepoint context,
+// R8 the watched entry.
+func execProgram(p execParams) (asm.Instructions, error) {
+	b := &builder{}
+	const (
+		exit  = "exit"
+		found = "found"
+	)
+	b.emit(asm.Mov.Reg(asm.R6, asm.R1))
+	emitLookup(b, p.cgroups, p.config, found, exit)
+
+	b.label(found)
+	b.emit(
+		asm.Mov.Reg(asm.R8, asm.R0),
+		// A plain read of the count: tasks of one cgroup exec'ing on
+		// several CPUs at once may overshoot the bound by a few; the map's
+		// own size is the hard bound.
+		asm.LoadMem(asm.R1, asm.R8, off(pinned.WordExecs), asm.DWord),
+		asm.JLT.Imm(asm.R1, pinned.MaxExecs, "room"),
+		asm.Mov.Imm(asm.R1, pinned.FlagExecOverflow),
+		atomicOr(asm.R8, asm.R1, off(wordFlags)),
+		asm.Ja.Label(exit),
+	)
+	b.label("room")
+	// The key: the cgroup id, then the path padded with zeros, so that one
+	// path is one key.
+	b.emit(asm.Mov.Imm(asm.R1, 0))
+	for o := 8; o < pinned.ExecKeySize; o += 8 {
+		b.emit(asm.StoreMem(asm.R10, int16(xstExec+o), asm.R1, asm.DWord))
+	}
+	b.emit(
+		asm.LoadMem(asm.R1, asm.R10, stKey, asm.DWord),
+		asm.StoreMem(asm.R10, xstExec, asm.R1, asm.DWord),
+		// Raw tracepoint arguments: task, old_pid, bprm.
+		asm.LoadMem(asm.R3, asm.R6, 2*8, asm.DWord),
+		asm.Add.Imm(asm.R3, p.interp),
+		asm.Mov.Reg(asm.R1, asm.R10),
+		asm.Add.Imm(asm.R1, xstPtr),
+		asm.Mov.Imm(asm.R2, 8),
+		asm.FnProbeReadKernel.Call(),
+		asm.JNE.Imm(asm.R0, 0, "badpath"),
+		asm.LoadMem(asm.R3, asm.R10, xstPtr, asm.DWord),
+		asm.Mov.Reg(asm.R1, asm.R10),
+		asm.Add.Imm(asm.R1, xstExec+8),
+		asm.Mov.Imm(asm.R2, pinned.ExecPathLen),
+		asm.FnProbeReadKernelStr.Call(),
+		asm.JSLE.Imm(asm.R0, 1, "badpath"),
+		// The whole buffer used: the path may be cut short. It is kept
+		// (its start tells the evidence something), and the record says so.
+		asm.JLT.Imm(asm.R0, pinned.ExecPathLen, "insert"),
+		asm.Mov.Imm(asm.R1, pinned.FlagExecPath),
+		atomicOr(asm.R8, asm.R1, off(wordFlags)),
+	)
+	b.label("insert")
+	b.emit(
+		asm.Mov.Imm(asm.R1, 1),
+		asm.StoreMem(asm.R10, xstVal, asm.R1, asm.DWord),
+		asm.LoadMapPtr(asm.R1, p.execs),
+		asm.Mov.Reg(asm.R2, asm.R10),
+		asm.Add.Imm(asm.R2, xstExec),
+		asm.Mov.Reg(asm.R3, asm.R10),
+		asm.Add.Imm(asm.R3, xstVal),
+		asm.Mov.Imm(asm.R4, 1), // BPF_NOEXIST: an executable run again is not counted again
+		asm.FnMapUpdateElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "added"),
+		// -EEXIST is a path seen before; anything else (the map full) is a
+		// path lost.
+		asm.JEq.Imm(asm.R0, -17, exit),
+		asm.Mov.Imm(asm.R1, pinned.FlagExecOverflow),
+		atomicOr(asm.R8, asm.R1, off(wordFlags)),
+		asm.Ja.Label(exit),
+	)
+	b.label("badpath")
+	b.emit(
+		asm.Mov.Imm(asm.R1, pinned.FlagExecPath),
+		atomicOr(asm.R8, asm.R1, off(wordFlags)),
+		asm.Ja.Label(exit),
+	)
+	b.label("added")
+	b.emit(
+		asm.Mov.Imm(asm.R1, 1),
+		atomicAdd(asm.R8, asm.R1, off(pinned.WordExecs)),
+	)
+	b.label(exit)
+	b.emit(
+		asm.Mov.Imm(asm.R0, 0),
+		asm.Return(),
+	)
+	return b.done()
+}

@@ -1,0 +1,177 @@
+package pinned
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The few bpf(2) commands the steady state needs, made directly: the
+// runtime binary runs on every container start and must not carry a BPF
+// library for them. The attribute and info structures below are prefixes
+// of the kernel's (include/uapi/linux/bpf.h); the kernel accepts a shorter
+// info buffer and fills what fits.
+
+// mapElemAttr is the attribute of the map element commands.
+type mapElemAttr struct {
+	mapFD uint32
+	_     uint32
+	key   uint64
+	value uint64 // or next_key
+	flags uint64
+}
+
+// objGetAttr is the attribute of BPF_OBJ_GET.
+type objGetAttr struct {
+	pathname  uint64
+	bpfFD     uint32
+	fileFlags uint32
+	pathFD    int32
+	_         uint32
+}
+
+// infoAttr is the attribute of BPF_OBJ_GET_INFO_BY_FD.
+type infoAttr struct {
+	bpfFD   uint32
+	infoLen uint32
+	info    uint64
+}
+
+// mapInfo is the beginning of struct bpf_map_info.
+type mapInfo struct {
+	Type       uint32
+	ID         uint32
+	KeySize    uint32
+	ValueSize  uint32
+	MaxEntries uint32
+	MapFlags   uint32
+	Name       [16]byte
+}
+
+// progInfo is struct bpf_prog_info up to recursion_misses.
+type progInfo struct {
+	Type            uint32
+	ID              uint32
+	_               [56]byte // tag .. map_ids
+	Name            [16]byte
+	_               [112]byte // ifindex .. prog_tags
+	RunTimeNs       uint64
+	RunCnt          uint64
+	RecursionMisses uint64
+}
+
+func bpf(cmd int, attr unsafe.Pointer, size uintptr) (uintptr, error) {
+	for {
+		r, _, errno := unix.Syscall(unix.SYS_BPF, uintptr(cmd), uintptr(attr), size)
+		if errno == unix.EINTR {
+			continue
+		}
+		if errno != 0 {
+			return r, errno
+		}
+		return r, nil
+	}
+}
+
+// objGet opens a pinned object read-write.
+func objGet(path string) (int, error) {
+	p, err := unix.BytePtrFromString(path)
+	if err != nil {
+		return -1, err
+	}
+	attr := objGetAttr{pathname: uint64(uintptr(unsafe.Pointer(p)))}
+	fd, err := bpf(unix.BPF_OBJ_GET, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
+	if err != nil {
+		return -1, fmt.Errorf("opening pin %s: %w", path, err)
+	}
+	return int(fd), nil
+}
+
+func objInfo(fd int, info unsafe.Pointer, size uintptr) error {
+	attr := infoAttr{bpfFD: uint32(fd), infoLen: uint32(size), info: uint64(uintptr(info))}
+	_, err := bpf(unix.BPF_OBJ_GET_INFO_BY_FD, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
+	return err
+}
+
+func getMapInfo(fd int) (mapInfo, error) {
+	var info mapInfo
+	err := objInfo(fd, unsafe.Pointer(&info), unsafe.Sizeof(info))
+	return info, err
+}
+
+func getProgInfo(fd int) (progInfo, error) {
+	var info progInfo
+	err := objInfo(fd, unsafe.Pointer(&info), unsafe.Sizeof(info))
+	return info, err
+}
+
+// objName reads a NUL-padded kernel object name.
+func objName(b [16]byte) string {
+	if i := bytes.IndexByte(b[:], 0); i >= 0 {
+		return string(b[:i])
+	}
+	return string(b[:])
+}
+
+// errKeyNotExist is the kernel's answer for a missing key.
+var errKeyNotExist = unix.ENOENT
+
+func mapElem(cmd, fd int, key, value unsafe.Pointer, flags uint64) error {
+	attr := mapElemAttr{mapFD: uint32(fd), key: uint64(uintptr(key)), value: uint64(uintptr(value)), flags: flags}
+	_, err := bpf(cmd, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
+	return err
+}
+
+func mapLookup(fd int, key, value unsafe.Pointer) error {
+	return mapElem(unix.BPF_MAP_LOOKUP_ELEM, fd, key, value, 0)
+}
+
+func mapUpdate(fd int, key, value unsafe.Pointer, flags uint64) error {
+	return mapElem(unix.BPF_MAP_UPDATE_ELEM, fd, key, value, flags)
+}
+
+func mapDelete(fd int, key unsafe.Pointer) error {
+	return mapElem(unix.BPF_MAP_DELETE_ELEM, fd, key, nil, 0)
+}
+
+// mapLookupAndDelete takes an element out in one step; kernels before
+// 5.14 cannot do that for hash maps, and then it is a lookup and a delete
+// (under the lock, nothing else deletes in between).
+func mapLookupAndDelete(fd int, key, value unsafe.Pointer) error {
+	err := mapElem(unix.BPF_MAP_LOOKUP_AND_DELETE_ELEM, fd, key, value, 0)
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, errENOTSUPP) || errors.Is(err, unix.EOPNOTSUPP) {
+		if err = mapLookup(fd, key, value); err == nil {
+			err = mapDelete(fd, key)
+		}
+	}
+	return err
+}
+
+// mapKeys lists the u64 keys of a hash map.
+func mapKeys(fd int) ([]uint64, error) {
+	var ids []uint64
+	var key, next uint64
+	keyp := unsafe.Pointer(nil) // nil asks for the first key
+	for {
+		err := mapElem(unix.BPF_MAP_GET_NEXT_KEY, fd, keyp, unsafe.Pointer(&next), 0)
+		if errors.Is(err, errKeyNotExist) {
+			return ids, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, next)
+		if len(ids) > MaxWatched {
+			return nil, fmt.Errorf("more than %d keys", MaxWatched)
+		}
+		key = next
+		keyp = unsafe.Pointer(&key)
+	}
+}
+
+// errENOTSUPP is the kernel's internal "not supported" (524), which some
+// map commands return to user space.
+const errENOTSUPP = unix.Errno(524)

@@ -1,0 +1,109 @@
+package pinned
+
+// Layout of one entry of the cgroups map, in 64-bit words. The program
+// updates it in place with atomic instructions (it never inserts: only
+// Watch does); user space reads it whole.
+const (
+	WordUsed       = 0  // bit mask of capabilities whose check succeeded
+	WordRefused    = 1  // bit mask of capabilities whose check was refused
+	WordChecks     = 2  // checks counted in the masks
+	WordFlags      = 3  // Flag* bits: reasons the record is not complete
+	WordOvercommit = 4  // SYS_ADMIN checks of the overcommit accounting, not counted
+	WordRuntime    = 5  // checks by the runtime's own processes, not counted
+	WordUnsorted   = 6  // SYS_ADMIN checks that could not be sorted, not counted
+	WordLevel      = 7  // the cgroup's depth, written by Watch
+	WordMisses     = 8  // the program's recursion misses when Watch ran
+	WordForeign    = 9  // checks made with other credentials than the task's own, not counted
+	WordExecs      = 10 // executables recorded in the execs map for this cgroup
+	HeaderWords    = 11
+
+	// MaxCap is the highest capability number the program records; checks
+	// of higher numbers set FlagCapRange. Linux defines 0 to 40 today.
+	MaxCap = 63
+
+	NumSlots      = MaxCap + 1
+	WordUsedN     = HeaderWords             // NumSlots counters of successful checks
+	WordRefusedN  = WordUsedN + NumSlots    // NumSlots counters of refused checks
+	WordFallbackN = WordRefusedN + NumSlots // NumSlots counters of refusals another capability made up for
+	ValueWords    = WordFallbackN + NumSlots
+	ValueSize     = ValueWords * 8
+)
+
+// Flags in WordFlags.
+const (
+	FlagCapRange     = 1 << iota // a check of a capability above MaxCap
+	FlagNoStack                  // the kernel stack of a SYS_ADMIN check could not be read; it was counted
+	FlagUnsorted                 // SYS_ADMIN checks were not sorted (no overcommit addresses): WordUnsorted
+	FlagNoCred                   // the task's own credentials could not be read (or located): checks were counted whoever's they were
+	FlagExecOverflow             // more than MaxExecs executables: the rest were not recorded
+	FlagExecPath                 // an executable's path could not be read, or was longer than ExecPathLen
+)
+
+// The execs map records, for each watched cgroup, the executables its
+// tasks ran: the key is the cgroup id and the path the kernel executed
+// (linux_binprm.interp: the interpreter for a script), NUL-padded; the
+// value is unused. The kernel checks a binary's file capabilities at exec
+// without a capability check the recorder could see, so user space reads
+// them from these paths.
+const (
+	ExecPathLen    = 256
+	ExecKeySize    = 8 + ExecPathLen
+	MaxExecs       = 256   // executables recorded per cgroup
+	MaxExecEntries = 16384 // of all cgroups together
+)
+
+// Layout of the one entry of the config map.
+const (
+	CfgLevels = 0 // bit n set: some watched cgroup is at depth n
+	CfgABI    = 1 // ABIVersion of the program that owns the maps
+	CfgNoExec = 2 // nonzero: the exec program is not loaded (no BTF to place it)
+	CfgFilter = 3 // bit id%64 set: some watched cgroup's id is id (FilterBit)
+	CfgWords  = 4
+)
+
+// ABIVersion names the layout of the maps and the meaning of their words.
+// A capshim that finds pins of another version does not use them.
+const ABIVersion = 3
+
+// MaxLevel is the deepest cgroup the program looks for. Levels are tested
+// with a 32-bit immediate mask, so they stay below bit 31.
+const MaxLevel = 30
+
+// MaxWatched bounds the cgroups watched at once. Entries are allocated
+// when inserted (the map is not preallocated), so the bound costs nothing.
+const MaxWatched = 4096
+
+// Names of the pins in the pin directory and of the objects in the kernel
+// (at most 15 characters). The link of the capability program is pinned
+// last: a directory with it has everything.
+const (
+	PinLink     = "link"
+	PinProg     = "prog"
+	PinCgroups  = "cgroups"
+	PinConfig   = "config"
+	PinExecLink = "execlink"
+	PinExecProg = "execprog"
+	PinExecs    = "execs"
+
+	ProgName     = "capshim_cap"
+	ExecProgName = "capshim_exec"
+	CgroupsName  = "capshim_cgroups"
+	ConfigName   = "capshim_config"
+	ExecsName    = "capshim_execs"
+	PendingName  = "capshim_pending"
+)
+
+// PinNames are the pins of one recorder, the links first: unpinning them
+// detaches the programs.
+var PinNames = []string{PinLink, PinExecLink, PinProg, PinExecProg, PinCgroups, PinConfig, PinExecs}
+
+// Where the pins and the lock live unless told otherwise. The lock file
+// shares capshim's root-only directory on tmpfs with the policy cache.
+const (
+	DefaultDir  = "/sys/fs/bpf/capshim"
+	DefaultLock = "/run/capshim/trace.lock"
+)
+
+// FilterBit is the bit of the config's filter for cgroup id: the programs
+// look an ancestor up in the map only when its bit is set.
+func FilterBit(id uint64) uint64 { return 1 << (id % 64) }
