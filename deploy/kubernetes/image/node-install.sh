@@ -47,8 +47,9 @@ install)
 	# capshim refuses a policy that others can write or a directory they can.
 	chmod 0755 /host/etc/capshim
 	put /config/shim.toml /host/etc/capshim/shim.toml 0644
+	# The policy is in place (above); install only registers the handler.
 	/usr/local/bin/capshim install containerd --set-default=false --file "$config" \
-		--binary "$prefix/usr/local/bin/capshim" --policy /host/etc/capshim/shim.toml
+		--binary "$prefix/usr/local/bin/capshim" --no-policy
 	;;
 uninstall)
 	# The binaries and the policy stay: containers created with capshim
