@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -260,13 +261,18 @@ func cinCheckDebianStock(t *testing.T) {
 // the test is skipped. containerd 2.x creates /run/containerd whatever its
 // state directory is; the test removes it again when it was not there and
 // is empty.
+// containerd2Version matches what a containerd 2.x says to --version:
+// "containerd github.com/containerd/containerd/v2 v2.2.7 ..." when built
+// from the module (the version with its "v"), " 2.x.y" in release builds.
+var containerd2Version = regexp.MustCompile(`(?m)^containerd \S+ v?2\.`)
+
 func TestInstallContainerd2KeepsCRI(t *testing.T) {
 	bin := os.Getenv("CAPSHIM_CONTAINERD2")
 	if bin == "" {
 		t.Skip("CAPSHIM_CONTAINERD2 does not name a containerd 2.x binary")
 	}
 	requireContainerd(t)
-	if out, err := exec.Command(bin, "--version").Output(); err != nil || !strings.Contains(string(out), " 2.") {
+	if out, err := exec.Command(bin, "--version").Output(); err != nil || !containerd2Version.Match(out) {
 		t.Fatalf("%s --version: %q %v, want containerd 2.x", bin, out, err)
 	}
 	if _, err := os.Lstat("/run/containerd"); err != nil {
