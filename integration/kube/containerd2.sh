@@ -13,7 +13,12 @@ set -eu
 version=${CONTAINERD2_VERSION:-v2.2.7}
 root=${1:-/var/cache/capshim-test/containerd}
 bin=$root/$version/bin
-if [ -x "$bin/containerd" ] && [ -x "$bin/containerd-shim-runc-v2" ] && [ -x "$bin/ctr" ]; then
+# The binaries report the version without its "v" ("containerd ... 2.2.7"),
+# which is what the tests look for; the stamp records the build settings,
+# so a cache from other settings is rebuilt.
+stamp="${version#v} no_btrfs no_devmapper no_zfs no_aufs"
+if [ -x "$bin/containerd" ] && [ -x "$bin/containerd-shim-runc-v2" ] && [ -x "$bin/ctr" ] &&
+	[ "$(cat "$bin/.built" 2>/dev/null)" = "$stamp" ]; then
 	echo "containerd $version: cached in $bin"
 	exit 0
 fi
@@ -22,7 +27,8 @@ for c in containerd containerd-shim-runc-v2 ctr; do
 	echo "containerd $version: building $c"
 	CGO_ENABLED=0 GOBIN="$bin" GOFLAGS=-buildvcs=false go install -trimpath \
 		-tags "no_btrfs no_devmapper no_zfs no_aufs" \
-		-ldflags "-s -w -X github.com/containerd/containerd/v2/version.Version=$version" \
+		-ldflags "-s -w -X github.com/containerd/containerd/v2/version.Version=${version#v}" \
 		"github.com/containerd/containerd/v2/cmd/$c@$version"
 done
+echo "$stamp" >"$bin/.built"
 echo "containerd $version: built in $bin"
