@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -74,7 +75,33 @@ func testMain(m *testing.M) int {
 	defer left.restore()
 	logs := snapshotLog()
 	defer logs.restore()
+	for _, d := range runtimeDirs {
+		if _, err := os.Lstat(d); err != nil {
+			defer removeEmptyTree(d)
+		}
+	}
 	return m.Run()
+}
+
+// runtimeDirs are created by containerd and its shims wherever their own
+// state is (containerd 1.6's shims put their sockets in /run/containerd/s,
+// containerd 2.x makes /run/containerd itself), and outlive them as empty
+// directories. Where they were not there before the tests, they go again.
+var runtimeDirs = []string{"/run/containerd"}
+
+// removeEmptyTree removes dir and the directories below it, only as far
+// as they hold nothing else: a file anywhere keeps it, and whatever holds it.
+func removeEmptyTree(dir string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if e.IsDir() && e.Type()&os.ModeSymlink == 0 {
+			removeEmptyTree(filepath.Join(dir, e.Name()))
+		}
+	}
+	_ = syscall.Rmdir(dir) // fails, and keeps it, unless it is empty now
 }
 
 // stateDirs are where capshim keeps records and profiles when a policy
