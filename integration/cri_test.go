@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -30,6 +31,26 @@ capabilities = ["CAP_CHOWN"]
 // TestCRI runs pods through one private containerd whose CRI plugin has a
 // capshim runtime handler and a plain runc handler as control.
 func TestCRI(t *testing.T) {
+	testCRI(t, "")
+}
+
+// TestCRIContainerd2 runs the same pods through containerd 2.x
+// (CAPSHIM_CONTAINERD2, which make test builds), on the same version 2
+// config, which containerd 2.x migrates as it reads it, and with its own
+// runc shim first on the daemon's PATH.
+func TestCRIContainerd2(t *testing.T) {
+	bin := os.Getenv("CAPSHIM_CONTAINERD2")
+	if bin == "" {
+		t.Skip("CAPSHIM_CONTAINERD2 does not name a containerd 2.x binary (make kube-deps builds one; make test sets it)")
+	}
+	testCRI(t, bin)
+}
+
+// serverVersion2 matches ctr version's answer from a containerd 2.x.
+var serverVersion2 = regexp.MustCompile(`Server:\s*\n\s*Version:\s+v?2\.`)
+
+// testCRI is TestCRI on the containerd binary bin ("" = containerd on PATH).
+func testCRI(t *testing.T, bin string) {
 	requireContainerd(t)
 	pol := newLivePolicy(t, policyTOML())
 
@@ -70,7 +91,21 @@ func TestCRI(t *testing.T) {
 		{name: "capshim-web", binary: webBin, annotations: true},
 		{name: "capshim-by-name", binary: byNameBin, annotations: true},
 	}
-	d := startContainerd(t, handlers, []string{"CAPSHIM_CONFIG=" + pol.path, "CAPSHIM_CONFIG_DIR=" + cfgDir})
+	env := []string{"CAPSHIM_CONFIG=" + pol.path, "CAPSHIM_CONFIG_DIR=" + cfgDir}
+	if bin != "" {
+		env = append(env, "PATH="+filepath.Dir(bin)+":"+os.Getenv("PATH"))
+	}
+	d := newContainerd(t)
+	d.bin = bin
+	writeFile(t, d.cfgPath, containerdConfig(d.dir, d.sock, handlers), 0o644)
+	d.launch(t, env)
+	if bin != "" {
+		// The daemon that answers is the 2.x one, not a containerd on PATH.
+		out, err := d.ctr(context.Background(), "default", "version")
+		if err != nil || !serverVersion2.MatchString(out) {
+			t.Fatalf("ctr version against %s: %v\n%s", bin, err, out)
+		}
+	}
 	d.importImages(t, "k8s.io")
 	c := dialCRI(t, d)
 
