@@ -1,11 +1,9 @@
 package trace
 
 import (
-	"errors"
-	"os"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/capshim/capshim/trace/internal/cgtest"
 )
 
 // newCgroup creates a cgroup below parent (a directory of the v2
@@ -19,32 +17,10 @@ func newCgroup(t testing.TB, parent string) (string, Cgroup) {
 		}
 		parent = mp
 	}
-	dir, err := os.MkdirTemp(parent, "capshim-test-")
-	if err != nil {
-		t.Fatalf("creating a cgroup: %v", err)
-	}
-	t.Cleanup(func() { removeCgroup(t, dir) })
+	dir := cgtest.Dir(t, parent)
 	cg, err := CgroupByPath(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return dir, cg
-}
-
-// removeCgroup removes dir once its last task is gone (a reaped child can
-// linger in it for a moment).
-func removeCgroup(t testing.TB, dir string) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		err := syscall.Rmdir(dir)
-		if err == nil || errors.Is(err, syscall.ENOENT) {
-			return
-		}
-		if !errors.Is(err, syscall.EBUSY) || time.Now().After(deadline) {
-			t.Errorf("removing cgroup %s: %v", dir, err)
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

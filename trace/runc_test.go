@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/capshim/capshim/capability"
+	"github.com/capshim/capshim/trace/internal/cgtest"
 )
 
 // busyboxRootfs makes a root file system of the static busybox with the
@@ -128,7 +129,7 @@ func TestRuncContainer(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		rc("delete", "--force", id)
-		removeCgroup(t, filepath.Join(mp, id)) // if runc left it
+		cgtest.Remove(t, filepath.Join(mp, id)) // if runc left it
 	})
 	cg, err := CgroupByPath(cgPath)
 	if err != nil {

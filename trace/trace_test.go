@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/capshim/capshim/capability"
+	"github.com/capshim/capshim/trace/internal/cgtest"
 )
 
 // Capability numbers used below.
@@ -481,7 +482,7 @@ func TestReclaim(t *testing.T) {
 	if dropped, err := tr.Reclaim(func(uint64) bool { return true }); err != nil || len(dropped) != 0 {
 		t.Fatalf("reclaim with everything alive: %v, %v", dropped, err)
 	}
-	removeCgroup(t, goneDir)
+	cgtest.Remove(t, goneDir)
 	dropped, err := tr.Reclaim(nil)
 	if err != nil || len(dropped) != 1 || dropped[0] != gone.ID {
 		t.Fatalf("reclaim: dropped %v, %v; want %d", dropped, err, gone.ID)
@@ -492,7 +493,7 @@ func TestReclaim(t *testing.T) {
 	if _, err := os.Stat(opts.Dir); err != nil {
 		t.Fatalf("pins gone while a cgroup is watched: %v", err)
 	}
-	removeCgroup(t, keptDir)
+	cgtest.Remove(t, keptDir)
 	if dropped, err := tr.Reclaim(nil); err != nil || len(dropped) != 1 {
 		t.Fatalf("second reclaim: %v, %v", dropped, err)
 	}

@@ -1,13 +1,12 @@
 package pinned
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/capshim/capshim/trace/internal/cgtest"
 )
 
 func TestParseV2Root(t *testing.T) {
@@ -162,7 +161,7 @@ func TestCgroupAlive(t *testing.T) {
 		alive bool
 	}{{"existing", true}, {"removed", false}} {
 		if !phase.alive {
-			removeCgroup(t, dir)
+			cgtest.Remove(t, dir)
 		}
 		for _, w := range ways {
 			t.Run(phase.name+" "+w.name, func(t *testing.T) {
@@ -185,34 +184,12 @@ func newCgroup(t testing.TB, parent string) (string, Cgroup) {
 		}
 		parent = mp
 	}
-	dir, err := os.MkdirTemp(parent, "capshim-test-")
-	if err != nil {
-		t.Fatalf("creating a cgroup: %v", err)
-	}
-	t.Cleanup(func() { removeCgroup(t, dir) })
+	dir := cgtest.Dir(t, parent)
 	cg, err := CgroupByPath(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return dir, cg
-}
-
-// removeCgroup removes dir once its last task is gone (a reaped child can
-// linger in it for a moment).
-func removeCgroup(t testing.TB, dir string) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		err := syscall.Rmdir(dir)
-		if err == nil || errors.Is(err, syscall.ENOENT) {
-			return
-		}
-		if !errors.Is(err, syscall.EBUSY) || time.Now().After(deadline) {
-			t.Errorf("removing cgroup %s: %v", dir, err)
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // requireRootV2 skips a test that creates cgroups when it cannot.
