@@ -39,13 +39,7 @@ func Registered(e Engine, data []byte, self func(string) bool) (regs []Registrat
 	is := func(p string) bool { return p != "" && (IsCapshim(p) || self != nil && self(p)) }
 	switch e {
 	case Docker:
-		var d struct {
-			Runtimes map[string]struct {
-				Path        string   `json:"path"`
-				RuntimeArgs []string `json:"runtimeArgs"`
-			} `json:"runtimes"`
-			Default string `json:"default-runtime"`
-		}
+		var d daemonRuntimes
 		if len(strings.TrimSpace(string(data))) > 0 {
 			if err := json.Unmarshal(data, &d); err != nil {
 				return nil, "", fmt.Errorf("daemon.json: %w", err)
@@ -96,6 +90,16 @@ func Registered(e Engine, data []byte, self func(string) bool) (regs []Registrat
 	}
 	slices.SortFunc(regs, func(a, b Registration) int { return strings.Compare(a.Name, b.Name) })
 	return regs, defaultName, nil
+}
+
+// daemonRuntimes is what capshim reads of daemon.json: the runtimes and
+// the default one.
+type daemonRuntimes struct {
+	Runtimes map[string]struct {
+		Path        string   `json:"path"`
+		RuntimeArgs []string `json:"runtimeArgs"`
+	} `json:"runtimes"`
+	Default string `json:"default-runtime"`
 }
 
 // PolicyFlag is the policy a runtime's arguments name with

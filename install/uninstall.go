@@ -159,13 +159,7 @@ func installedOptions(e Engine, cur []byte) (Options, bool) {
 	var o Options
 	switch e {
 	case Docker:
-		var d struct {
-			Runtimes map[string]struct {
-				Path        string   `json:"path"`
-				RuntimeArgs []string `json:"runtimeArgs"`
-			} `json:"runtimes"`
-			Default string `json:"default-runtime"`
-		}
+		var d daemonRuntimes
 		if json.Unmarshal(cur, &d) != nil {
 			return o, false
 		}
