@@ -55,17 +55,33 @@ func FuzzParse(f *testing.F) {
 		if p.Default&p.Never != 0 {
 			t.Fatalf("default and never overlap: %s", p.Default&p.Never)
 		}
+		// What any rule may give or keep, whichever of them match.
+		var grants, keeps capability.Set
 		for _, r := range p.Rules {
-			if r.Capabilities&p.Never != 0 {
-				t.Fatalf("rule %q grants never-capabilities", r.Name)
+			if (r.Capabilities|r.Grant|r.Keep)&p.Never != 0 {
+				t.Fatalf("rule %q grants or keeps never-capabilities", r.Name)
 			}
+			grants |= r.Grant
+			keeps |= r.Keep
 		}
 		d := p.Decide(map[string]string{key: value, AnnotationCaps: request}, []string{EnvCaps + "=" + request})
 		if d.Target&p.Never != 0 {
 			t.Fatalf("target holds never-capabilities %s", d.Target&p.Never)
 		}
-		if d.Target&^(p.Default|d.Allowed) != 0 {
-			t.Fatalf("target %s beyond default ∪ allowed", d.Target)
+		if d.Given&^grants != 0 || d.Kept&^keeps != 0 {
+			t.Fatalf("given %s or kept %s is in no rule", d.Given, d.Kept)
+		}
+		base := p.Default
+		if d.HasKeep {
+			base = d.Kept
+		}
+		switch {
+		case d.Learn:
+			if d.Target != capability.All&^p.Never {
+				t.Fatalf("a learned container's target %s is not everything but never", d.Target)
+			}
+		case d.Target&^(base|d.Given|d.Allowed) != 0:
+			t.Fatalf("target %s beyond (kept or default) ∪ given ∪ allowed", d.Target)
 		}
 		if d.Granted&^d.Requested != 0 || d.Target&^capability.All != 0 {
 			t.Fatalf("bad decision %+v", d)
