@@ -19,15 +19,42 @@ import (
 // realCredOffset is the byte offset of real_cred in the running kernel's
 // task_struct, from its BTF.
 func realCredOffset() (int32, error) {
+	task, err := kernelTask()
+	if err != nil {
+		return 0, err
+	}
+	return pointerOffset(task, "real_cred")
+}
+
+// commOffset is the byte offset of comm, the task's 16-byte command name,
+// in the running kernel's task_struct, from its BTF.
+func commOffset() (int32, error) {
+	task, err := kernelTask()
+	if err != nil {
+		return 0, err
+	}
+	bits, m, ok := findMember(task.Members, "comm", 0)
+	if !ok {
+		return 0, fmt.Errorf("%s has no member comm", task.Name)
+	}
+	a, isArray := btf.UnderlyingType(m.Type).(*btf.Array)
+	if !isArray || a.Nelems != 16 || bits%64 != 0 || bits/8 > 1<<15-16 {
+		return 0, fmt.Errorf("%s.comm at bit %d is not an aligned 16-byte array", task.Name, bits)
+	}
+	return int32(bits / 8), nil
+}
+
+// kernelTask is task_struct in the running kernel's BTF.
+func kernelTask() (*btf.Struct, error) {
 	spec, err := btf.LoadKernelSpec()
 	if err != nil {
-		return 0, fmt.Errorf("reading the kernel's BTF: %w", err)
+		return nil, fmt.Errorf("reading the kernel's BTF: %w", err)
 	}
 	var task *btf.Struct
 	if err := spec.TypeByName("task_struct", &task); err != nil {
-		return 0, fmt.Errorf("the kernel's BTF: %w", err)
+		return nil, fmt.Errorf("the kernel's BTF: %w", err)
 	}
-	return pointerOffset(task, "real_cred")
+	return task, nil
 }
 
 // pointerOffset finds the pointer member name of s, also inside the

@@ -143,6 +143,13 @@ type progParams struct {
 	// or negative when it is not known: every check is then counted as
 	// the task's own, and flagNoCred is set.
 	realCred int32
+	// taskBTF reads real_cred and comm straight from the current task
+	// (bpf_get_current_task_btf, comm at offset comm): one cheap helper
+	// call and three loads on every watched check, where the other way
+	// copies both with a helper each. Kernels that lack the helper, or a
+	// verifier that refuses the loads, get the other way (see load).
+	taskBTF bool
+	comm    int32
 }
 
 // Stack layout of the program, offsets from R10.
@@ -255,12 +262,28 @@ func program(p progParams) (asm.Instructions, error) {
 	// Checks made for the task with credentials other than its own, such
 	// as overlayfs's copy-up with its mounter's (see cred.go).
 	b.label("capok")
-	if p.realCred < 0 {
+	switch {
+	case p.taskBTF && p.realCred >= 0:
+		b.emit(
+			asm.FnGetCurrentTaskBtf.Call(),
+			asm.LoadMem(asm.R1, asm.R0, int16(p.realCred), asm.DWord),
+			asm.LoadMem(asm.R2, asm.R6, 0, asm.DWord),
+			asm.JEq.Reg(asm.R1, asm.R2, "owncomm"),
+			asm.Mov.Imm(asm.R1, 1),
+			atomicAdd(asm.R7, asm.R1, off(wordForeign)),
+			asm.Ja.Label(exit),
+		)
+		b.label("owncomm")
+		b.emit(
+			asm.LoadMem(asm.R1, asm.R0, int16(p.comm), asm.DWord),
+			asm.LoadMem(asm.R2, asm.R0, int16(p.comm+8), asm.DWord),
+		)
+	case p.realCred < 0:
 		b.emit(
 			asm.Mov.Imm(asm.R1, flagNoCred),
 			atomicOr(asm.R7, asm.R1, off(wordFlags)),
 		)
-	} else {
+	default:
 		b.emit(
 			asm.FnGetCurrentTask.Call(),
 			asm.Mov.Reg(asm.R3, asm.R0),
@@ -285,16 +308,19 @@ func program(p progParams) (asm.Instructions, error) {
 		)
 	}
 
-	// The runtime's own processes.
-	b.label("comm")
-	b.emit(
-		asm.Mov.Reg(asm.R1, asm.R10),
-		asm.Add.Imm(asm.R1, stComm),
-		asm.Mov.Imm(asm.R2, 16),
-		asm.FnGetCurrentComm.Call(),
-		asm.LoadMem(asm.R1, asm.R10, stComm, asm.DWord),
-		asm.LoadMem(asm.R2, asm.R10, stComm+8, asm.DWord),
-	)
+	// The runtime's own processes, by the command name in R1 and R2.
+	if !(p.taskBTF && p.realCred >= 0) {
+		b.label("comm")
+		b.emit(
+			asm.Mov.Reg(asm.R1, asm.R10),
+			asm.Add.Imm(asm.R1, stComm),
+			asm.Mov.Imm(asm.R2, 16),
+			asm.FnGetCurrentComm.Call(),
+			asm.LoadMem(asm.R1, asm.R10, stComm, asm.DWord),
+			asm.LoadMem(asm.R2, asm.R10, stComm+8, asm.DWord),
+		)
+	}
+	b.label("commcmp")
 	for i, c := range p.comms {
 		next := fmt.Sprintf("comm%d", i+1)
 		for w, word := range []asm.Register{asm.R1, asm.R2} {

@@ -104,9 +104,28 @@ func newOverlay(t *testing.T) string {
 	return merged
 }
 
+// TestRecord runs each case under both ways the program may read the
+// task: through its BTF type, and with helpers that copy its fields.
 func TestRecord(t *testing.T) {
 	requireTracing(t)
-	tr, _ := newTracer(t)
+	for _, viaBTF := range []bool{true, false} {
+		name := "task read by BTF"
+		if !viaBTF {
+			name = "task read by helpers"
+		}
+		t.Run(name, func(t *testing.T) {
+			tryTaskBTF = viaBTF
+			defer func() { tryTaskBTF = true }()
+			tr, _ := newTracer(t)
+			if tr.objs.taskBTF != viaBTF {
+				t.Fatalf("loaded with taskBTF %v, want %v", tr.objs.taskBTF, viaBTF)
+			}
+			testRecord(t, tr)
+		})
+	}
+}
+
+func testRecord(t *testing.T, tr *Tracer) {
 	f := newFiles(t)
 	overlay := newOverlay(t)
 	tests := []struct {

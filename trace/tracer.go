@@ -68,7 +68,14 @@ type objects struct {
 	execLink link.Link     // nil without the exec program
 	execProg *ebpf.Program // nil without the exec program
 	mapID    ebpf.MapID    // of cgroups
+	// taskBTF says the loaded program reads the task through its BTF type
+	// (progParams.taskBTF); false also for pins opened, not loaded.
+	taskBTF bool
 }
+
+// tryTaskBTF lets tests load the program that copies the task's fields
+// with helpers, as kernels without typed task pointers get it.
+var tryTaskBTF = true
 
 func (o *objects) close() {
 	if o == nil {
@@ -327,26 +334,26 @@ func load(dir, symCache string) (_ *objects, err error) {
 	if cerr != nil {
 		realCred = -1
 	}
-	insns, err := program(progParams{
+	params := progParams{
 		cgroups:    o.cgroups.FD(),
 		config:     o.config.FD(),
 		pending:    pending.FD(),
 		overcommit: ranges,
 		comms:      runtimeComms,
 		realCred:   realCred,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("generating the program: %w", err)
 	}
-	if o.prog, err = ebpf.NewProgram(&ebpf.ProgramSpec{
-		Name:         progName,
-		Type:         ebpf.RawTracepoint,
-		Instructions: insns,
-		// The kernel lends bpf_get_stack only to programs that declare a
-		// GPL-compatible licence.
-		License: "GPL",
-	}); err != nil {
-		return nil, fmt.Errorf("loading the program: %w", err)
+	// The faster way to read the task first, the other where the kernel
+	// refuses it (older kernels lack bpf_get_current_task_btf).
+	if comm, err := commOffset(); err == nil && realCred >= 0 && tryTaskBTF {
+		params.taskBTF, params.comm = true, comm
+		if o.prog, err = loadRecorder(params); err == nil {
+			o.taskBTF = true
+		}
+	}
+	if o.prog == nil {
+		if o.prog, err = loadRecorder(params); err != nil {
+			return nil, err
+		}
 	}
 	if ierr == nil {
 		xinsns, err := execProgram(execParams{cgroups: o.cgroups.FD(), config: o.config.FD(), execs: o.execs.FD(), interp: interp})
@@ -396,6 +403,26 @@ func load(dir, symCache string) (_ *objects, err error) {
 		return nil, err
 	}
 	return o, nil
+}
+
+// loadRecorder generates and loads the capability-check program.
+func loadRecorder(p progParams) (*ebpf.Program, error) {
+	insns, err := program(p)
+	if err != nil {
+		return nil, fmt.Errorf("generating the program: %w", err)
+	}
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Name:         progName,
+		Type:         ebpf.RawTracepoint,
+		Instructions: insns,
+		// The kernel lends bpf_get_stack and typed task pointers only to
+		// programs that declare a GPL-compatible licence.
+		License: "GPL",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("loading the program: %w", err)
+	}
+	return prog, nil
 }
 
 // Watch starts recording the checks of the tasks in cg and in the cgroups
