@@ -18,11 +18,16 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -171,6 +176,27 @@ func crunWrap(t *testing.T, argv []string) []string {
 		`umount /sys/fs/cgroup/unified && exec "$@"`, "sh"}, argv...)
 }
 
+// crunWrapV2 returns argv run as on a cgroup v2 host, which is where crun
+// puts each container in a cgroup v2 of its own (what capshim's recording
+// tells containers apart by): in a private mount namespace whose
+// /sys/fs/cgroup is the v2 hierarchy alone, the v1 hierarchies hidden.
+// crun then enables the v2 controllers it finds at the root (hugetlb
+// here), which testMain gives back (hostCgroupState). bpffs is mounted in
+// the host's namespace first: a bpffs that capshim-trace mounted inside
+// the private namespace would take the recorder's pins with it.
+func crunWrapV2(t *testing.T, argv []string) []string {
+	t.Helper()
+	if !crunNeedsPrivateCgroupNS() {
+		return argv
+	}
+	unshare := requireBinary(t, "unshare")
+	if err := hostState.ensureBPFFS(); err != nil {
+		t.Fatal(err)
+	}
+	return append([]string{unshare, "--mount", "--propagation", "private", "sh", "-c",
+		`umount /sys/fs/cgroup/unified && mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec "$@"`, "sh"}, argv...)
+}
+
 // crunSetup checks for crun, builds a busybox rootfs and a state root and
 // writes the crun policy.
 func crunSetup(t *testing.T) (rootfs, stateRoot, policy string) {
@@ -192,6 +218,14 @@ type ociRuntime struct {
 	name string
 	path string
 	wrap func(t *testing.T, argv []string) []string
+	// noDeviceRules: bundles for it carry no device cgroup rules. crun
+	// 1.8 on cgroup v2 loads its device filter only after raising
+	// RLIMIT_MEMLOCK to unlimited, and fails the container when it cannot,
+	// as this host's root cannot (it lacks CAP_SYS_RESOURCE).
+	noDeviceRules bool
+	// ownV2Cgroup: its containers get a cgroup v2 of their own,
+	// /sys/fs/cgroup/unified/ID here, which a failed create may leave.
+	ownV2Cgroup bool
 }
 
 // ociRuntimes are runc and crun: they read specs differently, so what
@@ -203,6 +237,17 @@ func ociRuntimes(t *testing.T) []ociRuntime {
 	}
 }
 
+// recordingRuntimes are runc and crun as they run where capshim can record
+// their containers: crun as on a cgroup v2 host (crunWrapV2), where it gives
+// each container a cgroup v2 of its own.
+func recordingRuntimes(t *testing.T) []ociRuntime {
+	rts := ociRuntimes(t)
+	if crunNeedsPrivateCgroupNS() {
+		rts[1].wrap, rts[1].noDeviceRules, rts[1].ownV2Cgroup = crunWrapV2, true, true
+	}
+	return rts
+}
+
 // deleteContainer force-deletes a container of either runtime (cleanup).
 func deleteContainer(t *testing.T, rt ociRuntime, stateRoot, id string) {
 	t.Helper()
@@ -210,5 +255,70 @@ func deleteContainer(t *testing.T, rt ociRuntime, stateRoot, id string) {
 	r := runCmd(cmdOpts{timeout: 30 * time.Second}, argv[0], argv[1:]...)
 	if r.err != nil && !strings.Contains(r.stderr+r.stdout, "not exist") && !strings.Contains(r.stderr, "No such file") {
 		t.Logf("cleanup: %v", r)
+	}
+	if rt.ownV2Cgroup && !strings.ContainsAny(id, "/.") {
+		if err := syscall.Rmdir(filepath.Join("/sys/fs/cgroup/unified", id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.Logf("cleanup: removing the cgroup of %s: %v", id, err)
+		}
+	}
+}
+
+// hostCgroups is what running crun as on a cgroup v2 host changes on this
+// host, for testMain to give back: the controllers crun enables at the v2
+// root, and a bpffs mounted for the recorder's pins.
+type hostCgroups struct {
+	subtree      []string // the v2 root's cgroup.subtree_control at the start
+	saved        bool
+	mountedBPFFS bool
+}
+
+// hostState is saved by testMain before the tests and restored after.
+var hostState hostCgroups
+
+const (
+	v2RootSubtree = "/sys/fs/cgroup/unified/cgroup.subtree_control"
+	bpffsDir      = "/sys/fs/bpf"
+	bpffsMagic    = 0xcafe4a11
+)
+
+func (h *hostCgroups) save() {
+	b, err := os.ReadFile(v2RootSubtree)
+	if err == nil {
+		h.subtree, h.saved = strings.Fields(string(b)), true
+	}
+}
+
+// ensureBPFFS mounts bpffs at /sys/fs/bpf in the host's mount namespace
+// when nothing is mounted there.
+func (h *hostCgroups) ensureBPFFS() error {
+	var st syscall.Statfs_t
+	if syscall.Statfs(bpffsDir, &st) == nil && st.Type == bpffsMagic {
+		return nil
+	}
+	if err := syscall.Mount("bpf", bpffsDir, "bpf", syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, "mode=0700"); err != nil {
+		return fmt.Errorf("mounting bpffs at %s for crun's recorded containers: %w", bpffsDir, err)
+	}
+	h.mountedBPFFS = true
+	return nil
+}
+
+// restore disables at the v2 root what the tests enabled there and
+// unmounts the bpffs they mounted.
+func (h *hostCgroups) restore() {
+	if h.saved {
+		b, _ := os.ReadFile(v2RootSubtree)
+		for _, c := range strings.Fields(string(b)) {
+			if slices.Contains(h.subtree, c) {
+				continue
+			}
+			if err := os.WriteFile(v2RootSubtree, []byte("-"+c), 0o644); err != nil {
+				fmt.Fprintf(os.Stderr, "restoring %s: disabling %s: %v\n", v2RootSubtree, c, err)
+			}
+		}
+	}
+	if h.mountedBPFFS {
+		if err := syscall.Unmount(bpffsDir, 0); err != nil {
+			fmt.Fprintf(os.Stderr, "unmounting the bpffs the tests mounted at %s: %v\n", bpffsDir, err)
+		}
 	}
 }

@@ -73,6 +73,8 @@ func testMain(m *testing.M) int {
 	}
 	left := snapshotState()
 	defer left.restore()
+	hostState.save()
+	defer hostState.restore()
 	logs := snapshotLog()
 	defer logs.restore()
 	for _, d := range runtimeDirs {

@@ -2,7 +2,7 @@
 
 package integration
 
-// File capabilities with real runc: the kernel refuses to execute a binary
+// File capabilities with real runc and crun: the kernel refuses to execute a binary
 // whose file capabilities (security.capability, effective bit) are not all
 // in the bounding set, with EPERM and no capability check. The workload
 // runs a copy of busybox given cap_net_raw+ep that does nothing with it
@@ -29,7 +29,15 @@ func netRawEP() []byte {
 }
 
 func TestLearnFileCapabilities(t *testing.T) {
-	rt := ociRuntimes(t)[0] // runc: crun's containers are not recorded on this host
+	for _, rt := range recordingRuntimes(t) {
+		t.Run(rt.name, func(t *testing.T) { learnFileCapabilities(t, rt) })
+	}
+	if _, err := os.Stat("/sys/fs/bpf/capshim"); err == nil {
+		t.Fatalf("capshim's BPF pins remain after the last delete")
+	}
+}
+
+func learnFileCapabilities(t *testing.T, rt ociRuntime) {
 	e := lrnSetup(t, rt)
 	data, err := os.ReadFile(filepath.Join(e.rootfs, "bin", "busybox"))
 	if err != nil {
@@ -45,9 +53,9 @@ func TestLearnFileCapabilities(t *testing.T) {
 		t.Fatalf("setting file capabilities: %v", err)
 	}
 	w := lrnWorkload{name: "filecap", script: lrnCheck("filecap", "/fcap/true"), needs: []string{"CAP_NET_RAW"}}
-	profile := "runc-filecap"
+	profile := rt.name + "-filecap"
 
-	out, log := e.run(t, e.policy(t, lrnLearnAll), w, fmt.Sprintf("capshim-lfc-%d-l", os.Getpid()), []string{"CAPSHIM_LEARN=" + profile})
+	out, log := e.run(t, e.policy(t, lrnLearnAll), w, fmt.Sprintf("capshim-lfc-%d-%s-l", os.Getpid(), rt.name), []string{"CAPSHIM_LEARN=" + profile})
 	if !strings.Contains(out, "capshim-workload: OK") {
 		t.Fatalf("learned workload failed:\n%s\nlog:\n%s", out, log)
 	}
@@ -65,13 +73,13 @@ func TestLearnFileCapabilities(t *testing.T) {
 	t.Logf("learned:\n%s", r.stdout)
 
 	// The emitted rule runs it.
-	out, _ = e.run(t, e.policy(t, "\n"+r.stdout), w, fmt.Sprintf("capshim-lfc-%d-r", os.Getpid()), nil)
+	out, _ = e.run(t, e.policy(t, "\n"+r.stdout), w, fmt.Sprintf("capshim-lfc-%d-%s-r", os.Getpid(), rt.name), nil)
 	if !strings.Contains(out, "capshim-workload: OK") {
 		t.Fatalf("the learned rule does not run the workload:\n%s\nrule:\n%s", out, r.stdout)
 	}
 
 	// The default policy fails it: the exec is refused.
-	out, _ = e.run(t, e.policy(t, ""), w, fmt.Sprintf("capshim-lfc-%d-d", os.Getpid()), nil)
+	out, _ = e.run(t, e.policy(t, ""), w, fmt.Sprintf("capshim-lfc-%d-%s-d", os.Getpid(), rt.name), nil)
 	if !strings.Contains(out, "capshim-workload: FAIL") {
 		t.Fatalf("the workload runs without NET_RAW:\n%s", out)
 	}
@@ -81,7 +89,7 @@ func TestLearnFileCapabilities(t *testing.T) {
 	// container ran, and explain names what its file capabilities demand.
 	direct := w
 	direct.args = []string{"/fcap/true"}
-	id := fmt.Sprintf("capshim-lfc-%d-e", os.Getpid())
+	id := fmt.Sprintf("capshim-lfc-%d-%s-e", os.Getpid(), rt.name)
 	_, log = e.run(t, e.policy(t, ""), direct, id, nil)
 	ex := e.tools(t, "explain", id)
 	if !strings.Contains(ex.stdout, "/fcap/true carries file capabilities CAP_NET_RAW, which the policy dropped") ||
@@ -89,8 +97,4 @@ func TestLearnFileCapabilities(t *testing.T) {
 		t.Fatalf("explain and the log do not name NET_RAW for the refused entrypoint:\n%s\nlog:\n%s", ex.stdout, log)
 	}
 	t.Logf("explain of the refused entrypoint:\n%s", ex.stdout)
-
-	if _, err := os.Stat("/sys/fs/bpf/capshim"); err == nil {
-		t.Fatalf("capshim's BPF pins remain after the last delete")
-	}
 }
