@@ -89,6 +89,7 @@ func dockerLaunch(t *testing.T, dir, cfg string, extraEnv []string, extraFlags .
 	)
 	args = append(args, extraFlags...)
 	start := time.Now()
+	removeNewCgroupParent(t, "docker")
 	e.daemon = startDaemon(t, filepath.Join(dir, "dockerd.log"), envWithout([]string{"DOCKER_", "CAPSHIM_"}, extraEnv...), args...)
 	// Registered after the daemon's stop: runs before it, so no container
 	// is left for dockerd to wait 10s on.

@@ -252,3 +252,51 @@ func runtimeCopy(t *testing.T, mode os.FileMode, uid int, dirMode os.FileMode) s
 	}
 	return p
 }
+
+// removeNewCgroupParent registers a cleanup that removes the cgroup
+// directory name, an engine's default cgroup parent (dockerd's "docker",
+// Podman's "libpod_parent"), from every hierarchy in which it did not
+// exist yet, once the engine has removed its containers' cgroups below it.
+// Register it before the engine starts, so that it runs after the engine
+// stopped.
+func removeNewCgroupParent(t *testing.T, name string) {
+	t.Helper()
+	existed := map[string]bool{}
+	for _, d := range cgroupParentDirs(name) {
+		existed[d] = true
+	}
+	t.Cleanup(func() {
+		for _, d := range cgroupParentDirs(name) {
+			if existed[d] {
+				continue
+			}
+			// Children first: rmdir removes only an empty cgroup.
+			var dirs []string
+			_ = filepath.WalkDir(d, func(p string, e fs.DirEntry, err error) error {
+				if err == nil && e.IsDir() {
+					dirs = append(dirs, p)
+				}
+				return nil
+			})
+			for i := len(dirs) - 1; i >= 0; i-- {
+				if err := syscall.Rmdir(dirs[i]); err != nil {
+					t.Logf("removing the cgroup %s the engine left: %v", dirs[i], err)
+				}
+			}
+		}
+	})
+}
+
+// cgroupParentDirs lists the cgroup directories called name right below
+// the root of every mounted hierarchy.
+func cgroupParentDirs(name string) []string {
+	cands, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", name))
+	cands = append(cands, filepath.Join("/sys/fs/cgroup", name))
+	var dirs []string
+	for _, c := range cands {
+		if fi, err := os.Stat(c); err == nil && fi.IsDir() {
+			dirs = append(dirs, c)
+		}
+	}
+	return dirs
+}

@@ -69,6 +69,7 @@ func podmanSetup(t *testing.T) *podmanEngine {
 	requireBinary(t, "conmon")
 	dir := shortTempDir(t, "capshim-pm-")
 	t.Cleanup(func() { killLeftovers(t, dir) })
+	removeNewCgroupParent(t, "libpod_parent")
 	for _, d := range []string{"storage", "run", "tmp", "net"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
 			t.Fatal(err)
