@@ -107,10 +107,12 @@ test: deps vet staticcheck unit
 # wrapper (bench/barewrap, the floor of any Go wrapper) and runc side by
 # side, interleaved; prints one table, writes bench/results.json and
 # bench/chart.png. Needs root, runc and busybox-static (installed if
-# missing); no network traffic. BENCH_PASS/BENCH_CYCLES: rounds.
+# missing); no network traffic. BENCH_PASS/BENCH_CYCLES: rounds;
+# BENCH_CHECKS: passes of the capability-check benchmark.
 BENCH_RUNC   ?= /usr/bin/runc
 BENCH_PASS   ?= 1000
 BENCH_CYCLES ?= 200
+BENCH_CHECKS ?= 7
 bench: build
 	@command -v runc >/dev/null 2>&1 && [ -x /bin/busybox ] || { \
 		echo "installing runc and busybox-static for make bench"; \
@@ -119,8 +121,10 @@ bench: build
 	$(GO) build -o bin/bench-e2e ./bench/e2e
 	@echo "go test -bench ./spec (rewrite in process)..."
 	@$(GO) test -run=NONE -bench=Rewrite -benchmem -count=1 ./spec/ > bin/gobench.txt || { cat bin/gobench.txt; exit 1; }
+	@echo "go test -bench Chown ./trace (a capability check under the recorder, $(BENCH_CHECKS) passes)..."
+	@$(GO) test -run=NONE -bench='^BenchmarkChown$$' -benchtime=1000000x -count=$(BENCH_CHECKS) ./trace/ > bin/tracebench.txt || { cat bin/tracebench.txt; exit 1; }
 	@bin/bench-e2e -capshim $(BIN) -barewrap bin/barewrap -runc $(BENCH_RUNC) \
-		-pass $(BENCH_PASS) -cycles $(BENCH_CYCLES) -gobench bin/gobench.txt \
+		-pass $(BENCH_PASS) -cycles $(BENCH_CYCLES) -gobench bin/gobench.txt -tracebench bin/tracebench.txt \
 		-json bench/results.json -chart bench/chart.png
 
 # ---- make deb: the Debian package (packaging/deb/build.sh says what it

@@ -91,6 +91,23 @@ type results struct {
 	// Added is, for start and for delete, the median over the rounds of
 	// capshim-explain's time minus capshim's in the same round, in ms.
 	Added map[string]float64 `json:"recording_added_ms,omitempty"`
+	// Checks is what one capability check costs with the recorder in each
+	// state (BenchmarkChown of package trace).
+	Checks []checkCost `json:"capability_check,omitempty"`
+}
+
+// checkCost is one state of the recorder in BenchmarkChown: the fchown's
+// time (median over the passes), what the state adds to it (the median
+// over the passes of its time minus the detached one of the same pass)
+// and the program's own run time by the kernel's statistics, which
+// include the statistics' two clock reads.
+type checkCost struct {
+	State    string  `json:"state"`
+	Passes   int     `json:"passes"`
+	NsOp     float64 `json:"ns_op"`
+	AddedNs  float64 `json:"added_ns"`
+	ProgNs   float64 `json:"prog_ns_run"`
+	TargetNs float64 `json:"target_added_ns,omitempty"`
 }
 
 func main() {
@@ -102,18 +119,19 @@ func main() {
 		nCycle   = flag.Int("cycles", 100, "create+start+delete rounds (each runs all three)")
 		warmup   = flag.Int("warmup", 5, "rounds run first and not counted")
 		gobench  = flag.String("gobench", "", "output of go test -bench to include in the table")
+		trbench  = flag.String("tracebench", "", "output of go test -bench Chown ./trace/ (several passes) to include in the table")
 		jsonOut  = flag.String("json", "", "write the results as JSON to this file")
 		chart    = flag.String("chart", "", "write the chart (PNG) to this file")
 		from     = flag.String("from", "", "read results from this JSON file instead of measuring (chart and table only)")
 	)
 	flag.Parse()
-	if err := run(*capshim, *barewrap, *runc, *nPass, *nCycle, *warmup, *gobench, *jsonOut, *chart, *from); err != nil {
+	if err := run(*capshim, *barewrap, *runc, *nPass, *nCycle, *warmup, *gobench, *trbench, *jsonOut, *chart, *from); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		os.Exit(1)
 	}
 }
 
-func run(capshim, barewrap, runc string, nPass, nCycle, warmup int, gobench, jsonOut, chart, from string) error {
+func run(capshim, barewrap, runc string, nPass, nCycle, warmup int, gobench, trbench, jsonOut, chart, from string) error {
 	var r *results
 	if from != "" {
 		data, err := os.ReadFile(from)
@@ -131,6 +149,11 @@ func run(capshim, barewrap, runc string, nPass, nCycle, warmup int, gobench, jso
 		}
 		if gobench != "" {
 			if r.Go, err = readGoBench(gobench); err != nil {
+				return err
+			}
+		}
+		if trbench != "" {
+			if r.Checks, err = readCheckBench(trbench); err != nil {
 				return err
 			}
 		}
@@ -633,6 +656,93 @@ func printTable(w io.Writer, r *results) {
 		fmt.Fprintf(w, "| e2e: recording's cost, capshim-explain − capshim in the same round (median): its delete, with the harvest | capshim-explain | %s | | | |  | | |\n",
 			signed(r.Added["delete"]))
 	}
+	for _, c := range r.Checks {
+		if c.State == "detached" {
+			fmt.Fprintf(w, "| kernel: a capability check (fchown, BenchmarkChown ×%d), detached: no program | kernel | %.0f ns | | | | | | |\n", c.Passes, c.NsOp)
+			continue
+		}
+		target := ""
+		if c.TargetNs > 0 {
+			target = verdict(c.AddedNs <= c.TargetNs, fmt.Sprintf("≤ %.0f ns added", c.TargetNs))
+		}
+		fmt.Fprintf(w, "| kernel: a capability check, %s: added (program's own run time) | kernel | %+.0f ns (%.0f ns) | | | | %s | | |\n",
+			c.State, c.AddedNs, c.ProgNs, target)
+	}
+}
+
+// checkTargets are the issue's bounds on what a capability check may
+// gain while the recorder is attached, in ns, by state.
+var checkTargets = map[string]float64{
+	"attached, another cgroup watched": 60,
+	"watched":                          100,
+}
+
+// readCheckBench reads BenchmarkChown's passes: each line is one state of
+// one pass, in the order the benchmark runs them (detached first).
+func readCheckBench(path string) ([]checkCost, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var order []string
+	ns := map[string][]float64{}
+	prog := map[string][]float64{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		name, ok := strings.CutPrefix(fieldAt(fields, 0), "BenchmarkChown/")
+		if !ok || len(fields) < 4 {
+			continue
+		}
+		if i := strings.LastIndexByte(name, '-'); i > 0 {
+			name = name[:i]
+		}
+		name = strings.ReplaceAll(name, "_", " ")
+		if _, seen := ns[name]; !seen {
+			order = append(order, name)
+		}
+		for i := 2; i+1 < len(fields); i += 2 {
+			v, _ := strconv.ParseFloat(fields[i], 64)
+			switch fields[i+1] {
+			case "ns/op":
+				ns[name] = append(ns[name], v)
+			case "prog-ns/run":
+				prog[name] = append(prog[name], v)
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	detached := ns["detached"]
+	if len(detached) == 0 {
+		return nil, fmt.Errorf("%s: no BenchmarkChown/detached results", path)
+	}
+	var out []checkCost
+	for _, name := range order {
+		c := checkCost{State: name, Passes: len(ns[name]), NsOp: median(ns[name]), TargetNs: checkTargets[name]}
+		if name != "detached" {
+			c.AddedNs = medianDiff(ns[name], detached)
+			c.ProgNs = median(prog[name])
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// median is the middle of v (unsorted).
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return quantile(s, 0.5)
+}
+
+func fieldAt(f []string, i int) string {
+	if i < len(f) {
+		return f[i]
+	}
+	return ""
 }
 
 // signed formats milliseconds that may be negative.
