@@ -678,7 +678,8 @@ var checkTargets = map[string]float64{
 }
 
 // readCheckBench reads BenchmarkChown's passes: each line is one state of
-// one pass, in the order the benchmark runs them (detached first).
+// one pass, in the order the benchmark runs them (detached first and
+// last).
 func readCheckBench(path string) ([]checkCost, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -715,14 +716,26 @@ func readCheckBench(path string) ([]checkCost, error) {
 	if err := sc.Err(); err != nil {
 		return nil, err
 	}
-	detached := ns["detached"]
+	// A pass's detached time is the mean of its runs before and after the
+	// attached states (the second only in passes that have it).
+	detached := slices.Clone(ns["detached"])
 	if len(detached) == 0 {
 		return nil, fmt.Errorf("%s: no BenchmarkChown/detached results", path)
 	}
+	for i, v := range ns["detached again"] {
+		if i < len(detached) {
+			detached[i] = (detached[i] + v) / 2
+		}
+	}
 	var out []checkCost
 	for _, name := range order {
+		if name == "detached again" {
+			continue
+		}
 		c := checkCost{State: name, Passes: len(ns[name]), NsOp: median(ns[name]), TargetNs: checkTargets[name]}
-		if name != "detached" {
+		if name == "detached" {
+			c.NsOp = median(detached)
+		} else {
 			c.AddedNs = medianDiff(ns[name], detached)
 			c.ProgNs = median(prog[name])
 		}
