@@ -67,10 +67,16 @@ func benchVariants(b *testing.B, check int, op func(n int) error) {
 		attach bool
 		other  bool // another cgroup is watched
 		self   bool // this process's cgroup is watched
+		// depth moves this process into a cgroup of its own at that level
+		// (1: beside the watched one; 2: below an unwatched sibling of
+		// it), else it stays in its own cgroup, the root here.
+		depth int
 	}{
 		{name: "detached"},
 		{name: "attached, nothing watched", attach: true},
 		{name: "attached, another cgroup watched", attach: true, other: true},
+		{name: "another cgroup watched, caller at its level", attach: true, other: true, depth: 1},
+		{name: "another cgroup watched, caller below its level", attach: true, other: true, depth: 2},
 		{name: "watched", attach: true, self: true},
 		// The detached time again, after the others: what the others add
 		// is measured against both, so that a drift during the pass does
@@ -85,6 +91,14 @@ func benchVariants(b *testing.B, check int, op func(n int) error) {
 			}
 			if v.other {
 				watch(b, tr)
+			}
+			if v.depth > 0 {
+				dir, _ := newCgroup(b, "")
+				if v.depth > 1 {
+					dir, _ = newCgroup(b, dir)
+				}
+				moveTo(b, dir)
+				defer moveTo(b, home)
 			}
 			var own Cgroup
 			if v.self {

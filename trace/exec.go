@@ -71,6 +71,12 @@ func emitLookup(b *builder, cgroups, config int, found, exit string) {
 		asm.JEq.Imm(asm.R7, 0, exit),
 		asm.LoadMem(asm.R9, asm.R0, off(pinned.CfgFilter), asm.DWord),
 	)
+	emitLevelLoop(b, cgroups, found, exit)
+}
+
+// emitLevelLoop tries the task's ancestor at each level in the mask R7,
+// deepest first, against the filter in R9 and then the map.
+func emitLevelLoop(b *builder, cgroups int, found, exit string) {
 	for lvl := maxLevel; lvl >= 1; lvl-- {
 		next := fmt.Sprintf("level%d", lvl-1)
 		b.emit(
@@ -95,6 +101,172 @@ func emitLookup(b *builder, cgroups, config int, found, exit string) {
 		b.label(next)
 	}
 	b.emit(asm.Ja.Label(exit))
+}
+
+// taskCgroup holds the offsets through which a program reads the current
+// task's own cgroup v2 (task_struct.cgroups->dfl_cgrp), its level and its
+// id (cgroup.kn->id), from the kernel's BTF.
+type taskCgroup struct {
+	cgroups, dflCgrp, level, kn, id int16
+	// parent and owner lead from a cgroup to its parent:
+	// cgroup.self.parent (a cgroup_subsys_state) and that state's cgroup.
+	parent, owner int16
+}
+
+// taskCgroupOffsets reads those offsets from the running kernel's BTF.
+func taskCgroupOffsets() (taskCgroup, error) {
+	spec, err := btf.LoadKernelSpec()
+	if err != nil {
+		return taskCgroup{}, fmt.Errorf("reading the kernel's BTF: %w", err)
+	}
+	var tc taskCgroup
+	for _, f := range []struct {
+		typ, member string
+		off         *int16
+	}{
+		{"task_struct", "cgroups", &tc.cgroups},
+		{"css_set", "dfl_cgrp", &tc.dflCgrp},
+		{"cgroup", "level", &tc.level},
+		{"cgroup", "kn", &tc.kn},
+		{"kernfs_node", "id", &tc.id},
+		{"cgroup", "self", &tc.parent},
+		{"cgroup_subsys_state", "cgroup", &tc.owner},
+	} {
+		var st *btf.Struct
+		if err := spec.TypeByName(f.typ, &st); err != nil {
+			return taskCgroup{}, fmt.Errorf("the kernel's BTF: %w", err)
+		}
+		bits, m, ok := findMember(st.Members, f.member, 0)
+		if !ok || m.BitfieldSize != 0 || bits%32 != 0 || bits/8 > 1<<14 {
+			return taskCgroup{}, fmt.Errorf("%s.%s is not a plain aligned member", f.typ, f.member)
+		}
+		*f.off = int16(bits / 8)
+		if f.member == "self" {
+			// self is the cgroup's own state, embedded: its parent
+			// pointer is at self + css.parent.
+			var css *btf.Struct
+			if err := spec.TypeByName("cgroup_subsys_state", &css); err != nil {
+				return taskCgroup{}, fmt.Errorf("the kernel's BTF: %w", err)
+			}
+			pbits, pm, ok := findMember(css.Members, "parent", 0)
+			if !ok || pm.BitfieldSize != 0 || pbits%64 != 0 {
+				return taskCgroup{}, fmt.Errorf("cgroup_subsys_state.parent is not a plain aligned member")
+			}
+			*f.off += int16(pbits / 8)
+			continue
+		}
+		size := 8
+		if f.member == "level" {
+			size = 4
+		}
+		if sz, err := btf.Sizeof(m.Type); err != nil || sz != size {
+			return taskCgroup{}, fmt.Errorf("%s.%s is not %d bytes wide", f.typ, f.member, size)
+		}
+	}
+	return tc, nil
+}
+
+// emitTaskLookup is emitLookup for a program that may read the task
+// through its BTF type. It reads the task's own cgroup, its id and level
+// once: when that level is watched, the task's own cgroup is its ancestor
+// there and needs no look-up; levels deeper than the task's cannot hold
+// its ancestor and are left out; only the levels above it take the
+// ancestor look-up (a helper call). On a host whose containers sit deeper
+// than its services, most checks of the host end there. The task pointer
+// is left at stTask for the rest of the program.
+func emitTaskLookup(b *builder, cgroups, config int, tc taskCgroup, found, exit string) {
+	b.emit(
+		asm.StoreImm(asm.R10, stKey, 0, asm.Word),
+		asm.LoadMapPtr(asm.R1, config),
+		asm.Mov.Reg(asm.R2, asm.R10),
+		asm.Add.Imm(asm.R2, stKey),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, exit),
+		asm.LoadMem(asm.R7, asm.R0, off(cfgLevels), asm.DWord),
+		asm.JEq.Imm(asm.R7, 0, exit),
+		asm.LoadMem(asm.R9, asm.R0, off(pinned.CfgFilter), asm.DWord),
+		asm.FnGetCurrentTaskBtf.Call(),
+		asm.StoreMem(asm.R10, stTask, asm.R0, asm.DWord),
+		asm.LoadMem(asm.R1, asm.R0, tc.cgroups, asm.DWord),
+		asm.LoadMem(asm.R1, asm.R1, tc.dflCgrp, asm.DWord),
+		asm.LoadMem(asm.R8, asm.R1, tc.level, asm.Word),
+		asm.LoadMem(asm.R1, asm.R1, tc.kn, asm.DWord),
+		asm.LoadMem(asm.R1, asm.R1, tc.id, asm.DWord),
+		asm.StoreMem(asm.R10, stOwn, asm.R1, asm.DWord),
+		// Deeper than any level that can be watched: the ancestor
+		// look-up at each watched level, as without the task's type.
+		asm.JGT.Imm(asm.R8, maxLevel, "deep"),
+	)
+	b.emit(
+		asm.Mov.Reg(asm.R1, asm.R7),
+		asm.RSh.Reg(asm.R1, asm.R8),
+		asm.And.Imm(asm.R1, 1),
+		asm.JEq.Imm(asm.R1, 0, "above"),
+		asm.LoadMem(asm.R0, asm.R10, stOwn, asm.DWord),
+		asm.StoreMem(asm.R10, stKey, asm.R0, asm.DWord),
+		asm.And.Imm(asm.R0, 63),
+		asm.Mov.Imm(asm.R1, 1),
+		asm.LSh.Reg(asm.R1, asm.R0),
+		asm.And.Reg(asm.R1, asm.R9),
+		asm.JEq.Imm(asm.R1, 0, "above"),
+		asm.LoadMapPtr(asm.R1, cgroups),
+		asm.Mov.Reg(asm.R2, asm.R10),
+		asm.Add.Imm(asm.R2, stKey),
+		asm.FnMapLookupElem.Call(),
+		asm.JNE.Imm(asm.R0, 0, found),
+	)
+	// The levels above the task's own, walking up from its cgroup, which
+	// R3 holds (and stCgrp across a map look-up).
+	b.label("above")
+	b.emit(
+		asm.Mov.Imm(asm.R1, 1),
+		asm.LSh.Reg(asm.R1, asm.R8),
+		asm.Sub.Imm(asm.R1, 1),
+		asm.And.Reg(asm.R7, asm.R1),
+		asm.JEq.Imm(asm.R7, 0, exit),
+		asm.LoadMem(asm.R3, asm.R10, stTask, asm.DWord),
+		asm.LoadMem(asm.R3, asm.R3, tc.cgroups, asm.DWord),
+		asm.LoadMem(asm.R3, asm.R3, tc.dflCgrp, asm.DWord),
+	)
+	// Each step goes one level up; R8 is the level R3 is at.
+	for step := 0; step < maxLevel; step++ {
+		next := fmt.Sprintf("up%d", step+1)
+		b.emit(
+			// Nothing watched above this level: done.
+			asm.Mov.Imm(asm.R1, 1),
+			asm.LSh.Reg(asm.R1, asm.R8),
+			asm.Sub.Imm(asm.R1, 1),
+			asm.And.Reg(asm.R1, asm.R7),
+			asm.JEq.Imm(asm.R1, 0, exit),
+			asm.LoadMem(asm.R3, asm.R3, tc.parent, asm.DWord),
+			asm.LoadMem(asm.R3, asm.R3, tc.owner, asm.DWord),
+			asm.Sub.Imm(asm.R8, 1),
+			// Is the level now reached watched?
+			asm.Mov.Reg(asm.R1, asm.R7),
+			asm.RSh.Reg(asm.R1, asm.R8),
+			asm.And.Imm(asm.R1, 1),
+			asm.JEq.Imm(asm.R1, 0, next),
+			asm.LoadMem(asm.R0, asm.R3, tc.kn, asm.DWord),
+			asm.LoadMem(asm.R0, asm.R0, tc.id, asm.DWord),
+			asm.StoreMem(asm.R10, stKey, asm.R0, asm.DWord),
+			asm.And.Imm(asm.R0, 63),
+			asm.Mov.Imm(asm.R1, 1),
+			asm.LSh.Reg(asm.R1, asm.R0),
+			asm.And.Reg(asm.R1, asm.R9),
+			asm.JEq.Imm(asm.R1, 0, next),
+			asm.StoreMem(asm.R10, stCgrp, asm.R3, asm.DWord),
+			asm.LoadMapPtr(asm.R1, cgroups),
+			asm.Mov.Reg(asm.R2, asm.R10),
+			asm.Add.Imm(asm.R2, stKey),
+			asm.FnMapLookupElem.Call(),
+			asm.JNE.Imm(asm.R0, 0, found),
+			asm.LoadMem(asm.R3, asm.R10, stCgrp, asm.DWord),
+		)
+		b.label(next)
+	}
+	b.emit(asm.Ja.Label(exit))
+	b.label("deep")
+	emitLevelLoop(b, cgroups, found, exit)
 }
 
 // execProgram generates the exec recorder. R6 is the tracepoint context,

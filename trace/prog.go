@@ -150,6 +150,7 @@ type progParams struct {
 	// verifier that refuses the loads, get the other way (see load).
 	taskBTF bool
 	comm    int32
+	cgroup  taskCgroup // with taskBTF
 }
 
 // Stack layout of the program, offsets from R10.
@@ -159,6 +160,9 @@ const (
 	stStack = stComm - 8*stackFrames // stackFrames return addresses
 	stPid   = stStack - 8            // pid_tgid of the current task
 	stCred  = stPid - 8              // the current task's real_cred
+	stTask  = stCred - 8             // the current task (taskBTF)
+	stOwn   = stTask - 8             // the id of its own cgroup (taskBTF)
+	stCgrp  = stOwn - 8              // a cgroup on the walk up (taskBTF)
 )
 
 // builder assembles instructions with labels that may pile up on one
@@ -244,7 +248,12 @@ func program(p progParams) (asm.Instructions, error) {
 
 	// Levels of watched cgroups; nothing watched is the fast way out.
 	b.emit(asm.Mov.Reg(asm.R6, asm.R1))
-	emitLookup(b, p.cgroups, p.config, found, exit)
+	viaTask := p.taskBTF && p.realCred >= 0
+	if viaTask {
+		emitTaskLookup(b, p.cgroups, p.config, p.cgroup, found, exit)
+	} else {
+		emitLookup(b, p.cgroups, p.config, found, exit)
+	}
 
 	b.label(found)
 	b.emit(
@@ -263,9 +272,9 @@ func program(p progParams) (asm.Instructions, error) {
 	// as overlayfs's copy-up with its mounter's (see cred.go).
 	b.label("capok")
 	switch {
-	case p.taskBTF && p.realCred >= 0:
+	case viaTask:
 		b.emit(
-			asm.FnGetCurrentTaskBtf.Call(),
+			asm.LoadMem(asm.R0, asm.R10, stTask, asm.DWord),
 			asm.LoadMem(asm.R1, asm.R0, int16(p.realCred), asm.DWord),
 			asm.LoadMem(asm.R2, asm.R6, 0, asm.DWord),
 			asm.JEq.Reg(asm.R1, asm.R2, "owncomm"),
@@ -309,7 +318,7 @@ func program(p progParams) (asm.Instructions, error) {
 	}
 
 	// The runtime's own processes, by the command name in R1 and R2.
-	if !(p.taskBTF && p.realCred >= 0) {
+	if !viaTask {
 		b.label("comm")
 		b.emit(
 			asm.Mov.Reg(asm.R1, asm.R10),

@@ -90,7 +90,11 @@ func TestProgramEncodes(t *testing.T) {
 		{"without overcommit ranges", func() progParams { p := testParams(); p.overcommit = nil; return p }},
 		{"without runtime names", func() progParams { p := testParams(); p.comms = nil; return p }},
 		{"without the offset of real_cred", func() progParams { p := testParams(); p.realCred = -1; return p }},
-		{"reading the task by its BTF", func() progParams { p := testParams(); p.taskBTF, p.comm = true, 1752; return p }},
+		{"reading the task by its BTF", func() progParams {
+			p := testParams()
+			p.taskBTF, p.comm, p.cgroup = true, 1752, taskCgroup{cgroups: 2376, dflCgrp: 112, level: 216, kn: 256, id: 96}
+			return p
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

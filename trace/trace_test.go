@@ -2,6 +2,7 @@ package trace
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -285,6 +286,43 @@ func TestOtherCgroupsNotRecorded(t *testing.T) {
 	}
 	if _, err := tr.Harvest(ocg.ID); !errors.Is(err, ErrNotWatched) {
 		t.Errorf("harvest of the unwatched cgroup: %v", err)
+	}
+}
+
+// TestDepths runs a helper at several depths below a watched cgroup and
+// beside it, under both ways of reading the task: the program finds the
+// watched ancestor by the task's own cgroup, by walking up from it, or,
+// below the deepest level it can watch, by the ancestor look-up.
+func TestDepths(t *testing.T) {
+	requireTracing(t)
+	f := newFiles(t)
+	for _, viaBTF := range []bool{true, false} {
+		for _, depth := range []int{0, 1, 3, maxLevel, maxLevel + 2} {
+			t.Run(fmt.Sprintf("btf %v, %d below", viaBTF, depth), func(t *testing.T) {
+				tryTaskBTF = viaBTF
+				defer func() { tryTaskBTF = true }()
+				tr, _ := newTracer(t)
+				watched, cg := newCgroup(t, "")
+				sibling, _ := newCgroup(t, "")
+				if err := tr.Watch(cg); err != nil {
+					t.Fatal(err)
+				}
+				in, beside := watched, sibling
+				for i := 0; i < depth; i++ {
+					in, _ = newCgroup(t, in)
+					beside, _ = newCgroup(t, beside)
+				}
+				wantSteps(t, runHelper(t, beside, "chown "+f.own+" 1000", "mknod "+filepath.Join(t.TempDir(), "node")))
+				wantSteps(t, runHelper(t, in, "chown "+f.own+" 1001"))
+				rec, err := tr.Harvest(cg.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rec.Used != caps(capChown) || rec.UsedCount[capChown] != 1 {
+					t.Errorf("used %v (%d chown checks), want the one chown of the helper below the watched cgroup", rec.Used, rec.UsedCount[capChown])
+				}
+			})
+		}
 	}
 }
 

@@ -344,8 +344,10 @@ func load(dir, symCache string) (_ *objects, err error) {
 	}
 	// The faster way to read the task first, the other where the kernel
 	// refuses it (older kernels lack bpf_get_current_task_btf).
-	if comm, err := commOffset(); err == nil && realCred >= 0 && tryTaskBTF {
-		params.taskBTF, params.comm = true, comm
+	comm, merr := commOffset()
+	tc, terr := taskCgroupOffsets()
+	if merr == nil && terr == nil && realCred >= 0 && tryTaskBTF {
+		params.taskBTF, params.comm, params.cgroup = true, comm, tc
 		if o.prog, err = loadRecorder(params); err == nil {
 			o.taskBTF = true
 		}
