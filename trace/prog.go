@@ -143,11 +143,13 @@ type progParams struct {
 	// or negative when it is not known: every check is then counted as
 	// the task's own, and flagNoCred is set.
 	realCred int32
-	// taskBTF reads real_cred and comm straight from the current task
-	// (bpf_get_current_task_btf, comm at offset comm): one cheap helper
-	// call and three loads on every watched check, where the other way
-	// copies both with a helper each. Kernels that lack the helper, or a
-	// verifier that refuses the loads, get the other way (see load).
+	// taskBTF reads the current task through its BTF type
+	// (bpf_get_current_task_btf): its own cgroup, to find the watched
+	// ancestor without a helper call per level (emitTaskLookup, offsets in
+	// cgroup), and real_cred and comm (at offset comm) with plain loads,
+	// where the other way copies both with a helper each. Kernels that
+	// lack the helper, or a verifier that refuses the loads, get the other
+	// way (see load).
 	taskBTF bool
 	comm    int32
 	cgroup  taskCgroup // with taskBTF
