@@ -228,8 +228,11 @@ func emitTaskLookup(b *builder, cgroups, config int, tc taskCgroup, found, exit 
 		asm.LoadMem(asm.R3, asm.R3, tc.cgroups, asm.DWord),
 		asm.LoadMem(asm.R3, asm.R3, tc.dflCgrp, asm.DWord),
 	)
-	// Each step goes one level up; R8 is the level R3 is at.
-	for step := 0; step < maxLevel; step++ {
+	// Each step goes one level up; R8 is the level R3 is at. After
+	// walkSteps, the levels still above go to the ancestor look-up: a task
+	// that deep below its container is rare, and each step is more for the
+	// verifier to follow at load.
+	for step := 0; step < walkSteps; step++ {
 		next := fmt.Sprintf("up%d", step+1)
 		b.emit(
 			// Nothing watched above this level: done.
@@ -264,10 +267,20 @@ func emitTaskLookup(b *builder, cgroups, config int, tc taskCgroup, found, exit 
 		)
 		b.label(next)
 	}
-	b.emit(asm.Ja.Label(exit))
+	b.emit(
+		asm.Mov.Imm(asm.R1, 1),
+		asm.LSh.Reg(asm.R1, asm.R8),
+		asm.Sub.Imm(asm.R1, 1),
+		asm.And.Reg(asm.R7, asm.R1),
+		asm.JEq.Imm(asm.R7, 0, exit),
+	)
 	b.label("deep")
 	emitLevelLoop(b, cgroups, found, exit)
 }
+
+// walkSteps is how many levels emitTaskLookup climbs from a task's own
+// cgroup before it leaves the rest to the ancestor look-up.
+const walkSteps = 8
 
 // execProgram generates the exec recorder. R6 is the tracepoint context,
 // R8 the watched entry.

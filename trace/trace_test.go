@@ -297,7 +297,7 @@ func TestDepths(t *testing.T) {
 	requireTracing(t)
 	f := newFiles(t)
 	for _, viaBTF := range []bool{true, false} {
-		for _, depth := range []int{0, 1, 3, maxLevel, maxLevel + 2} {
+		for _, depth := range []int{0, 1, 3, walkSteps, walkSteps + 2, maxLevel, maxLevel + 2} {
 			t.Run(fmt.Sprintf("btf %v, %d below", viaBTF, depth), func(t *testing.T) {
 				tryTaskBTF = viaBTF
 				defer func() { tryTaskBTF = true }()
