@@ -670,7 +670,7 @@ func printTable(w io.Writer, r *results) {
 	}
 }
 
-// checkTargets are the bounds on what a capability check may
+// checkTargets are the project's bounds on what a capability check may
 // gain while the recorder is attached, in ns, by state.
 var checkTargets = map[string]float64{
 	"attached, another cgroup watched":               60,
