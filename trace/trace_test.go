@@ -297,11 +297,12 @@ func TestDepths(t *testing.T) {
 	requireTracing(t)
 	f := newFiles(t)
 	for _, viaBTF := range []bool{true, false} {
-		for _, depth := range []int{0, 1, 3, walkSteps, walkSteps + 2, maxLevel, maxLevel + 2} {
+		tryTaskBTF = viaBTF
+		tr, _ := newTracer(t)
+		tryTaskBTF = true
+		// Its own cgroup; the walk; the walk, then the look-up; the look-up.
+		for _, depth := range []int{0, 3, walkSteps + 2, maxLevel + 2} {
 			t.Run(fmt.Sprintf("btf %v, %d below", viaBTF, depth), func(t *testing.T) {
-				tryTaskBTF = viaBTF
-				defer func() { tryTaskBTF = true }()
-				tr, _ := newTracer(t)
 				watched, cg := newCgroup(t, "")
 				sibling, _ := newCgroup(t, "")
 				if err := tr.Watch(cg); err != nil {
