@@ -146,16 +146,7 @@ func (d *containerdDaemon) cgroupDirs() []string {
 	if !strings.HasPrefix(d.cgParent, containerdCgroupPrefix) || strings.Contains(d.cgParent[1:], "/") {
 		return nil
 	}
-	var dirs []string
-	base := strings.TrimPrefix(d.cgParent, "/")
-	cands, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", base))
-	cands = append(cands, filepath.Join("/sys/fs/cgroup", base))
-	for _, c := range cands {
-		if fi, err := os.Stat(c); err == nil && fi.IsDir() {
-			dirs = append(dirs, c)
-		}
-	}
-	return dirs
+	return cgroupParentDirs(strings.TrimPrefix(d.cgParent, "/"))
 }
 
 // killCgroupProcs kills, by pid, container processes left in our cgroup
@@ -202,25 +193,17 @@ func (d *containerdDaemon) unmountAll(t *testing.T) {
 // removeCgroups removes our cgroup parent from every hierarchy.
 func (d *containerdDaemon) removeCgroups(t *testing.T) {
 	for _, top := range d.cgroupDirs() {
-		var dirs []string
-		_ = filepath.WalkDir(top, func(p string, e os.DirEntry, err error) error {
-			if err == nil && e.IsDir() {
-				dirs = append(dirs, p)
-			}
-			return nil
-		})
-		// Children first.
-		for i := len(dirs) - 1; i >= 0; i-- {
+		for _, dir := range dirsDeepestFirst(top) {
 			var err error
 			for try := 0; try < 20; try++ {
-				if err = syscall.Rmdir(dirs[i]); err == nil || errors.Is(err, syscall.ENOENT) {
+				if err = syscall.Rmdir(dir); err == nil || errors.Is(err, syscall.ENOENT) {
 					err = nil
 					break
 				}
 				time.Sleep(100 * time.Millisecond) // processes may still be exiting
 			}
 			if err != nil {
-				t.Errorf("removing cgroup %s: %v", dirs[i], err)
+				t.Errorf("removing cgroup %s: %v", dir, err)
 			}
 		}
 	}

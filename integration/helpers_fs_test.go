@@ -270,17 +270,10 @@ func removeNewCgroupParent(t *testing.T, name string) {
 			if existed[d] {
 				continue
 			}
-			// Children first: rmdir removes only an empty cgroup.
-			var dirs []string
-			_ = filepath.WalkDir(d, func(p string, e fs.DirEntry, err error) error {
-				if err == nil && e.IsDir() {
-					dirs = append(dirs, p)
-				}
-				return nil
-			})
-			for i := len(dirs) - 1; i >= 0; i-- {
-				if err := syscall.Rmdir(dirs[i]); err != nil {
-					t.Logf("removing the cgroup %s the engine left: %v", dirs[i], err)
+			// rmdir removes only an empty cgroup.
+			for _, c := range dirsDeepestFirst(d) {
+				if err := syscall.Rmdir(c); err != nil {
+					t.Logf("removing the cgroup %s the engine left: %v", c, err)
 				}
 			}
 		}
@@ -298,5 +291,19 @@ func cgroupParentDirs(name string) []string {
 			dirs = append(dirs, c)
 		}
 	}
+	return dirs
+}
+
+// dirsDeepestFirst lists dir and the directories below it, each after
+// those inside it: the order in which rmdir can remove them.
+func dirsDeepestFirst(dir string) []string {
+	var dirs []string
+	_ = filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+		if err == nil && e.IsDir() {
+			dirs = append(dirs, p)
+		}
+		return nil
+	})
+	slices.Reverse(dirs)
 	return dirs
 }

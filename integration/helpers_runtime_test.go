@@ -171,9 +171,16 @@ func crunWrap(t *testing.T, argv []string) []string {
 	if !crunNeedsPrivateCgroupNS() {
 		return argv
 	}
+	return inPrivateMounts(t, `umount /sys/fs/cgroup/unified`, argv)
+}
+
+// inPrivateMounts returns argv run in a private mount namespace after the
+// shell commands setup.
+func inPrivateMounts(t *testing.T, setup string, argv []string) []string {
+	t.Helper()
 	unshare := requireBinary(t, "unshare")
 	return append([]string{unshare, "--mount", "--propagation", "private", "sh", "-c",
-		`umount /sys/fs/cgroup/unified && exec "$@"`, "sh"}, argv...)
+		setup + ` && exec "$@"`, "sh"}, argv...)
 }
 
 // crunWrapV2 returns argv run as on a cgroup v2 host, which is where crun
@@ -189,12 +196,10 @@ func crunWrapV2(t *testing.T, argv []string) []string {
 	if !crunNeedsPrivateCgroupNS() {
 		return argv
 	}
-	unshare := requireBinary(t, "unshare")
 	if err := hostState.ensureBPFFS(); err != nil {
 		t.Fatal(err)
 	}
-	return append([]string{unshare, "--mount", "--propagation", "private", "sh", "-c",
-		`umount /sys/fs/cgroup/unified && mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec "$@"`, "sh"}, argv...)
+	return inPrivateMounts(t, `umount /sys/fs/cgroup/unified && mount -t cgroup2 cgroup2 /sys/fs/cgroup`, argv)
 }
 
 // crunSetup checks for crun, builds a busybox rootfs and a state root and

@@ -375,14 +375,7 @@ func removeContainerLogLinks(t *testing.T, logs string) {
 // pruneEmptyDirs removes dir and the directories below it that are empty,
 // deepest first; anything with a file in it stays.
 func pruneEmptyDirs(dir string) {
-	var dirs []string
-	_ = filepath.WalkDir(dir, func(p string, e os.DirEntry, err error) error {
-		if err == nil && e.IsDir() {
-			dirs = append(dirs, p)
-		}
-		return nil
-	})
-	for i := len(dirs) - 1; i >= 0; i-- {
-		_ = syscall.Rmdir(dirs[i])
+	for _, d := range dirsDeepestFirst(dir) {
+		_ = syscall.Rmdir(d)
 	}
 }
