@@ -60,6 +60,13 @@ func interpOffset() (int32, error) {
 // and the code jumps to found, with the cgroup id at stKey; otherwise to
 // exit.
 func emitLookup(b *builder, cgroups, config int, found, exit string) {
+	emitConfig(b, config, exit)
+	emitLevelLoop(b, cgroups, found, exit)
+}
+
+// emitConfig loads the watched levels into R7 and the filter of watched
+// ids into R9, and goes to exit when nothing is watched.
+func emitConfig(b *builder, config int, exit string) {
 	b.emit(
 		asm.StoreImm(asm.R10, stKey, 0, asm.Word),
 		asm.LoadMapPtr(asm.R1, config),
@@ -71,7 +78,36 @@ func emitLookup(b *builder, cgroups, config int, found, exit string) {
 		asm.JEq.Imm(asm.R7, 0, exit),
 		asm.LoadMem(asm.R9, asm.R0, off(pinned.CfgFilter), asm.DWord),
 	)
-	emitLevelLoop(b, cgroups, found, exit)
+}
+
+// emitTry looks up the cgroup id in R0: it goes to miss when the filter
+// rules it out, to found with the entry in R0 when it is watched, and on
+// otherwise, with R1 to R5 clobbered.
+func emitTry(b *builder, cgroups int, miss, found string) {
+	b.emit(
+		asm.StoreMem(asm.R10, stKey, asm.R0, asm.DWord),
+		asm.And.Imm(asm.R0, 63),
+		asm.Mov.Imm(asm.R1, 1),
+		asm.LSh.Reg(asm.R1, asm.R0),
+		asm.And.Reg(asm.R1, asm.R9),
+		asm.JEq.Imm(asm.R1, 0, miss),
+		asm.LoadMapPtr(asm.R1, cgroups),
+		asm.Mov.Reg(asm.R2, asm.R10),
+		asm.Add.Imm(asm.R2, stKey),
+		asm.FnMapLookupElem.Call(),
+		asm.JNE.Imm(asm.R0, 0, found),
+	)
+}
+
+// emitAbove sets R1 to the levels of R7 above (shallower than) the level
+// in R8.
+func emitAbove(b *builder) {
+	b.emit(
+		asm.Mov.Imm(asm.R1, 1),
+		asm.LSh.Reg(asm.R1, asm.R8),
+		asm.Sub.Imm(asm.R1, 1),
+		asm.And.Reg(asm.R1, asm.R7),
+	)
 }
 
 // emitLevelLoop tries the task's ancestor at each level in the mask R7,
@@ -86,18 +122,8 @@ func emitLevelLoop(b *builder, cgroups int, found, exit string) {
 			asm.JEq.Imm(asm.R1, 0, next),
 			asm.Mov.Imm(asm.R1, int32(lvl)),
 			asm.FnGetCurrentAncestorCgroupId.Call(),
-			asm.StoreMem(asm.R10, stKey, asm.R0, asm.DWord),
-			asm.And.Imm(asm.R0, 63),
-			asm.Mov.Imm(asm.R1, 1),
-			asm.LSh.Reg(asm.R1, asm.R0),
-			asm.And.Reg(asm.R1, asm.R9),
-			asm.JEq.Imm(asm.R1, 0, next),
-			asm.LoadMapPtr(asm.R1, cgroups),
-			asm.Mov.Reg(asm.R2, asm.R10),
-			asm.Add.Imm(asm.R2, stKey),
-			asm.FnMapLookupElem.Call(),
-			asm.JNE.Imm(asm.R0, 0, found),
 		)
+		emitTry(b, cgroups, next, found)
 		b.label(next)
 	}
 	b.emit(asm.Ja.Label(exit))
@@ -175,58 +201,25 @@ func taskCgroupOffsets() (taskCgroup, error) {
 // than its services, most checks of the host end there. The task pointer
 // is left at stTask for the rest of the program.
 func emitTaskLookup(b *builder, cgroups, config int, tc taskCgroup, found, exit string) {
+	emitConfig(b, config, exit)
 	b.emit(
-		asm.StoreImm(asm.R10, stKey, 0, asm.Word),
-		asm.LoadMapPtr(asm.R1, config),
-		asm.Mov.Reg(asm.R2, asm.R10),
-		asm.Add.Imm(asm.R2, stKey),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, exit),
-		asm.LoadMem(asm.R7, asm.R0, off(cfgLevels), asm.DWord),
-		asm.JEq.Imm(asm.R7, 0, exit),
-		asm.LoadMem(asm.R9, asm.R0, off(pinned.CfgFilter), asm.DWord),
 		asm.FnGetCurrentTaskBtf.Call(),
 		asm.StoreMem(asm.R10, stTask, asm.R0, asm.DWord),
-		asm.LoadMem(asm.R1, asm.R0, tc.cgroups, asm.DWord),
-		asm.LoadMem(asm.R1, asm.R1, tc.dflCgrp, asm.DWord),
-		asm.LoadMem(asm.R8, asm.R1, tc.level, asm.Word),
-		asm.LoadMem(asm.R1, asm.R1, tc.kn, asm.DWord),
-		asm.LoadMem(asm.R1, asm.R1, tc.id, asm.DWord),
-		asm.StoreMem(asm.R10, stOwn, asm.R1, asm.DWord),
+		asm.LoadMem(asm.R3, asm.R0, tc.cgroups, asm.DWord),
+		asm.LoadMem(asm.R3, asm.R3, tc.dflCgrp, asm.DWord),
+		asm.LoadMem(asm.R8, asm.R3, tc.level, asm.Word),
 		// Deeper than any level that can be watched: the ancestor
 		// look-up at each watched level, as without the task's type.
 		asm.JGT.Imm(asm.R8, maxLevel, "deep"),
 	)
-	b.emit(
-		asm.Mov.Reg(asm.R1, asm.R7),
-		asm.RSh.Reg(asm.R1, asm.R8),
-		asm.And.Imm(asm.R1, 1),
-		asm.JEq.Imm(asm.R1, 0, "above"),
-		asm.LoadMem(asm.R0, asm.R10, stOwn, asm.DWord),
-		asm.StoreMem(asm.R10, stKey, asm.R0, asm.DWord),
-		asm.And.Imm(asm.R0, 63),
-		asm.Mov.Imm(asm.R1, 1),
-		asm.LSh.Reg(asm.R1, asm.R0),
-		asm.And.Reg(asm.R1, asm.R9),
-		asm.JEq.Imm(asm.R1, 0, "above"),
-		asm.LoadMapPtr(asm.R1, cgroups),
-		asm.Mov.Reg(asm.R2, asm.R10),
-		asm.Add.Imm(asm.R2, stKey),
-		asm.FnMapLookupElem.Call(),
-		asm.JNE.Imm(asm.R0, 0, found),
-	)
-	// The levels above the task's own, walking up from its cgroup, which
-	// R3 holds (and stCgrp across a map look-up).
+	// The task's own cgroup, R3 (kept at stCgrp across a map look-up),
+	// then the levels above it, walking up.
+	emitTryCgroup(b, cgroups, tc, "above", found)
 	b.label("above")
+	emitAbove(b)
 	b.emit(
-		asm.Mov.Imm(asm.R1, 1),
-		asm.LSh.Reg(asm.R1, asm.R8),
-		asm.Sub.Imm(asm.R1, 1),
-		asm.And.Reg(asm.R7, asm.R1),
+		asm.Mov.Reg(asm.R7, asm.R1),
 		asm.JEq.Imm(asm.R7, 0, exit),
-		asm.LoadMem(asm.R3, asm.R10, stTask, asm.DWord),
-		asm.LoadMem(asm.R3, asm.R3, tc.cgroups, asm.DWord),
-		asm.LoadMem(asm.R3, asm.R3, tc.dflCgrp, asm.DWord),
 	)
 	// Each step goes one level up; R8 is the level R3 is at. After
 	// walkSteps, the levels still above go to the ancestor look-up: a task
@@ -234,48 +227,41 @@ func emitTaskLookup(b *builder, cgroups, config int, tc taskCgroup, found, exit 
 	// verifier to follow at load.
 	for step := 0; step < walkSteps; step++ {
 		next := fmt.Sprintf("up%d", step+1)
+		// Nothing watched above this level: done.
+		emitAbove(b)
 		b.emit(
-			// Nothing watched above this level: done.
-			asm.Mov.Imm(asm.R1, 1),
-			asm.LSh.Reg(asm.R1, asm.R8),
-			asm.Sub.Imm(asm.R1, 1),
-			asm.And.Reg(asm.R1, asm.R7),
 			asm.JEq.Imm(asm.R1, 0, exit),
 			asm.LoadMem(asm.R3, asm.R3, tc.parent, asm.DWord),
 			asm.LoadMem(asm.R3, asm.R3, tc.owner, asm.DWord),
 			asm.Sub.Imm(asm.R8, 1),
-			// Is the level now reached watched?
-			asm.Mov.Reg(asm.R1, asm.R7),
-			asm.RSh.Reg(asm.R1, asm.R8),
-			asm.And.Imm(asm.R1, 1),
-			asm.JEq.Imm(asm.R1, 0, next),
-			asm.LoadMem(asm.R0, asm.R3, tc.kn, asm.DWord),
-			asm.LoadMem(asm.R0, asm.R0, tc.id, asm.DWord),
-			asm.StoreMem(asm.R10, stKey, asm.R0, asm.DWord),
-			asm.And.Imm(asm.R0, 63),
-			asm.Mov.Imm(asm.R1, 1),
-			asm.LSh.Reg(asm.R1, asm.R0),
-			asm.And.Reg(asm.R1, asm.R9),
-			asm.JEq.Imm(asm.R1, 0, next),
-			asm.StoreMem(asm.R10, stCgrp, asm.R3, asm.DWord),
-			asm.LoadMapPtr(asm.R1, cgroups),
-			asm.Mov.Reg(asm.R2, asm.R10),
-			asm.Add.Imm(asm.R2, stKey),
-			asm.FnMapLookupElem.Call(),
-			asm.JNE.Imm(asm.R0, 0, found),
-			asm.LoadMem(asm.R3, asm.R10, stCgrp, asm.DWord),
 		)
+		emitTryCgroup(b, cgroups, tc, next, found)
 		b.label(next)
 	}
+	emitAbove(b)
 	b.emit(
-		asm.Mov.Imm(asm.R1, 1),
-		asm.LSh.Reg(asm.R1, asm.R8),
-		asm.Sub.Imm(asm.R1, 1),
-		asm.And.Reg(asm.R7, asm.R1),
+		asm.Mov.Reg(asm.R7, asm.R1),
 		asm.JEq.Imm(asm.R7, 0, exit),
 	)
 	b.label("deep")
 	emitLevelLoop(b, cgroups, found, exit)
+}
+
+// emitTryCgroup tries the cgroup in R3, at the level in R8, when that
+// level is watched: it goes to found with the entry, or to miss with R3
+// and R8 as they were.
+func emitTryCgroup(b *builder, cgroups int, tc taskCgroup, miss, found string) {
+	b.emit(
+		asm.Mov.Reg(asm.R1, asm.R7),
+		asm.RSh.Reg(asm.R1, asm.R8),
+		asm.And.Imm(asm.R1, 1),
+		asm.JEq.Imm(asm.R1, 0, miss),
+		asm.StoreMem(asm.R10, stCgrp, asm.R3, asm.DWord),
+		asm.LoadMem(asm.R0, asm.R3, tc.kn, asm.DWord),
+		asm.LoadMem(asm.R0, asm.R0, tc.id, asm.DWord),
+	)
+	emitTry(b, cgroups, miss, found)
+	b.emit(asm.LoadMem(asm.R3, asm.R10, stCgrp, asm.DWord))
 }
 
 // walkSteps is how many levels emitTaskLookup climbs from a task's own

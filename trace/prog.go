@@ -163,8 +163,7 @@ const (
 	stPid   = stStack - 8            // pid_tgid of the current task
 	stCred  = stPid - 8              // the current task's real_cred
 	stTask  = stCred - 8             // the current task (taskBTF)
-	stOwn   = stTask - 8             // the id of its own cgroup (taskBTF)
-	stCgrp  = stOwn - 8              // a cgroup on the walk up (taskBTF)
+	stCgrp  = stTask - 8             // a cgroup on the walk up (taskBTF)
 )
 
 // builder assembles instructions with labels that may pile up on one
@@ -250,7 +249,10 @@ func program(p progParams) (asm.Instructions, error) {
 
 	// Levels of watched cgroups; nothing watched is the fast way out.
 	b.emit(asm.Mov.Reg(asm.R6, asm.R1))
-	viaTask := p.taskBTF && p.realCred >= 0
+	viaTask := p.taskBTF
+	if viaTask && p.realCred < 0 {
+		return nil, fmt.Errorf("reading the task through its BTF type needs the offset of real_cred")
+	}
 	if viaTask {
 		emitTaskLookup(b, p.cgroups, p.config, p.cgroup, found, exit)
 	} else {
