@@ -202,7 +202,7 @@ type bench struct {
 // install copies capshim (with the companions it runs next to it) and the
 // bare wrapper into a directory of the run on disk, and measures those
 // copies: a binary runs as a package or install(1) leaves it, written
-// with write(2). The file the Go linker writes (through a memory mapping)
+// through the kernel's write path. The file the Go linker writes (through a memory mapping)
 // costs more page faults at every start of it until it leaves the page
 // cache (measured with capshim: 316 faults against 286 for a copy of the
 // same bytes), and more for the larger binary, which would charge capshim
