@@ -150,12 +150,7 @@ func benchVariants(b *testing.B, check int, op func(n int) error) {
 // capability tracepoint until the benchmark ends.
 func attachEmpty(b *testing.B) *ebpf.Program {
 	b.Helper()
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
-		Name:         "capshim_empty",
-		Type:         ebpf.RawTracepoint,
-		Instructions: nopProgram(),
-		License:      "GPL",
-	})
+	prog, err := loadNop("capshim_empty")
 	if err != nil {
 		b.Fatal(err)
 	}

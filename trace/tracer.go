@@ -541,6 +541,16 @@ func (t *Tracer) Reclaim(alive func(cgroupID uint64) bool) ([]uint64, error) {
 	return dropped, nil
 }
 
+// loadNop loads a raw tracepoint program named name that does nothing.
+func loadNop(name string) (*ebpf.Program, error) {
+	return ebpf.NewProgram(&ebpf.ProgramSpec{
+		Name:         name,
+		Type:         ebpf.RawTracepoint,
+		Instructions: nopProgram(),
+		License:      "GPL",
+	})
+}
+
 // Supported says why the recorder cannot work here, or nil: no cgroup v2
 // hierarchy, no right to load BPF programs, no cap_capable tracepoint. It
 // loads and attaches a program that does nothing, and removes it again.
@@ -548,12 +558,7 @@ func Supported() error {
 	if _, _, err := V2Root(); err != nil {
 		return fmt.Errorf("capability tracing: %w", err)
 	}
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
-		Name:         "capshim_probe",
-		Type:         ebpf.RawTracepoint,
-		Instructions: nopProgram(),
-		License:      "GPL",
-	})
+	prog, err := loadNop("capshim_probe")
 	if err != nil {
 		if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) {
 			return fmt.Errorf("capability tracing: no right to load BPF programs: %w", err)

@@ -200,14 +200,14 @@ type bench struct {
 }
 
 // install copies capshim (with the companions it runs next to it) and the
-// bare wrapper into a directory of the run on disk, and measures those
-// copies: a binary runs as a package or install(1) leaves it, written
-// through the kernel's write path. The file the Go linker writes (through a memory mapping)
-// costs more page faults at every start of it until it leaves the page
-// cache (measured with capshim: 316 faults against 286 for a copy of the
-// same bytes), and more for the larger binary, which would charge capshim
-// for how it was built rather than for what it does. runc is measured as
-// its package installed it.
+// bare wrapper into a directory of the run on disk, and the run measures
+// those copies: a binary runs as a package or install(1) leaves it,
+// written through the kernel's write path. The file the Go linker writes
+// (through a memory mapping) costs more page faults at every start until
+// it leaves the page cache (capshim: 316 faults against 286 for a copy of
+// the same bytes), and more for the larger binary, which would charge
+// capshim for how it was built rather than for what it does. runc is
+// measured as its package installed it.
 func (b *bench) install() error {
 	var err error
 	if b.binDir, err = os.MkdirTemp("", "capshim-bench-bin-"); err != nil {
