@@ -108,11 +108,14 @@ test: deps vet staticcheck unit
 # side, interleaved; prints one table, writes bench/results.json and
 # bench/chart.png. Needs root, runc and busybox-static (installed if
 # missing); no network traffic. BENCH_PASS/BENCH_CYCLES: rounds;
-# BENCH_CHECKS: passes of the capability-check benchmark.
+# BENCH_CHECKS: passes of the capability-check benchmark that runs one
+# state after another (for the program's own run time); BENCH_ROUNDS:
+# rounds of the one that pairs the states within rounds (the targets).
 BENCH_RUNC   ?= /usr/bin/runc
 BENCH_PASS   ?= 1000
 BENCH_CYCLES ?= 200
-BENCH_CHECKS ?= 7
+BENCH_CHECKS ?= 3
+BENCH_ROUNDS ?= 300
 bench: build
 	@command -v runc >/dev/null 2>&1 && [ -x /bin/busybox ] || { \
 		echo "installing runc and busybox-static for make bench"; \
@@ -127,6 +130,8 @@ bench: build
 	@: > bin/tracebench.txt; for i in $$(seq $(BENCH_CHECKS)); do \
 		$(GO) test -run=NONE -bench='^BenchmarkChown$$' -benchtime=1000000x -count=1 ./trace/ >> bin/tracebench.txt || { cat bin/tracebench.txt; exit 1; }; \
 	done
+	@echo "go test -bench ChownPaired ./trace (each state against none within rounds, $(BENCH_ROUNDS) rounds)..."
+	@$(GO) test -run=NONE -bench='^BenchmarkChownPaired$$' -benchtime=$(BENCH_ROUNDS)x -count=1 ./trace/ >> bin/tracebench.txt || { cat bin/tracebench.txt; exit 1; }
 	@bin/bench-e2e -capshim $(BIN) -barewrap bin/barewrap -runc $(BENCH_RUNC) \
 		-pass $(BENCH_PASS) -cycles $(BENCH_CYCLES) -gobench bin/gobench.txt -tracebench bin/tracebench.txt \
 		-json bench/results.json -chart bench/chart.png
