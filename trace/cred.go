@@ -44,6 +44,25 @@ func commOffset() (int32, error) {
 	return int32(bits / 8), nil
 }
 
+// pidOffset is the byte offset of pid (the thread id, a 32-bit pid_t) in
+// task_struct, which a program reading the task by its BTF type loads
+// instead of calling bpf_get_current_pid_tgid on every watched check.
+func pidOffset() (int32, error) {
+	task, err := kernelTask()
+	if err != nil {
+		return 0, err
+	}
+	bits, m, ok := findMember(task.Members, "pid", 0)
+	if !ok {
+		return 0, fmt.Errorf("%s has no member pid", task.Name)
+	}
+	i, isInt := btf.UnderlyingType(m.Type).(*btf.Int)
+	if !isInt || i.Size != 4 || bits%32 != 0 || bits/8 > 1<<15-4 {
+		return 0, fmt.Errorf("%s.pid at bit %d is not an aligned 32-bit integer", task.Name, bits)
+	}
+	return int32(bits / 8), nil
+}
+
 // kernelTask is task_struct in the running kernel's BTF.
 func kernelTask() (*btf.Struct, error) {
 	spec, err := btf.LoadKernelSpec()

@@ -152,6 +152,7 @@ type progParams struct {
 	// way (see load).
 	taskBTF bool
 	comm    int32
+	pid     int32      // task_struct.pid, with taskBTF
 	cgroup  taskCgroup // with taskBTF
 }
 
@@ -160,7 +161,7 @@ const (
 	stKey   = -8                     // u64 map key (or u32 zero for arrays)
 	stComm  = -24                    // 16 bytes of task command name
 	stStack = stComm - 8*stackFrames // stackFrames return addresses
-	stPid   = stStack - 8            // pid_tgid of the current task
+	stPid   = stStack - 8            // the current task: its thread id, or pid_tgid
 	stCred  = stPid - 8              // the current task's real_cred
 	stTask  = stCred - 8             // the current task (taskBTF)
 	stCgrp  = stTask - 8             // a cgroup on the walk up (taskBTF)
@@ -416,8 +417,17 @@ func program(p progParams) (asm.Instructions, error) {
 	// without a sleep between them; only a migration to another CPU right
 	// there loses the pairing (the refusal then stays a refusal).
 	b.label("count")
+	// The task's identity for the pairing: its thread id, loaded from the
+	// task (no helper call) when the program reads the task by its type.
+	if viaTask {
+		b.emit(
+			asm.LoadMem(asm.R1, asm.R10, stTask, asm.DWord),
+			asm.LoadMem(asm.R0, asm.R1, int16(p.pid), asm.Word),
+		)
+	} else {
+		b.emit(asm.FnGetCurrentPidTgid.Call())
+	}
 	b.emit(
-		asm.FnGetCurrentPidTgid.Call(),
 		asm.StoreMem(asm.R10, stPid, asm.R0, asm.DWord),
 		asm.StoreImm(asm.R10, stKey, 0, asm.Word),
 		asm.LoadMapPtr(asm.R1, p.pending),

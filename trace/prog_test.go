@@ -92,7 +92,7 @@ func TestProgramEncodes(t *testing.T) {
 		{"without the offset of real_cred", func() progParams { p := testParams(); p.realCred = -1; return p }},
 		{"reading the task by its BTF", func() progParams {
 			p := testParams()
-			p.taskBTF, p.comm, p.cgroup = true, 1752, taskCgroup{cgroups: 2376, dflCgrp: 112, level: 216, kn: 256, id: 96}
+			p.taskBTF, p.comm, p.pid, p.cgroup = true, 1752, 1480, taskCgroup{cgroups: 2376, dflCgrp: 112, level: 216, kn: 256, id: 96}
 			return p
 		}},
 	}

@@ -345,9 +345,10 @@ func load(dir, symCache string) (_ *objects, err error) {
 	// The faster way to read the task first, the other where the kernel
 	// refuses it (older kernels lack bpf_get_current_task_btf).
 	comm, merr := commOffset()
+	pid, perr := pidOffset()
 	tc, terr := taskCgroupOffsets()
-	if merr == nil && terr == nil && realCred >= 0 && tryTaskBTF {
-		params.taskBTF, params.comm, params.cgroup = true, comm, tc
+	if merr == nil && perr == nil && terr == nil && realCred >= 0 && tryTaskBTF {
+		params.taskBTF, params.comm, params.pid, params.cgroup = true, comm, pid, tc
 		if o.prog, err = loadRecorder(params); err == nil {
 			o.taskBTF = true
 		}
