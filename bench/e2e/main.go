@@ -395,7 +395,10 @@ const pinnedLink = "/sys/fs/bpf/capshim/link"
 // such start after the boot's first.
 func (b *bench) firstStarts(n int) (map[string]float64, error) {
 	if _, err := os.Stat(pinnedLink); err == nil {
-		return nil, fmt.Errorf("a recorder is already pinned at %s (a recorded container is running): a first start cannot be measured", pinnedLink)
+		// A recorded container of the host's is running: no start here
+		// would load the recorder.
+		fmt.Fprintf(os.Stderr, "e2e: a recorder is pinned at %s (a recorded container is running): first recorded starts not measured\n", pinnedLink)
+		return nil, nil
 	}
 	b.steps = map[string]map[string][]float64{"start": {}, "delete": {}}
 	b.warmup = 1000000 + 1 // the ids of these cycles start at 1000000
