@@ -191,26 +191,31 @@ func progCost(prog *ebpf.Program, op func(n int) error, n int) (float64, error) 
 	return float64(after.Runtime-before.Runtime) / float64(runs), nil
 }
 
-// BenchmarkChown costs one CAP_CHOWN check per op: fchown to the owner the
-// file already has, which is not the caller.
-func BenchmarkChown(b *testing.B) {
+// chownOp returns an op of n CAP_CHOWN checks: fchown of a file of the
+// test to the owner it already has, which is not the caller.
+func chownOp(b *testing.B) func(n int) error {
 	f, err := os.Create(filepath.Join(b.TempDir(), "f"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer f.Close()
+	b.Cleanup(func() { f.Close() })
 	fd := int(f.Fd())
 	if err := unix.Fchown(fd, 1000, -1); err != nil {
 		b.Fatal(err)
 	}
-	benchVariants(b, int(capChown), func(n int) error {
+	return func(n int) error {
 		for i := 0; i < n; i++ {
 			if err := unix.Fchown(fd, 1000, -1); err != nil {
 				return err
 			}
 		}
 		return nil
-	})
+	}
+}
+
+// BenchmarkChown costs one CAP_CHOWN check per op.
+func BenchmarkChown(b *testing.B) {
+	benchVariants(b, int(capChown), chownOp(b))
 }
 
 // BenchmarkOvercommit costs one SYS_ADMIN check of the overcommit
@@ -351,32 +356,22 @@ var pairedStates = []struct {
 // one round: each op is a round that runs a block of fchown calls in every
 // state, in an order that rotates from round to round, and the result per
 // state is the median over the rounds of its time per check minus the
-// detached time of the same round. A machine whose speed drifts by more
-// than the targets within seconds (a busy VM) then still gives figures of
-// a few ns spread, which BenchmarkChown's state-by-state passes do not.
+// detached time of the same round, so that a machine whose speed drifts
+// between seconds (a busy VM) compares the states at the speed of each
+// round rather than of each state's own seconds, as BenchmarkChown's
+// state-by-state passes do. Drift within a round still shows in the
+// figures.
 // Every watched block is harvested and must have counted each check once.
 func BenchmarkChownPaired(b *testing.B) {
 	requireTracing(b)
 	if others := loadedByName(b, progName); len(others) > 0 {
 		b.Logf("other recorders are attached (%v): \"detached\" is not", others)
 	}
-	f, err := os.Create(filepath.Join(b.TempDir(), "f"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	fd := int(f.Fd())
-	if err := unix.Fchown(fd, 1000, -1); err != nil {
-		b.Fatal(err)
-	}
+	op := chownOp(b)
 	block := func() (time.Duration, error) {
 		t0 := time.Now()
-		for i := 0; i < pairedBlock; i++ {
-			if err := unix.Fchown(fd, 1000, -1); err != nil {
-				return 0, err
-			}
-		}
-		return time.Since(t0), nil
+		err := op(pairedBlock)
+		return time.Since(t0), err
 	}
 
 	tr, _ := newTracer(b)
@@ -418,14 +413,14 @@ func BenchmarkChownPaired(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			for _, w := range []struct {
-				on bool
-				cg Cgroup
-			}{{s.other, other}, {s.self, own}} {
-				if w.on {
-					if err := tr.Watch(w.cg); err != nil {
-						b.Fatal(err)
-					}
+			if s.other {
+				if err := tr.Watch(other); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if s.self {
+				if err := tr.Watch(own); err != nil {
+					b.Fatal(err)
 				}
 			}
 			b.StartTimer()

@@ -29,36 +29,35 @@ func realCredOffset() (int32, error) {
 // commOffset is the byte offset of comm, the task's 16-byte command name,
 // in the running kernel's task_struct, from its BTF.
 func commOffset() (int32, error) {
-	task, err := kernelTask()
-	if err != nil {
-		return 0, err
-	}
-	bits, m, ok := findMember(task.Members, "comm", 0)
-	if !ok {
-		return 0, fmt.Errorf("%s has no member comm", task.Name)
-	}
-	a, isArray := btf.UnderlyingType(m.Type).(*btf.Array)
-	if !isArray || a.Nelems != 16 || bits%64 != 0 || bits/8 > 1<<15-16 {
-		return 0, fmt.Errorf("%s.comm at bit %d is not an aligned 16-byte array", task.Name, bits)
-	}
-	return int32(bits / 8), nil
+	return taskMember("comm", "an aligned 16-byte array", func(t btf.Type, bits btf.Bits) bool {
+		a, isArray := t.(*btf.Array)
+		return isArray && a.Nelems == 16 && bits%64 == 0 && bits/8 <= 1<<15-16
+	})
 }
 
 // pidOffset is the byte offset of pid (the thread id, a 32-bit pid_t) in
 // task_struct, which a program reading the task by its BTF type loads
 // instead of calling bpf_get_current_pid_tgid on every watched check.
 func pidOffset() (int32, error) {
+	return taskMember("pid", "an aligned 32-bit integer", func(t btf.Type, bits btf.Bits) bool {
+		i, isInt := t.(*btf.Int)
+		return isInt && i.Size == 4 && bits%32 == 0 && bits/8 <= 1<<15-4
+	})
+}
+
+// taskMember is the byte offset of the member name of task_struct, whose
+// underlying type and bit offset must pass ok (want says what ok wants).
+func taskMember(name, want string, ok func(t btf.Type, bits btf.Bits) bool) (int32, error) {
 	task, err := kernelTask()
 	if err != nil {
 		return 0, err
 	}
-	bits, m, ok := findMember(task.Members, "pid", 0)
-	if !ok {
-		return 0, fmt.Errorf("%s has no member pid", task.Name)
+	bits, m, found := findMember(task.Members, name, 0)
+	if !found {
+		return 0, fmt.Errorf("%s has no member %s", task.Name, name)
 	}
-	i, isInt := btf.UnderlyingType(m.Type).(*btf.Int)
-	if !isInt || i.Size != 4 || bits%32 != 0 || bits/8 > 1<<15-4 {
-		return 0, fmt.Errorf("%s.pid at bit %d is not an aligned 32-bit integer", task.Name, bits)
+	if !ok(btf.UnderlyingType(m.Type), bits) {
+		return 0, fmt.Errorf("%s.%s at bit %d is not %s", task.Name, name, bits, want)
 	}
 	return int32(bits / 8), nil
 }
