@@ -401,7 +401,10 @@ func (b *bench) firstStarts(n int) (map[string]float64, error) {
 		return nil, nil
 	}
 	b.steps = map[string]map[string][]float64{"start": {}, "delete": {}}
-	b.warmup = 1000000 + 1 // the ids of these cycles start at 1000000
+	// These cycles count from firstIDs, apart from the ids of the other
+	// cycles; the first is the warm-up.
+	const firstIDs = 1000000
+	b.warmup = firstIDs + 1
 	// Every recorded start must have pinned the recorder, or it measured
 	// nothing more than an enforced one.
 	b.afterStart = func(rt string) error {
@@ -414,7 +417,7 @@ func (b *bench) firstStarts(n int) (map[string]float64, error) {
 	for i := 0; i < n+1; i++ {
 		for k := range 2 {
 			rt := []string{"capshim", "capshim-explain"}[(i+k)%2]
-			if _, err := b.cycle(rt, 1000000+i); err != nil {
+			if _, err := b.cycle(rt, firstIDs+i); err != nil {
 				return nil, err
 			}
 			if _, err := os.Stat(pinnedLink); err == nil {
