@@ -331,8 +331,8 @@ func BenchmarkRuntimePath(b *testing.B) {
 
 // pairedBlock is how many checks one state runs in a round of
 // BenchmarkChownPaired: long enough that attaching and detaching between
-// blocks does not count (a block takes about 15 ms), short enough that a
-// round sees every state under the same load.
+// blocks does not count (a block takes 3–5 ms on the VM of BENCHMARKS.md),
+// short enough that a round sees every state under the same load.
 const pairedBlock = 5000
 
 // pairedStates are the recorder's states BenchmarkChownPaired compares,

@@ -33,6 +33,8 @@ import (
 
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/opencontainers/runtime-tools/generate"
+
+	"github.com/capshim/capshim/trace/pinned"
 )
 
 // runtimes are the programs measured, in table order. capshim runs with
@@ -384,7 +386,7 @@ func measureAll(capshim, barewrap, runc string, nPass, nCycle, nFirst, warmup in
 }
 
 // pinnedLink is the recorder's link pin while any container is recorded.
-const pinnedLink = "/sys/fs/bpf/capshim/link"
+var pinnedLink = filepath.Join(pinned.DefaultDir, pinned.PinLink)
 
 // firstStarts measures what a recorded start costs when it has to load
 // the recorder: n rounds (after one not counted) of a cycle through
@@ -671,7 +673,7 @@ func (b *bench) startKeeper() error {
 	}
 	// capshim-explain must really record, or its cycles measure nothing
 	// more than capshim's.
-	if _, err := os.Stat("/sys/fs/bpf/capshim/link"); err != nil || strings.Contains(b.stderr(), "not recorded") {
+	if _, err := os.Stat(pinnedLink); err != nil || strings.Contains(b.stderr(), "not recorded") {
 		return fmt.Errorf("the keeper is not recorded (%v): %s", err, b.stderr())
 	}
 	return nil
