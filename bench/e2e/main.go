@@ -372,6 +372,9 @@ func measureAll(capshim, barewrap, runc string, nPass, nCycle, nFirst, warmup in
 	r.Cycle = summarize("create+start+delete (busybox, 14 caps)", cycle, 1.02)
 	r.Start = summarize("start (of the cycle)", b.steps["start"], 0)
 	r.Delete = summarize("delete --force (of the cycle)", b.steps["delete"], 0)
+	if nCycle == 0 {
+		return r, nil
+	}
 	r.Added = map[string]float64{
 		"start":  medianDiff(b.steps["start"]["capshim-explain"], b.steps["start"]["capshim"]),
 		"delete": medianDiff(b.steps["delete"]["capshim-explain"], b.steps["delete"]["capshim"]),
@@ -733,6 +736,11 @@ func (b *bench) cleanup() {
 
 func summarize(name string, d map[string][]float64, target float64) measure {
 	m := measure{Name: name, N: len(d["runc"]), Runtimes: map[string]stats{}, Target: target}
+	if m.N == 0 {
+		// A phase asked for with no rounds (-cycles 0): nothing to sum up,
+		// and the table leaves it out.
+		return m
+	}
 	for _, rt := range runtimes {
 		s := slices.Clone(d[rt])
 		slices.Sort(s)
