@@ -19,9 +19,6 @@ import (
 	"github.com/capshim/capshim/internal/clinames"
 )
 
-// version is the one capshim.Version gives both binaries.
-var version = capshim.Version()
-
 func main() {
 	os.Exit(run(os.Args, os.Stdout, os.Stderr))
 }
@@ -36,7 +33,7 @@ const versionFlag = "--capshim-version"
 // code when it does not exec.
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 2 && args[1] == versionFlag {
-		fmt.Fprintf(stdout, "capshim version %s\n", version)
+		fmt.Fprintf(stdout, "capshim version %s\n", capshim.Version())
 		return 0
 	}
 	if isCLI(args) {

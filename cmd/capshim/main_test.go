@@ -5,6 +5,8 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/capshim/capshim"
 )
 
 // TestToolsMissing: capshim's own commands need capshim-tools next to the
@@ -28,7 +30,7 @@ func TestToolsMissing(t *testing.T) {
 // of capshim's.
 func TestVersionFlag(t *testing.T) {
 	var out, errOut bytes.Buffer
-	if code := run([]string{"capshim", versionFlag}, &out, &errOut); code != 0 || out.String() != "capshim version "+version+"\n" || errOut.Len() != 0 {
+	if code := run([]string{"capshim", versionFlag}, &out, &errOut); code != 0 || out.String() != "capshim version "+capshim.Version()+"\n" || errOut.Len() != 0 {
 		t.Errorf("exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
 	}
 	if isCLI([]string{"capshim", versionFlag, "x"}) {

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/capshim/capshim"
 	"github.com/capshim/capshim/capability"
 	"github.com/capshim/capshim/engine"
 	"github.com/capshim/capshim/internal/runtimefind"
@@ -48,7 +49,7 @@ func runtimeMain(args []string, stderr io.Writer) int {
 		return 1
 	}
 	if ra.version {
-		fmt.Printf("capshim version %s\n", version)
+		fmt.Printf("capshim version %s\n", capshim.Version())
 		ra.argv = []string{"--version"}
 	}
 	switch {
