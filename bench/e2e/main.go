@@ -354,6 +354,9 @@ func measureAll(capshim, barewrap, runc string, nPass, nCycle, nFirst, warmup in
 			return nil, err
 		}
 	}
+	if nCycle == 0 {
+		return r, nil
+	}
 	// A container that stays up, recorded, keeps the recorder attached,
 	// as on a node that runs containers: capshim-explain's cycles then
 	// measure a start and delete of one more recorded container, not the
@@ -372,9 +375,6 @@ func measureAll(capshim, barewrap, runc string, nPass, nCycle, nFirst, warmup in
 	r.Cycle = summarize("create+start+delete (busybox, 14 caps)", cycle, 1.02)
 	r.Start = summarize("start (of the cycle)", b.steps["start"], 0)
 	r.Delete = summarize("delete --force (of the cycle)", b.steps["delete"], 0)
-	if nCycle == 0 {
-		return r, nil
-	}
 	r.Added = map[string]float64{
 		"start":  medianDiff(b.steps["start"]["capshim-explain"], b.steps["start"]["capshim"]),
 		"delete": medianDiff(b.steps["delete"]["capshim-explain"], b.steps["delete"]["capshim"]),
