@@ -95,7 +95,7 @@ unit-nonroot:
 	set -e; dir=$$(mktemp -d /tmp/capshim-nonroot.XXXXXX); trap 'rm -rf "$$dir"' EXIT; \
 	if git rev-parse --git-dir >/dev/null 2>&1; then git ls-files -z | tar --null -T - -cf - | tar -xf - -C "$$dir"; \
 	else cp -a . "$$dir"; rm -rf "$$dir/bin"; fi; \
-	mkdir -p $(NONROOT_CACHE); chown -R nobody:nogroup "$$dir" $(NONROOT_CACHE); \
+	install -d -o nobody -g nogroup $(NONROOT_CACHE); chown -R nobody:nogroup "$$dir"; \
 	echo "go test ./... as nobody"; \
 	cd "$$dir" && setpriv --reuid=nobody --regid=nogroup --clear-groups \
 		env -i PATH=$(GO_PATH_BIN):/usr/bin:/bin HOME=$(NONROOT_CACHE) TMPDIR=/tmp \
