@@ -59,9 +59,15 @@ func interpOffset() (int32, error) {
 // the levels and the filter and are clobbered; on a hit R0 is the entry
 // and the code jumps to found, with the cgroup id at stKey; otherwise to
 // exit.
-func emitLookup(b *builder, cgroups, config int, found, exit string) {
+func emitLookup(b *builder, m maps, config int, found, exit string) {
 	emitConfig(b, config, exit)
-	emitLevelLoop(b, cgroups, found, exit)
+	emitLevelLoop(b, m, found, exit)
+}
+
+// maps are the file descriptors of the maps a look-up tries: the slots
+// (none when 0) and then the cgroups.
+type maps struct {
+	cgroups, slots int
 }
 
 // emitConfig loads the watched levels into R7 and the filter of watched
@@ -83,7 +89,7 @@ func emitConfig(b *builder, config int, exit string) {
 // emitTry looks up the cgroup id in R0: it goes to miss when the filter
 // rules it out, to found with the entry in R0 when it is watched, and on
 // otherwise, with R1 to R5 clobbered.
-func emitTry(b *builder, cgroups int, miss, found string) {
+func emitTry(b *builder, m maps, miss, found string) {
 	b.emit(
 		asm.StoreMem(asm.R10, stKey, asm.R0, asm.DWord),
 		asm.And.Imm(asm.R0, 63),
@@ -91,7 +97,31 @@ func emitTry(b *builder, cgroups int, miss, found string) {
 		asm.LSh.Reg(asm.R1, asm.R0),
 		asm.And.Reg(asm.R1, asm.R9),
 		asm.JEq.Imm(asm.R1, 0, miss),
-		asm.LoadMapPtr(asm.R1, cgroups),
+	)
+	if m.slots != 0 {
+		// The slot first: the kernel computes an array element's
+		// address in line, without the hash's call and cache lines. It
+		// is this cgroup's when its first word is the id.
+		hash := b.unique("hash")
+		b.emit(
+			asm.LoadMem(asm.R1, asm.R10, stKey, asm.DWord),
+			asm.And.Imm(asm.R1, pinned.Slots-1),
+			asm.StoreMem(asm.R10, stSlot, asm.R1, asm.Word),
+			asm.LoadMapPtr(asm.R1, m.slots),
+			asm.Mov.Reg(asm.R2, asm.R10),
+			asm.Add.Imm(asm.R2, stSlot),
+			asm.FnMapLookupElem.Call(),
+			asm.JEq.Imm(asm.R0, 0, hash),
+			asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord),
+			asm.LoadMem(asm.R2, asm.R10, stKey, asm.DWord),
+			asm.JNE.Reg(asm.R1, asm.R2, hash),
+			asm.Add.Imm(asm.R0, 8),
+			asm.Ja.Label(found),
+		)
+		b.label(hash)
+	}
+	b.emit(
+		asm.LoadMapPtr(asm.R1, m.cgroups),
 		asm.Mov.Reg(asm.R2, asm.R10),
 		asm.Add.Imm(asm.R2, stKey),
 		asm.FnMapLookupElem.Call(),
@@ -112,7 +142,7 @@ func emitAbove(b *builder) {
 
 // emitLevelLoop tries the task's ancestor at each level in the mask R7,
 // deepest first, against the filter in R9 and then the map.
-func emitLevelLoop(b *builder, cgroups int, found, exit string) {
+func emitLevelLoop(b *builder, m maps, found, exit string) {
 	for lvl := maxLevel; lvl >= 1; lvl-- {
 		next := fmt.Sprintf("level%d", lvl-1)
 		b.emit(
@@ -123,7 +153,7 @@ func emitLevelLoop(b *builder, cgroups int, found, exit string) {
 			asm.Mov.Imm(asm.R1, int32(lvl)),
 			asm.FnGetCurrentAncestorCgroupId.Call(),
 		)
-		emitTry(b, cgroups, next, found)
+		emitTry(b, m, next, found)
 		b.label(next)
 	}
 	b.emit(asm.Ja.Label(exit))
@@ -200,7 +230,7 @@ func taskCgroupOffsets() (taskCgroup, error) {
 // ancestor look-up (a helper call). On a host whose containers sit deeper
 // than its services, most checks of the host end there. The task pointer
 // is left at stTask for the rest of the program.
-func emitTaskLookup(b *builder, cgroups, config int, tc taskCgroup, found, exit string) {
+func emitTaskLookup(b *builder, m maps, config int, tc taskCgroup, found, exit string) {
 	emitConfig(b, config, exit)
 	b.emit(
 		asm.FnGetCurrentTaskBtf.Call(),
@@ -214,7 +244,7 @@ func emitTaskLookup(b *builder, cgroups, config int, tc taskCgroup, found, exit 
 	)
 	// The task's own cgroup, R3 (kept at stCgrp across a map look-up),
 	// then the levels above it, walking up.
-	emitTryCgroup(b, cgroups, tc, "above", found)
+	emitTryCgroup(b, m, tc, "above", found)
 	b.label("above")
 	emitAbove(b)
 	b.emit(
@@ -235,7 +265,7 @@ func emitTaskLookup(b *builder, cgroups, config int, tc taskCgroup, found, exit 
 			asm.LoadMem(asm.R3, asm.R3, tc.owner, asm.DWord),
 			asm.Sub.Imm(asm.R8, 1),
 		)
-		emitTryCgroup(b, cgroups, tc, next, found)
+		emitTryCgroup(b, m, tc, next, found)
 		b.label(next)
 	}
 	emitAbove(b)
@@ -244,13 +274,13 @@ func emitTaskLookup(b *builder, cgroups, config int, tc taskCgroup, found, exit 
 		asm.JEq.Imm(asm.R7, 0, exit),
 	)
 	b.label("deep")
-	emitLevelLoop(b, cgroups, found, exit)
+	emitLevelLoop(b, m, found, exit)
 }
 
 // emitTryCgroup tries the cgroup in R3, at the level in R8, when that
 // level is watched: it goes to found with the entry, or to miss with R3
 // and R8 as they were.
-func emitTryCgroup(b *builder, cgroups int, tc taskCgroup, miss, found string) {
+func emitTryCgroup(b *builder, m maps, tc taskCgroup, miss, found string) {
 	b.emit(
 		asm.Mov.Reg(asm.R1, asm.R7),
 		asm.RSh.Reg(asm.R1, asm.R8),
@@ -260,7 +290,7 @@ func emitTryCgroup(b *builder, cgroups int, tc taskCgroup, miss, found string) {
 		asm.LoadMem(asm.R0, asm.R3, tc.kn, asm.DWord),
 		asm.LoadMem(asm.R0, asm.R0, tc.id, asm.DWord),
 	)
-	emitTry(b, cgroups, miss, found)
+	emitTry(b, m, miss, found)
 	b.emit(asm.LoadMem(asm.R3, asm.R10, stCgrp, asm.DWord))
 }
 
@@ -277,7 +307,8 @@ func execProgram(p execParams) (asm.Instructions, error) {
 		found = "found"
 	)
 	b.emit(asm.Mov.Reg(asm.R6, asm.R1))
-	emitLookup(b, p.cgroups, p.config, found, exit)
+	// Executions are few: the cgroups map alone, without the slots.
+	emitLookup(b, maps{cgroups: p.cgroups}, p.config, found, exit)
 
 	b.label(found)
 	b.emit(

@@ -134,6 +134,7 @@ var runtimeComms = []commPattern{
 // progParams is what the program is generated from.
 type progParams struct {
 	cgroups, config, pending int // map file descriptors
+	slots                    int // the slots map, tried before cgroups
 	// overcommit holds the functions whose SYS_ADMIN checks are noise; nil
 	// when they could not be resolved: SYS_ADMIN checks are then counted
 	// in wordUnsorted only, and flagUnsorted is set.
@@ -165,11 +166,13 @@ const (
 	stCred  = stPid - 8              // the current task's real_cred
 	stTask  = stCred - 8             // the current task (taskBTF)
 	stCgrp  = stTask - 8             // a cgroup on the walk up (taskBTF)
+	stSlot  = stCgrp - 8             // u32 key of the slots map
 )
 
 // builder assembles instructions with labels that may pile up on one
 // instruction (the asm package takes one symbol per instruction).
 type builder struct {
+	labels  int // unique labels made (unique)
 	insns   asm.Instructions
 	pending string            // label waiting for the next instruction
 	alias   map[string]string // label -> label on the same instruction
@@ -183,6 +186,12 @@ func (b *builder) emit(ins ...asm.Instruction) {
 		}
 		b.insns = append(b.insns, in)
 	}
+}
+
+// unique returns a label name not used before in this program.
+func (b *builder) unique(prefix string) string {
+	b.labels++
+	return fmt.Sprintf("%s#%d", prefix, b.labels)
 }
 
 func (b *builder) label(name string) {
@@ -255,9 +264,9 @@ func program(p progParams) (asm.Instructions, error) {
 		return nil, fmt.Errorf("reading the task through its BTF type needs the offset of real_cred")
 	}
 	if viaTask {
-		emitTaskLookup(b, p.cgroups, p.config, p.cgroup, found, exit)
+		emitTaskLookup(b, maps{p.cgroups, p.slots}, p.config, p.cgroup, found, exit)
 	} else {
-		emitLookup(b, p.cgroups, p.config, found, exit)
+		emitLookup(b, maps{p.cgroups, p.slots}, p.config, found, exit)
 	}
 
 	b.label(found)

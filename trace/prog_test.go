@@ -74,7 +74,7 @@ func TestLibraryOrAtomic(t *testing.T) {
 
 func testParams() progParams {
 	return progParams{
-		cgroups: 3, config: 4, pending: 5,
+		cgroups: 3, config: 4, pending: 5, slots: 6,
 		overcommit: []addrRange{{"a", 0xffffffff81000000, 0xffffffff81000100}, {"b", 0xffffffff82000000, 0xffffffff82000040}},
 		comms:      runtimeComms,
 		realCred:   1728,
@@ -90,6 +90,7 @@ func TestProgramEncodes(t *testing.T) {
 		{"without overcommit ranges", func() progParams { p := testParams(); p.overcommit = nil; return p }},
 		{"without runtime names", func() progParams { p := testParams(); p.comms = nil; return p }},
 		{"without the offset of real_cred", func() progParams { p := testParams(); p.realCred = -1; return p }},
+		{"without the slots", func() progParams { p := testParams(); p.slots = 0; return p }},
 		{"reading the task by its BTF", func() progParams {
 			p := testParams()
 			p.taskBTF, p.comm, p.pid, p.cgroup = true, 1752, 1480, taskCgroup{cgroups: 2376, dflCgrp: 112, level: 216, kn: 256, id: 96}

@@ -65,6 +65,7 @@ type objects struct {
 	cgroups  *ebpf.Map
 	config   *ebpf.Map
 	execs    *ebpf.Map
+	slots    *ebpf.Map
 	execLink link.Link     // nil without the exec program
 	execProg *ebpf.Program // nil without the exec program
 	mapID    ebpf.MapID    // of cgroups
@@ -81,7 +82,7 @@ func (o *objects) close() {
 	if o == nil {
 		return
 	}
-	for _, c := range []interface{ Close() error }{o.link, o.execLink, o.prog, o.execProg, o.cgroups, o.config, o.execs} {
+	for _, c := range []interface{ Close() error }{o.link, o.execLink, o.prog, o.execProg, o.cgroups, o.config, o.execs, o.slots} {
 		if c != nil { // the library's Close methods take nil pointers
 			c.Close()
 		}
@@ -220,6 +221,9 @@ func openPins(dir string) (_ *objects, err error) {
 	if o.config, err = ebpf.LoadPinnedMap(path(pinConfig), nil); err != nil {
 		return nil, err
 	}
+	if o.slots, err = ebpf.LoadPinnedMap(path(pinned.PinSlots), nil); err != nil {
+		return nil, err
+	}
 	if o.prog, err = ebpf.LoadPinnedProgram(path(pinProg), nil); err != nil {
 		return nil, err
 	}
@@ -286,6 +290,15 @@ func load(dir, symCache string) (_ *objects, err error) {
 	}); err != nil {
 		return nil, fmt.Errorf("creating the cgroups map: %w", err)
 	}
+	if o.slots, err = ebpf.NewMap(&ebpf.MapSpec{
+		Name:       pinned.SlotsName,
+		Type:       ebpf.Array,
+		KeySize:    4,
+		ValueSize:  pinned.SlotSize,
+		MaxEntries: pinned.Slots,
+	}); err != nil {
+		return nil, fmt.Errorf("creating the slots map: %w", err)
+	}
 	if o.config, err = ebpf.NewMap(&ebpf.MapSpec{
 		Name:       configName,
 		Type:       ebpf.Array,
@@ -336,6 +349,7 @@ func load(dir, symCache string) (_ *objects, err error) {
 	}
 	params := progParams{
 		cgroups:    o.cgroups.FD(),
+		slots:      o.slots.FD(),
 		config:     o.config.FD(),
 		pending:    pending.FD(),
 		overcommit: ranges,
@@ -394,6 +408,9 @@ func load(dir, symCache string) (_ *objects, err error) {
 		return nil, fmt.Errorf("pinning: %w", err)
 	}
 	if err = o.config.Pin(path(pinConfig)); err != nil {
+		return nil, fmt.Errorf("pinning: %w", err)
+	}
+	if err = o.slots.Pin(path(pinned.PinSlots)); err != nil {
 		return nil, fmt.Errorf("pinning: %w", err)
 	}
 	if err = o.prog.Pin(path(pinProg)); err != nil {

@@ -29,6 +29,26 @@ const (
 	ValueSize     = ValueWords * 8
 )
 
+// The slots map is an array the capability program tries before the
+// cgroups map: slot SlotIndex(id) holds the cgroup id in its first word and
+// an entry of the layout above after it. A hash look-up costs a watched
+// check more than everything else the program does (the hash, the bucket
+// and the element are cache lines the syscall between two checks has
+// evicted), where an array slot is one address computed in line. Slots are
+// direct-mapped: a watched cgroup whose slot another one holds is counted
+// in its cgroups entry, as every cgroup was before. The cgroups map stays
+// what says which cgroups are watched; Harvest adds a cgroup's slot to its
+// entry.
+const (
+	SlotBits  = 10
+	Slots     = 1 << SlotBits
+	SlotWords = 1 + ValueWords
+	SlotSize  = SlotWords * 8
+)
+
+// SlotIndex is the slot of cgroup id.
+func SlotIndex(id uint64) uint32 { return uint32(id & (Slots - 1)) }
+
 // Flags in WordFlags.
 const (
 	FlagCapRange     = 1 << iota // a check of a capability above MaxCap
@@ -63,7 +83,7 @@ const (
 
 // ABIVersion names the layout of the maps and the meaning of their words.
 // A capshim that finds pins of another version does not use them.
-const ABIVersion = 3
+const ABIVersion = 4
 
 // MaxLevel is the deepest cgroup the program looks for. Levels are tested
 // with a 32-bit immediate mask, so they stay below bit 31.
@@ -84,6 +104,7 @@ const (
 	PinExecLink = "execlink"
 	PinExecProg = "execprog"
 	PinExecs    = "execs"
+	PinSlots    = "slots"
 
 	ProgName     = "capshim_cap"
 	ExecProgName = "capshim_exec"
@@ -91,11 +112,12 @@ const (
 	ConfigName   = "capshim_config"
 	ExecsName    = "capshim_execs"
 	PendingName  = "capshim_pending"
+	SlotsName    = "capshim_slots"
 )
 
 // PinNames are the pins of one recorder, the links first: unpinning them
 // detaches the programs.
-var PinNames = []string{PinLink, PinExecLink, PinProg, PinExecProg, PinCgroups, PinConfig, PinExecs}
+var PinNames = []string{PinLink, PinExecLink, PinProg, PinExecProg, PinCgroups, PinConfig, PinExecs, PinSlots}
 
 // Where the pins and the lock live unless told otherwise. The lock file
 // shares capshim's root-only directory on tmpfs with the policy cache.

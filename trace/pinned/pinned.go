@@ -48,6 +48,7 @@ func (e *StaleError) Error() string {
 // sequence of them.
 type Recorder struct {
 	cgroups, config, prog, execs int
+	slots                        int
 	mapID                        uint32
 	noExec                       uint64 // the config's CfgNoExec, written back with the levels
 }
@@ -84,7 +85,7 @@ func Open(dir string) (_ *Recorder, err error) {
 	if err := checkDir(dir); err != nil {
 		return nil, err
 	}
-	r := &Recorder{cgroups: -1, config: -1, prog: -1, execs: -1}
+	r := &Recorder{cgroups: -1, config: -1, prog: -1, execs: -1, slots: -1}
 	defer func() {
 		if err != nil {
 			r.Close()
@@ -173,6 +174,19 @@ func Open(dir string) (_ *Recorder, err error) {
 		}
 		return nil, &StaleError{ABI: abi, Watched: n}
 	}
+	// The slots came with this layout: they are opened once the layout is
+	// known to be this one, so that an older recorder's pins are stale, not
+	// missing.
+	if r.slots, err = open(PinSlots); err != nil {
+		return nil, err
+	}
+	sinfo, err := getMapInfo(r.slots)
+	if err != nil {
+		return nil, fmt.Errorf("slots map info: %w", err)
+	}
+	if sinfo.Type != unix.BPF_MAP_TYPE_ARRAY || objName(sinfo.Name) != SlotsName || sinfo.KeySize != 4 || sinfo.ValueSize != SlotSize || sinfo.MaxEntries != Slots {
+		return nil, fmt.Errorf("pin %s is not a capshim recorder's map (map %q)", filepath.Join(dir, PinSlots), objName(sinfo.Name))
+	}
 	r.mapID = info.ID
 	r.noExec = cfg[CfgNoExec]
 	return r, nil
@@ -206,7 +220,7 @@ func (r *Recorder) Close() {
 	if r == nil {
 		return
 	}
-	for _, fd := range []*int{&r.cgroups, &r.config, &r.prog, &r.execs} {
+	for _, fd := range []*int{&r.cgroups, &r.config, &r.prog, &r.execs, &r.slots} {
 		if *fd >= 0 {
 			unix.Close(*fd)
 			*fd = -1
@@ -255,13 +269,68 @@ func (r *Recorder) Watch(cg Cgroup) error {
 	id := cg.ID
 	entry := NewEntry(cg.Level, misses)
 	err = mapUpdate(r.cgroups, unsafe.Pointer(&id), unsafe.Pointer(&entry[0]), unix.BPF_NOEXIST)
-	if err != nil && !errors.Is(err, unix.EEXIST) {
+	switch {
+	case err == nil:
+		if err := r.claimSlot(id, entry); err != nil {
+			return fmt.Errorf("watching cgroup %d: %w", cg.ID, err)
+		}
+	case !errors.Is(err, unix.EEXIST):
 		return fmt.Errorf("watching cgroup %d: %w", cg.ID, err)
 	}
 	// The entry goes in before its level: the program never looks at a
 	// level for nothing, and never misses an entry it could find.
 	if err := r.SetLevels(); err != nil {
 		return fmt.Errorf("watching cgroup %d: %w", cg.ID, err)
+	}
+	return nil
+}
+
+// claimSlot gives a cgroup just added to the cgroups map its slot, unless
+// another watched cgroup holds it. A slot whose holder has no entry in the
+// cgroups map is one a harvest that died half-way left behind: it is
+// taken, and so is one that holds the same id (watched again after such a
+// harvest), whose counts are of the earlier run.
+func (r *Recorder) claimSlot(id uint64, entry []byte) error {
+	idx := SlotIndex(id)
+	slot := make([]byte, SlotSize)
+	if err := mapLookup(r.slots, unsafe.Pointer(&idx), unsafe.Pointer(&slot[0])); err != nil {
+		return fmt.Errorf("reading slot %d: %w", idx, err)
+	}
+	if holder := binary.NativeEndian.Uint64(slot); holder != 0 && holder != id {
+		probe := make([]byte, ValueSize)
+		err := mapLookup(r.cgroups, unsafe.Pointer(&holder), unsafe.Pointer(&probe[0]))
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, errKeyNotExist) {
+			return fmt.Errorf("reading watched cgroup %d: %w", holder, err)
+		}
+	}
+	binary.NativeEndian.PutUint64(slot, id)
+	copy(slot[8:], entry)
+	if err := mapUpdate(r.slots, unsafe.Pointer(&idx), unsafe.Pointer(&slot[0]), unix.BPF_ANY); err != nil {
+		return fmt.Errorf("writing slot %d: %w", idx, err)
+	}
+	return nil
+}
+
+// takeSlot frees the slot of cgroup id when id holds it, and adds what was
+// counted there to value, the cgroup's entry; value may be nil.
+func (r *Recorder) takeSlot(id uint64, value []byte) error {
+	idx := SlotIndex(id)
+	slot := make([]byte, SlotSize)
+	if err := mapLookup(r.slots, unsafe.Pointer(&idx), unsafe.Pointer(&slot[0])); err != nil {
+		return fmt.Errorf("reading slot %d: %w", idx, err)
+	}
+	if binary.NativeEndian.Uint64(slot) != id {
+		return nil
+	}
+	if value != nil {
+		MergeEntry(value, slot[8:])
+	}
+	clear(slot)
+	if err := mapUpdate(r.slots, unsafe.Pointer(&idx), unsafe.Pointer(&slot[0]), unix.BPF_ANY); err != nil {
+		return fmt.Errorf("freeing slot %d: %w", idx, err)
 	}
 	return nil
 }
@@ -315,6 +384,9 @@ func (r *Recorder) Harvest(id uint64) (Record, error) {
 		return Record{}, fmt.Errorf("harvesting cgroup %d: %w", id, ErrNotWatched)
 	}
 	if err != nil {
+		return Record{}, fmt.Errorf("harvesting cgroup %d: %w", id, err)
+	}
+	if err := r.takeSlot(id, value); err != nil {
 		return Record{}, fmt.Errorf("harvesting cgroup %d: %w", id, err)
 	}
 	misses, err := r.Misses()
@@ -384,9 +456,12 @@ func (r *Recorder) Keys() ([]uint64, error) {
 	return ids, nil
 }
 
-// Drop deletes the entry of cgroup id, if it has one.
+// Drop deletes the entry of cgroup id, and frees its slot, if it has them.
 func (r *Recorder) Drop(id uint64) error {
 	if err := mapDelete(r.cgroups, unsafe.Pointer(&id)); err != nil && !errors.Is(err, errKeyNotExist) {
+		return fmt.Errorf("dropping cgroup %d: %w", id, err)
+	}
+	if err := r.takeSlot(id, nil); err != nil {
 		return fmt.Errorf("dropping cgroup %d: %w", id, err)
 	}
 	return nil

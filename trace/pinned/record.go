@@ -129,6 +129,22 @@ func NewEntry(level int, misses uint64) []byte {
 	return b
 }
 
+// MergeEntry adds to the entry dst what the entry src recorded: masks and
+// flags are joined, counts added; the level and the misses at Watch are
+// dst's, which Watch wrote to both.
+func MergeEntry(dst, src []byte) {
+	for w := 0; w < ValueWords; w++ {
+		d, s := dst[w*8:w*8+8], src[w*8:w*8+8]
+		switch w {
+		case WordLevel, WordMisses:
+		case WordUsed, WordRefused, WordFlags:
+			binary.NativeEndian.PutUint64(d, binary.NativeEndian.Uint64(d)|binary.NativeEndian.Uint64(s))
+		default:
+			binary.NativeEndian.PutUint64(d, binary.NativeEndian.Uint64(d)+binary.NativeEndian.Uint64(s))
+		}
+	}
+}
+
 // EntryLevel reads the level Watch stored.
 func EntryLevel(b []byte) int {
 	return int(binary.NativeEndian.Uint64(b[WordLevel*8:]))
