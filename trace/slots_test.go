@@ -26,7 +26,7 @@ func slotOf(t *testing.T, tr *Tracer, id uint64) (holder uint64, rec Record) {
 // handed out in order (each directory takes a run of them for its files),
 // so creating and removing directories reaches every residue after a few
 // hundred tries.
-func collider(t *testing.T, id uint64) (string, Cgroup) {
+func collider(t testing.TB, id uint64) (string, Cgroup) {
 	t.Helper()
 	mp, _, err := V2Root()
 	if err != nil {

@@ -893,6 +893,7 @@ var pairedStates = []struct {
 	{"nothing-watched", "attached, nothing watched", 60},
 	{"other-watched", "another cgroup watched, caller at its level", 60},
 	{"watched", "watched", 100},
+	{"watched-hash", "watched, its slot held by another watched cgroup", 100},
 }
 
 // readPairedBench reads BenchmarkChownPaired's line from the file of
