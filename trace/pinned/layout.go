@@ -38,7 +38,10 @@ const (
 // direct-mapped: a watched cgroup whose slot another one holds is counted
 // in its cgroups entry, as every cgroup was before. The cgroups map stays
 // what says which cgroups are watched; Harvest adds a cgroup's slot to its
-// entry.
+// entry. An array is allocated whole: 1024 slots of 1632 bytes are 1.7 MB
+// of kernel memory while the recorder is pinned (charged to the memory
+// cgroup of the process that loaded it), and with a hundred containers
+// watched about one in ten finds its slot taken.
 const (
 	SlotBits  = 10
 	Slots     = 1 << SlotBits
