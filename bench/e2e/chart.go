@@ -64,15 +64,35 @@ func panel(img *image.RGBA, x0, y0, w, h int, title string, m measure) {
 		text(img, x0+12, y-16, 1, black, fmt.Sprintf("%.2f", max*float64(i)/4))
 	}
 	bw := (w - 80) / len(runtimes)
+	// Labels under the bars stay within their columns: all at half size
+	// when one at full size would run into the next bar's.
+	labels := make([][2]string, len(runtimes))
+	scale := 2
+	for i, rt := range runtimes {
+		labels[i] = [2]string{rt, fmt.Sprintf("%.2fX RUNC", m.Runtimes[rt].Median/m.Runtimes["runc"].Median)}
+		for _, l := range labels[i] {
+			scale = min(scale, fitScale(l, bw-8))
+		}
+	}
 	for i, rt := range runtimes {
 		s := m.Runtimes[rt]
 		bh := int(float64(bottom-top) * s.Median / max)
 		x := x0 + 50 + i*bw
 		fill(img, x+10, bottom-bh, bw-40, bh, colors[rt])
 		text(img, x+10, bottom-bh-18, 2, black, fmt.Sprintf("%.2f", s.Median))
-		text(img, x+10, bottom+8, 2, black, strings.ToUpper(rt))
-		text(img, x+10, bottom+30, 2, black, fmt.Sprintf("%.2fX RUNC", s.Median/m.Runtimes["runc"].Median))
+		for j, label := range labels[i] {
+			text(img, x+4, bottom+8+j*11*scale, scale, black, label)
+		}
 	}
+}
+
+// fitScale is the largest font scale, 2 or 1, at which s is at most width
+// pixels wide.
+func fitScale(s string, width int) int {
+	if len(s)*6*2 <= width {
+		return 2
+	}
+	return 1
 }
 
 func fill(img *image.RGBA, x, y, w, h int, c color.RGBA) {
