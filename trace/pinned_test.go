@@ -9,6 +9,7 @@ import (
 
 	"github.com/capshim/capshim/capability"
 	"github.com/capshim/capshim/trace/pinned"
+	"github.com/cilium/ebpf"
 )
 
 // TestRuntimePath is a container's life as the runtime binary lives it:
@@ -105,6 +106,48 @@ func TestPinnedRefusesOthers(t *testing.T) {
 	r, err := pinned.Open(opts.Dir)
 	if err != nil {
 		t.Fatalf("the real pins: %v", err)
+	}
+	r.Close()
+	// The slots came with the layout: a slots pin that is another array is
+	// refused, and one that is missing leaves the pins incomplete.
+	slots := opts.Dir + "/" + pinned.PinSlots
+	if err := os.Remove(slots); err != nil {
+		t.Fatal(err)
+	}
+	// Maps the library pinned move when pinned again: the stand-ins are
+	// objects of their own.
+	small, err := ebpf.NewMap(&ebpf.MapSpec{Name: pinned.SlotsName, Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: pinned.Slots})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer small.Close()
+	if err := small.Pin(slots); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pinned.Open(opts.Dir); err == nil || errors.Is(err, pinned.ErrNoPins) {
+		t.Errorf("a slots pin that is an array of other values: %v", err)
+	}
+	if err := os.Remove(slots); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pinned.Open(opts.Dir); !errors.Is(err, pinned.ErrNoPins) {
+		t.Errorf("no slots pin: %v, want ErrNoPins", err)
+	}
+	info, err := tr.objs.slots.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := info.ID()
+	again, err := ebpf.NewMapFromID(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if err := again.Pin(slots); err != nil {
+		t.Fatal(err)
+	}
+	if r, err = pinned.Open(opts.Dir); err != nil {
+		t.Fatalf("the real pins again: %v", err)
 	}
 	r.Close()
 	if err := os.Remove(opts.Dir + "/" + pinConfig); err != nil {
