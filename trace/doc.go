@@ -16,9 +16,9 @@
 // Each watched cgroup has an entry in a hash map keyed by its id, which
 // says what is watched, and, unless another watched cgroup holds it, a
 // slot in an array indexed by the low bits of its id, where the program
-// counts first: an array element is found without the hash's call and
-// cache lines, which a watched check otherwise spends most of its time on.
-// Harvest adds the two up.
+// counts the checks of the cgroup's own tasks: an array element is found
+// without the hash's call and cache lines, which a watched check otherwise
+// spends most of its time on. Harvest adds the two up.
 //
 // Reclaim drops entries of cgroups that are gone without a Harvest
 // (a container deleted by something other than capshim). While the program

@@ -245,6 +245,13 @@ func emitTaskLookup(b *builder, m maps, config int, tc taskCgroup, found, exit s
 	// The task's own cgroup, R3 (kept at stCgrp across a map look-up),
 	// then the levels above it, walking up.
 	emitTryCgroup(b, m, tc, "above", found)
+	// The levels above and the ancestor look-up try the cgroups map
+	// alone: a task below its container's cgroup is rare, and every
+	// look-up that may end in either map doubles what the verifier walks
+	// after it (a load takes a sixth longer with the slots at every
+	// level). What such a task's checks add to the cgroups entry, Harvest
+	// adds to the slot's.
+	m = maps{cgroups: m.cgroups}
 	b.label("above")
 	emitAbove(b)
 	b.emit(

@@ -266,7 +266,9 @@ func program(p progParams) (asm.Instructions, error) {
 	if viaTask {
 		emitTaskLookup(b, maps{p.cgroups, p.slots}, p.config, p.cgroup, found, exit)
 	} else {
-		emitLookup(b, maps{p.cgroups, p.slots}, p.config, found, exit)
+		// Without the task's own cgroup every look-up is an ancestor's:
+		// the cgroups map alone (see emitTaskLookup).
+		emitLookup(b, maps{cgroups: p.cgroups}, p.config, found, exit)
 	}
 
 	b.label(found)

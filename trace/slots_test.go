@@ -75,10 +75,14 @@ func TestSlots(t *testing.T) {
 		t.Fatalf("cgroup %d took the slot of cgroup %d, which still holds it (holder %d)", b.ID, a.ID, holder)
 	}
 
+	// A task below a watched cgroup is found by walking up, which tries
+	// the cgroups map alone: its checks meet the slot's at the harvest.
+	below, _ := newCgroup(t, aDir)
 	wantSteps(t, runHelper(t, aDir, "chown "+f.own+" 1000"))
+	wantSteps(t, runHelper(t, below, "mknod "+f.node+"-below"))
 	wantSteps(t, runHelper(t, bDir, "chown "+f.own+" 1001", "mknod "+f.node))
-	if _, rec := slotOf(t, tr, a.ID); rec.UsedCount[capChown] != 1 {
-		t.Errorf("the slot of cgroup %d counts %d chown checks, want its helper's one", a.ID, rec.UsedCount[capChown])
+	if _, rec := slotOf(t, tr, a.ID); rec.UsedCount[capChown] != 1 || rec.UsedCount[capMknod] != 0 {
+		t.Errorf("the slot of cgroup %d counts %d chown and %d mknod checks, want its own task's one chown", a.ID, rec.UsedCount[capChown], rec.UsedCount[capMknod])
 	}
 
 	for _, tt := range []struct {
@@ -86,7 +90,7 @@ func TestSlots(t *testing.T) {
 		id   uint64
 		want Record
 	}{
-		{name: "in its slot", id: a.ID, want: Record{Used: caps(capChown)}},
+		{name: "in its slot, and below it in its cgroups entry", id: a.ID, want: Record{Used: caps(capChown, capMknod)}},
 		{name: "in its cgroups entry", id: b.ID, want: Record{Used: caps(capChown, capMknod)}},
 	} {
 		rec, err := tr.Harvest(tt.id)

@@ -30,18 +30,20 @@ const (
 )
 
 // The slots map is an array the capability program tries before the
-// cgroups map: slot SlotIndex(id) holds the cgroup id in its first word and
-// an entry of the layout above after it. A hash look-up costs a watched
-// check more than everything else the program does (the hash, the bucket
-// and the element are cache lines the syscall between two checks has
-// evicted), where an array slot is one address computed in line. Slots are
-// direct-mapped: a watched cgroup whose slot another one holds is counted
-// in its cgroups entry, as every cgroup was before. The cgroups map stays
-// what says which cgroups are watched; Harvest adds a cgroup's slot to its
-// entry. An array is allocated whole: 1024 slots of 1632 bytes are 1.7 MB
-// of kernel memory while the recorder is pinned (charged to the memory
-// cgroup of the process that loaded it), and with a hundred containers
-// watched about one in ten finds its slot taken.
+// cgroups map for a task in a watched cgroup itself (where a container's
+// tasks are; tasks below it are found in the cgroups map): slot
+// SlotIndex(id) holds the cgroup id in its first word and an entry of the
+// layout above after it. A hash look-up costs a watched check more than
+// everything else the program does (the hash, the bucket and the element
+// are cache lines the syscall between two checks has evicted), where an
+// array slot is one address computed in line. Slots are direct-mapped: a
+// watched cgroup whose slot another one holds is counted in its cgroups
+// entry. The cgroups map stays what says which cgroups are watched;
+// Harvest adds a cgroup's slot to its entry. An array is allocated whole:
+// 1024 slots of 1632 bytes are 1.7 MB of kernel memory while the recorder
+// is pinned (charged to the memory cgroup of the process that loaded it),
+// and with a hundred containers watched about one in ten finds its slot
+// taken.
 const (
 	SlotBits  = 10
 	Slots     = 1 << SlotBits
