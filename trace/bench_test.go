@@ -278,14 +278,25 @@ func BenchmarkAttach(b *testing.B) {
 // recorded container once the recorder is pinned: at start, find the
 // cgroup of the container's first process and watch it; at delete,
 // harvest it (with the reclaim of vanished cgroups and the check whether
-// the recorder may be unpinned). Another cgroup stays watched, so the
-// recorder stays pinned, as on a node that runs containers.
+// the recorder may be unpinned). Other cgroups stay watched, one or a
+// hundred, so the recorder stays pinned, as on a node that runs
+// containers.
 func BenchmarkRuntimePath(b *testing.B) {
 	requireTracing(b)
+	// A node watches as many cgroups as it runs containers: the cost of
+	// one start and one delete must not grow with them.
+	for _, others := range []int{1, 100} {
+		b.Run("others="+strconv.Itoa(others), func(b *testing.B) { benchRuntimePath(b, others) })
+	}
+}
+
+func benchRuntimePath(b *testing.B, others int) {
 	tr, opts := newTracer(b)
-	_, keeper := newCgroup(b, "")
-	if err := tr.Watch(keeper); err != nil {
-		b.Fatal(err)
+	for i := 0; i < others; i++ {
+		_, keeper := newCgroup(b, "")
+		if err := tr.Watch(keeper); err != nil {
+			b.Fatal(err)
+		}
 	}
 	dir, cg := newCgroup(b, "")
 	cmd := exec.Command("/bin/sleep", "60")

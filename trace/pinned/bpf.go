@@ -175,3 +175,78 @@ func mapKeys(fd int) ([]uint64, error) {
 // errENOTSUPP is the kernel's internal "not supported" (524), which some
 // map commands return to user space.
 const errENOTSUPP = unix.Errno(524)
+
+// batchAttr is the attribute of the BPF_MAP_*_BATCH commands.
+type batchAttr struct {
+	inBatch   uint64
+	outBatch  uint64
+	keys      uint64
+	values    uint64
+	count     uint32
+	mapFD     uint32
+	elemFlags uint64
+	flags     uint64
+}
+
+// A batched look-up asks for firstBatch elements, and for twice as many
+// each time a batch comes back full, up to maxBatch: a map of a few
+// entries costs one call and small buffers (the runtime binary is a fresh
+// process, which pays for every page it touches), one that a node fills
+// a few calls in buffers of at most about 100 KB.
+const (
+	firstBatch = 8
+	maxBatch   = 64
+)
+
+// errNoBatch says the kernel cannot look a map up in batches (before 5.6).
+var errNoBatch = errors.New("batched look-ups not supported")
+
+// mapEach calls fn with every key and value of the hash map fd, a batch
+// of elements per system call, where the one-element commands take two
+// calls per element; fn must not keep the slices. At most max elements
+// are read. errNoBatch: the kernel cannot, and nothing was read.
+func mapEach(fd, keySize, valueSize, max int, fn func(key, value []byte) error) error {
+	// The batch token of a hash map is a bucket index (u32); the buffer is
+	// wider in case another map type's is.
+	var in, out [8]byte
+	inp := unsafe.Pointer(nil)
+	var keys, values []byte
+	for seen, batch := 0, firstBatch; ; {
+		if len(keys) < batch*keySize {
+			keys, values = make([]byte, batch*keySize), make([]byte, batch*valueSize)
+		}
+		attr := batchAttr{
+			inBatch:  uint64(uintptr(inp)),
+			outBatch: uint64(uintptr(unsafe.Pointer(&out))),
+			keys:     uint64(uintptr(unsafe.Pointer(&keys[0]))),
+			values:   uint64(uintptr(unsafe.Pointer(&values[0]))),
+			count:    uint32(batch),
+			mapFD:    uint32(fd),
+		}
+		_, err := bpf(unix.BPF_MAP_LOOKUP_BATCH, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
+		done := errors.Is(err, unix.ENOENT)
+		if err != nil && !done {
+			if inp == nil && (errors.Is(err, unix.EINVAL) || errors.Is(err, errENOTSUPP) || errors.Is(err, unix.EOPNOTSUPP)) {
+				return errNoBatch
+			}
+			return err
+		}
+		n := int(attr.count)
+		if seen += n; seen > max {
+			return fmt.Errorf("more than %d elements", max)
+		}
+		for i := 0; i < n; i++ {
+			if err := fn(keys[i*keySize:(i+1)*keySize], values[i*valueSize:(i+1)*valueSize]); err != nil {
+				return err
+			}
+		}
+		if done {
+			return nil
+		}
+		if n == batch {
+			batch = min(2*batch, maxBatch)
+		}
+		in = out
+		inp = unsafe.Pointer(&in)
+	}
+}

@@ -176,28 +176,63 @@ const fileIDKernfs = 0xfe
 // CAP_DAC_READ_SEARCH) and falls back to a walk of the hierarchy. An error
 // means neither answered, and the caller should keep the entry.
 func CgroupAlive(id uint64) (bool, error) {
-	mp, _, err := V2Root()
-	if err != nil {
-		return false, err
-	}
-	return cgroupAlive(mp, id)
+	l := newLiveness()
+	defer l.close()
+	return l.alive(id)
 }
 
-func cgroupAlive(mountPoint string, id uint64) (bool, error) {
-	if ok, err := aliveByHandle(mountPoint, id); err == nil {
-		return ok, nil
-	}
-	return walkForID(mountPoint, id)
+// liveness answers CgroupAlive for many ids at about the cost of one: the
+// hierarchy's mount point is found and opened once (reading mountinfo
+// costs more than a handle's open), and where handles cannot tell, the
+// hierarchy is walked once for all ids.
+type liveness struct {
+	mountPoint string
+	mfd        int // -1: not open (handles cannot tell)
+	dirs       map[uint64]bool
+	err        error
 }
 
-// aliveByHandle opens the cgroup by file handle; an error means the
-// handle could not tell (no CAP_DAC_READ_SEARCH, no handle support).
-func aliveByHandle(mountPoint string, id uint64) (bool, error) {
-	mfd, err := unix.Open(mountPoint, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return false, fmt.Errorf("opening %s: %w", mountPoint, err)
+func newLiveness() *liveness {
+	l := &liveness{mfd: -1}
+	if l.mountPoint, _, l.err = V2Root(); l.err != nil {
+		return l
 	}
-	defer unix.Close(mfd)
+	if fd, err := unix.Open(l.mountPoint, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
+		l.mfd = fd
+	}
+	return l
+}
+
+func (l *liveness) close() {
+	if l.mfd >= 0 {
+		unix.Close(l.mfd)
+		l.mfd = -1
+	}
+}
+
+func (l *liveness) alive(id uint64) (bool, error) {
+	if l.err != nil {
+		return false, l.err
+	}
+	if l.mfd >= 0 {
+		if ok, err := aliveByHandle(l.mfd, id); err == nil {
+			return ok, nil
+		}
+	}
+	if l.dirs == nil {
+		dirs, err := dirInodes(l.mountPoint)
+		if err != nil {
+			return false, err
+		}
+		l.dirs = dirs
+	}
+	return l.dirs[id], nil
+}
+
+// aliveByHandle opens the cgroup by file handle below the hierarchy's
+// mount point mfd; an error means the handle could not tell (no
+// CAP_DAC_READ_SEARCH, no handle support).
+func aliveByHandle(mfd int, id uint64) (bool, error) {
 	h := make([]byte, 8)
 	binary.NativeEndian.PutUint64(h, id)
 	fd, err := unix.OpenByHandleAt(mfd, unix.NewFileHandle(fileIDKernfs, h), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
@@ -211,28 +246,28 @@ func aliveByHandle(mountPoint string, id uint64) (bool, error) {
 	return false, fmt.Errorf("opening cgroup %d by handle: %w", id, err)
 }
 
-// walkForID looks for a directory of inode id below mountPoint.
-func walkForID(mountPoint string, id uint64) (bool, error) {
-	found := false
+// dirInodes walks the hierarchy below mountPoint and returns the inode
+// numbers of its directories, which are the ids of its cgroups.
+func dirInodes(mountPoint string) (map[uint64]bool, error) {
+	dirs := map[uint64]bool{}
 	err := filepath.WalkDir(mountPoint, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if p == mountPoint {
 				return err
 			}
-			return nil // gone while we walked, or unreadable: not it
+			return nil // gone while we walked, or unreadable: not one
 		}
 		if !d.IsDir() {
 			return nil
 		}
 		var st syscall.Stat_t
-		if syscall.Lstat(p, &st) == nil && st.Ino == id {
-			found = true
-			return filepath.SkipAll
+		if syscall.Lstat(p, &st) == nil {
+			dirs[st.Ino] = true
 		}
 		return nil
 	})
 	if err != nil {
-		return false, fmt.Errorf("walking %s: %w", mountPoint, err)
+		return nil, fmt.Errorf("walking %s: %w", mountPoint, err)
 	}
-	return found, nil
+	return dirs, nil
 }

@@ -1,6 +1,7 @@
 package pinned
 
 import (
+	"golang.org/x/sys/unix"
 	"os"
 	"path/filepath"
 	"strings"
@@ -152,9 +153,27 @@ func TestCgroupAlive(t *testing.T) {
 		name  string
 		alive func(id uint64) (bool, error)
 	}{
-		{"by handle", func(id uint64) (bool, error) { return aliveByHandle(mp, id) }},
-		{"by walk", func(id uint64) (bool, error) { return walkForID(mp, id) }},
+		{"by handle", func(id uint64) (bool, error) {
+			mfd, err := unix.Open(mp, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				return false, err
+			}
+			defer unix.Close(mfd)
+			return aliveByHandle(mfd, id)
+		}},
+		{"by walk", func(id uint64) (bool, error) {
+			dirs, err := dirInodes(mp)
+			return dirs[id], err
+		}},
 		{"either", CgroupAlive},
+		{"one of many", func(id uint64) (bool, error) {
+			l := newLiveness()
+			defer l.close()
+			if _, err := l.alive(1); err != nil { // the root's id: the handle path is used first
+				return false, err
+			}
+			return l.alive(id)
+		}},
 	}
 	for _, phase := range []struct {
 		name  string

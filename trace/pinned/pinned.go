@@ -337,11 +337,37 @@ func (r *Recorder) takeSlot(id uint64, value []byte) error {
 
 // SetLevels writes to the config the levels of the entries now in the map.
 func (r *Recorder) SetLevels() error {
-	ids, err := r.Keys()
+	var levels, filter uint64
+	add := func(id uint64, value []byte) {
+		if l := EntryLevel(value); l >= 1 && l <= MaxLevel {
+			levels |= 1 << l
+			filter |= FilterBit(id)
+		}
+	}
+	err := mapEach(r.cgroups, 8, ValueSize, MaxWatched, func(key, value []byte) error {
+		add(binary.NativeEndian.Uint64(key), value)
+		return nil
+	})
+	if errors.Is(err, errNoBatch) {
+		err = r.eachEntry(add)
+	}
+	if err != nil {
+		return fmt.Errorf("reading the watched cgroups: %w", err)
+	}
+	cfg := [CfgWords]uint64{CfgLevels: levels, CfgABI: ABIVersion, CfgNoExec: r.noExec, CfgFilter: filter}
+	if err := mapUpdate(r.config, unsafe.Pointer(new(uint32)), unsafe.Pointer(&cfg), unix.BPF_ANY); err != nil {
+		return fmt.Errorf("writing the recorder's config: %w", err)
+	}
+	return nil
+}
+
+// eachEntry calls fn with every entry, one look-up each, for kernels that
+// cannot look up in batches.
+func (r *Recorder) eachEntry(fn func(id uint64, value []byte)) error {
+	ids, err := mapKeys(r.cgroups)
 	if err != nil {
 		return err
 	}
-	var levels, filter uint64
 	value := make([]byte, ValueSize)
 	for _, id := range ids {
 		if err := mapLookup(r.cgroups, unsafe.Pointer(&id), unsafe.Pointer(&value[0])); err != nil {
@@ -350,14 +376,7 @@ func (r *Recorder) SetLevels() error {
 			}
 			return fmt.Errorf("reading watched cgroup %d: %w", id, err)
 		}
-		if l := EntryLevel(value); l >= 1 && l <= MaxLevel {
-			levels |= 1 << l
-			filter |= FilterBit(id)
-		}
-	}
-	cfg := [CfgWords]uint64{CfgLevels: levels, CfgABI: ABIVersion, CfgNoExec: r.noExec, CfgFilter: filter}
-	if err := mapUpdate(r.config, unsafe.Pointer(new(uint32)), unsafe.Pointer(&cfg), unix.BPF_ANY); err != nil {
-		return fmt.Errorf("writing the recorder's config: %w", err)
+		fn(id, value)
 	}
 	return nil
 }
@@ -409,24 +428,17 @@ func (r *Recorder) Harvest(id uint64) (Record, error) {
 // returns their paths by cgroup.
 func (r *Recorder) takeExecs(ids map[uint64]bool) (map[uint64][]string, error) {
 	var keys [][ExecKeySize]byte
-	var key, next [ExecKeySize]byte
-	keyp := unsafe.Pointer(nil)
-	for n := 0; ; n++ {
-		if n > MaxExecEntries {
-			return nil, fmt.Errorf("more than %d executables", MaxExecEntries)
+	err := mapEach(r.execs, ExecKeySize, 8, MaxExecEntries, func(key, _ []byte) error {
+		if ids[binary.NativeEndian.Uint64(key[:8])] {
+			keys = append(keys, [ExecKeySize]byte(key))
 		}
-		err := mapElem(unix.BPF_MAP_GET_NEXT_KEY, r.execs, keyp, unsafe.Pointer(&next), 0)
-		if errors.Is(err, errKeyNotExist) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("listing executables: %w", err)
-		}
-		if ids[binary.NativeEndian.Uint64(next[:8])] {
-			keys = append(keys, next)
-		}
-		key = next
-		keyp = unsafe.Pointer(&key)
+		return nil
+	})
+	if errors.Is(err, errNoBatch) {
+		keys, err = r.execKeys(ids)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing executables: %w", err)
 	}
 	out := map[uint64][]string{}
 	for i := range keys {
@@ -447,9 +459,41 @@ func (r *Recorder) takeExecs(ids map[uint64]bool) (map[uint64][]string, error) {
 	return out, nil
 }
 
+// execKeys lists the keys of the executables of the cgroups in ids, a key
+// at a time, for kernels that cannot look up in batches.
+func (r *Recorder) execKeys(ids map[uint64]bool) ([][ExecKeySize]byte, error) {
+	var keys [][ExecKeySize]byte
+	var key, next [ExecKeySize]byte
+	keyp := unsafe.Pointer(nil)
+	for n := 0; ; n++ {
+		if n > MaxExecEntries {
+			return nil, fmt.Errorf("more than %d executables", MaxExecEntries)
+		}
+		err := mapElem(unix.BPF_MAP_GET_NEXT_KEY, r.execs, keyp, unsafe.Pointer(&next), 0)
+		if errors.Is(err, errKeyNotExist) {
+			return keys, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if ids[binary.NativeEndian.Uint64(next[:8])] {
+			keys = append(keys, next)
+		}
+		key = next
+		keyp = unsafe.Pointer(&key)
+	}
+}
+
 // Keys lists the ids of the watched cgroups.
 func (r *Recorder) Keys() ([]uint64, error) {
-	ids, err := mapKeys(r.cgroups)
+	var ids []uint64
+	err := mapEach(r.cgroups, 8, ValueSize, MaxWatched, func(key, _ []byte) error {
+		ids = append(ids, binary.NativeEndian.Uint64(key))
+		return nil
+	})
+	if errors.Is(err, errNoBatch) {
+		ids, err = mapKeys(r.cgroups)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("listing watched cgroups: %w", err)
 	}
@@ -472,8 +516,12 @@ func (r *Recorder) Drop(id uint64) error {
 // not reused), and returns the ids it dropped.
 func (r *Recorder) Reclaim(alive func(cgroupID uint64) bool) ([]uint64, error) {
 	if alive == nil {
+		// One look at the hierarchy for every entry: a node watches as
+		// many cgroups as it runs containers, and every delete reclaims.
+		l := newLiveness()
+		defer l.close()
 		alive = func(id uint64) bool {
-			ok, err := CgroupAlive(id)
+			ok, err := l.alive(id)
 			return ok || err != nil // unsure: keep
 		}
 	}
@@ -508,8 +556,15 @@ func (r *Recorder) Reclaim(alive func(cgroupID uint64) bool) ([]uint64, error) {
 
 // Idle reports whether no cgroup is watched.
 func (r *Recorder) Idle() (bool, error) {
-	ids, err := r.Keys()
-	return len(ids) == 0 && err == nil, err
+	var first uint64
+	err := mapElem(unix.BPF_MAP_GET_NEXT_KEY, r.cgroups, nil, unsafe.Pointer(&first), 0)
+	if errors.Is(err, errKeyNotExist) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("listing watched cgroups: %w", err)
+	}
+	return false, nil
 }
 
 // RemovePins unpins whatever is in dir and removes dir. Unpinning the link
