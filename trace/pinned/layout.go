@@ -43,7 +43,7 @@ const (
 // 1024 slots of 1632 bytes are 1.7 MB of kernel memory while the recorder
 // is pinned (charged to the memory cgroup of the process that loaded it),
 // and with a hundred containers watched about one in ten finds its slot
-// taken.
+// taken (an estimate from the count of slots, not a measurement).
 const (
 	SlotBits  = 10
 	Slots     = 1 << SlotBits

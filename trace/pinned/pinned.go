@@ -291,10 +291,9 @@ func (r *Recorder) Watch(cg Cgroup) error {
 // taken, and so is one that holds the same id (watched again after such a
 // harvest), whose counts are of the earlier run.
 func (r *Recorder) claimSlot(id uint64, entry []byte) error {
-	idx := SlotIndex(id)
-	slot := make([]byte, SlotSize)
-	if err := mapLookup(r.slots, unsafe.Pointer(&idx), unsafe.Pointer(&slot[0])); err != nil {
-		return fmt.Errorf("reading slot %d: %w", idx, err)
+	idx, slot, err := r.readSlot(id)
+	if err != nil {
+		return err
 	}
 	if holder := binary.NativeEndian.Uint64(slot); holder != 0 && holder != id {
 		probe := make([]byte, ValueSize)
@@ -308,6 +307,21 @@ func (r *Recorder) claimSlot(id uint64, entry []byte) error {
 	}
 	binary.NativeEndian.PutUint64(slot, id)
 	copy(slot[8:], entry)
+	return r.writeSlot(idx, slot)
+}
+
+// readSlot reads the slot of cgroup id: its index and its contents, the
+// holder's id in the first word.
+func (r *Recorder) readSlot(id uint64) (uint32, []byte, error) {
+	idx := SlotIndex(id)
+	slot := make([]byte, SlotSize)
+	if err := mapLookup(r.slots, unsafe.Pointer(&idx), unsafe.Pointer(&slot[0])); err != nil {
+		return 0, nil, fmt.Errorf("reading slot %d: %w", idx, err)
+	}
+	return idx, slot, nil
+}
+
+func (r *Recorder) writeSlot(idx uint32, slot []byte) error {
 	if err := mapUpdate(r.slots, unsafe.Pointer(&idx), unsafe.Pointer(&slot[0]), unix.BPF_ANY); err != nil {
 		return fmt.Errorf("writing slot %d: %w", idx, err)
 	}
@@ -317,10 +331,9 @@ func (r *Recorder) claimSlot(id uint64, entry []byte) error {
 // takeSlot frees the slot of cgroup id when id holds it, and adds what was
 // counted there to value, the cgroup's entry; value may be nil.
 func (r *Recorder) takeSlot(id uint64, value []byte) error {
-	idx := SlotIndex(id)
-	slot := make([]byte, SlotSize)
-	if err := mapLookup(r.slots, unsafe.Pointer(&idx), unsafe.Pointer(&slot[0])); err != nil {
-		return fmt.Errorf("reading slot %d: %w", idx, err)
+	idx, slot, err := r.readSlot(id)
+	if err != nil {
+		return err
 	}
 	if binary.NativeEndian.Uint64(slot) != id {
 		return nil
@@ -329,10 +342,7 @@ func (r *Recorder) takeSlot(id uint64, value []byte) error {
 		MergeEntry(value, slot[8:])
 	}
 	clear(slot)
-	if err := mapUpdate(r.slots, unsafe.Pointer(&idx), unsafe.Pointer(&slot[0]), unix.BPF_ANY); err != nil {
-		return fmt.Errorf("freeing slot %d: %w", idx, err)
-	}
-	return nil
+	return r.writeSlot(idx, slot)
 }
 
 // SetLevels writes to the config the levels of the entries now in the map.
