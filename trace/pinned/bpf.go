@@ -201,11 +201,18 @@ const (
 // errNoBatch says the kernel cannot look a map up in batches (before 5.6).
 var errNoBatch = errors.New("batched look-ups not supported")
 
+// batches is cleared by tests, to take the path of a kernel without
+// batched look-ups on one that has them.
+var batches = true
+
 // mapEach calls fn with every key and value of the hash map fd, a batch
 // of elements per system call, where the one-element commands take two
 // calls per element; fn must not keep the slices. At most max elements
 // are read. errNoBatch: the kernel cannot, and nothing was read.
 func mapEach(fd, keySize, valueSize, max int, fn func(key, value []byte) error) error {
+	if !batches {
+		return errNoBatch
+	}
 	// The batch token of a hash map is a bucket index (u32); the buffer is
 	// wider in case another map type's is.
 	var in, out [8]byte

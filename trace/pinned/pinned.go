@@ -347,22 +347,48 @@ func (r *Recorder) takeSlot(id uint64, value []byte) error {
 
 // SetLevels writes to the config the levels of the entries now in the map.
 func (r *Recorder) SetLevels() error {
-	var levels, filter uint64
+	w, err := r.list()
+	if err != nil {
+		return err
+	}
+	return r.writeLevels(w)
+}
+
+// watchedCgroup is what a listing of the cgroups map says of one entry.
+type watchedCgroup struct {
+	id    uint64
+	level int
+}
+
+// list reads the cgroups map once: every watched cgroup and its level.
+func (r *Recorder) list() ([]watchedCgroup, error) {
+	var w []watchedCgroup
 	add := func(id uint64, value []byte) {
-		if l := EntryLevel(value); l >= 1 && l <= MaxLevel {
-			levels |= 1 << l
-			filter |= FilterBit(id)
-		}
+		w = append(w, watchedCgroup{id: id, level: EntryLevel(value)})
 	}
 	err := mapEach(r.cgroups, 8, ValueSize, MaxWatched, func(key, value []byte) error {
 		add(binary.NativeEndian.Uint64(key), value)
 		return nil
 	})
 	if errors.Is(err, errNoBatch) {
+		w = w[:0]
 		err = r.eachEntry(add)
 	}
 	if err != nil {
-		return fmt.Errorf("reading the watched cgroups: %w", err)
+		return nil, fmt.Errorf("listing watched cgroups: %w", err)
+	}
+	return w, nil
+}
+
+// writeLevels writes the config for the watched cgroups w: the levels the
+// program looks at and the filter of their ids.
+func (r *Recorder) writeLevels(w []watchedCgroup) error {
+	var levels, filter uint64
+	for _, c := range w {
+		if c.level >= 1 && c.level <= MaxLevel {
+			levels |= 1 << c.level
+			filter |= FilterBit(c.id)
+		}
 	}
 	cfg := [CfgWords]uint64{CfgLevels: levels, CfgABI: ABIVersion, CfgNoExec: r.noExec, CfgFilter: filter}
 	if err := mapUpdate(r.config, unsafe.Pointer(new(uint32)), unsafe.Pointer(&cfg), unix.BPF_ANY); err != nil {
@@ -394,6 +420,20 @@ func (r *Recorder) eachEntry(fn func(id uint64, value []byte)) error {
 // Harvest returns what was recorded for the cgroup id and stops watching
 // it; ErrNotWatched when it has no entry.
 func (r *Recorder) Harvest(id uint64) (Record, error) {
+	rec, err := r.harvest(id)
+	if err != nil {
+		return rec, err
+	}
+	if err := r.SetLevels(); err != nil {
+		return Record{}, fmt.Errorf("harvesting cgroup %d: %w", id, err)
+	}
+	return rec, nil
+}
+
+// harvest is Harvest but for the config, which still names the harvested
+// cgroup's level and filter bit afterwards (harmless: the program then
+// looks for an entry it does not find) until the next write of the levels.
+func (r *Recorder) harvest(id uint64) (Record, error) {
 	// The executables go first: an entry left by a harvest that died
 	// half-way is reclaimed with its cgroup, and takes its executables
 	// with it.
@@ -420,9 +460,6 @@ func (r *Recorder) Harvest(id uint64) (Record, error) {
 	}
 	misses, err := r.Misses()
 	if err != nil {
-		return Record{}, fmt.Errorf("harvesting cgroup %d: %w", id, err)
-	}
-	if err := r.SetLevels(); err != nil {
 		return Record{}, fmt.Errorf("harvesting cgroup %d: %w", id, err)
 	}
 	rec := DecodeRecord(id, value, misses)
@@ -496,16 +533,13 @@ func (r *Recorder) execKeys(ids map[uint64]bool) ([][ExecKeySize]byte, error) {
 
 // Keys lists the ids of the watched cgroups.
 func (r *Recorder) Keys() ([]uint64, error) {
-	var ids []uint64
-	err := mapEach(r.cgroups, 8, ValueSize, MaxWatched, func(key, _ []byte) error {
-		ids = append(ids, binary.NativeEndian.Uint64(key))
-		return nil
-	})
-	if errors.Is(err, errNoBatch) {
-		ids, err = mapKeys(r.cgroups)
-	}
+	w, err := r.list()
 	if err != nil {
-		return nil, fmt.Errorf("listing watched cgroups: %w", err)
+		return nil, err
+	}
+	ids := make([]uint64, len(w))
+	for i, c := range w {
+		ids[i] = c.id
 	}
 	return ids, nil
 }
@@ -525,6 +559,12 @@ func (r *Recorder) Drop(id uint64) error {
 // cgroup with that id no longer exists, see CgroupAlive; cgroup ids are
 // not reused), and returns the ids it dropped.
 func (r *Recorder) Reclaim(alive func(cgroupID uint64) bool) ([]uint64, error) {
+	return r.reclaim(alive, false)
+}
+
+// reclaim is Reclaim, which writes the levels when it dropped an entry,
+// or always when levels is set.
+func (r *Recorder) reclaim(alive func(cgroupID uint64) bool, levels bool) ([]uint64, error) {
 	if alive == nil {
 		// One look at the hierarchy for every entry: a node watches as
 		// many cgroups as it runs containers, and every delete reclaims.
@@ -535,24 +575,30 @@ func (r *Recorder) Reclaim(alive func(cgroupID uint64) bool) ([]uint64, error) {
 			return ok || err != nil // unsure: keep
 		}
 	}
-	ids, err := r.Keys()
+	w, err := r.list()
 	if err != nil {
 		return nil, err
 	}
 	var dropped []uint64
-	for _, id := range ids {
-		if alive(id) {
+	kept := w[:0]
+	for _, c := range w {
+		if alive(c.id) {
+			kept = append(kept, c)
 			continue
 		}
-		if err := r.Drop(id); err != nil {
+		if err := r.Drop(c.id); err != nil {
 			return dropped, err
 		}
-		dropped = append(dropped, id)
+		dropped = append(dropped, c.id)
+	}
+	if len(dropped) > 0 || levels {
+		// The listing is the map as it is: this process holds the lock
+		// and the program never inserts.
+		if err := r.writeLevels(kept); err != nil {
+			return dropped, err
+		}
 	}
 	if len(dropped) > 0 {
-		if err := r.SetLevels(); err != nil {
-			return dropped, err
-		}
 		gone := map[uint64]bool{}
 		for _, id := range dropped {
 			gone[id] = true

@@ -57,10 +57,11 @@ func HarvestPinned(opts Options, id uint64) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
-	rec, herr := r.Harvest(id)
+	rec, herr := r.harvest(id)
 	// Whatever happened to this entry, entries of vanished cgroups go, and
-	// the recorder with them when none is left.
-	r.Reclaim(nil)
+	// the recorder with them when none is left; the levels are written
+	// from the same listing of the map.
+	r.reclaim(nil, true)
 	// A failed unpin is retried by the next harvest or reclaim.
 	r.ReleaseIdle(opts.Dir)
 	r.Close()
