@@ -193,10 +193,20 @@ type batchAttr struct {
 // entries costs one call and small buffers (the runtime binary is a fresh
 // process, which pays for every page it touches), one that a node fills
 // a few calls in buffers of at most about 100 KB.
+//
+// The kernel hands out a hash map's buckets whole, and refuses (ENOSPC) a
+// batch too small for the next bucket: the batch is then asked again,
+// twice as large, up to maxBucket elements.
 const (
 	firstBatch = 8
 	maxBatch   = 64
+	maxBucket  = 1024
 )
+
+// batchFrom and batchTo are firstBatch and maxBatch; tests make them
+// one element, so that every bucket of more than one meets the ENOSPC
+// path.
+var batchFrom, batchTo = firstBatch, maxBatch
 
 // errNoBatch says the kernel cannot look a map up in batches (before 5.6).
 var errNoBatch = errors.New("batched look-ups not supported")
@@ -218,7 +228,7 @@ func mapEach(fd, keySize, valueSize, max int, fn func(key, value []byte) error) 
 	var in, out [8]byte
 	inp := unsafe.Pointer(nil)
 	var keys, values []byte
-	for seen, batch := 0, firstBatch; ; {
+	for seen, batch := 0, batchFrom; ; {
 		if len(keys) < batch*keySize {
 			keys, values = make([]byte, batch*keySize), make([]byte, batch*valueSize)
 		}
@@ -231,6 +241,12 @@ func mapEach(fd, keySize, valueSize, max int, fn func(key, value []byte) error) 
 			mapFD:    uint32(fd),
 		}
 		_, err := bpf(unix.BPF_MAP_LOOKUP_BATCH, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
+		if errors.Is(err, unix.ENOSPC) && batch < maxBucket {
+			// Nothing was read: the same position again, room for
+			// the whole bucket.
+			batch = min(2*batch, maxBucket)
+			continue
+		}
 		done := errors.Is(err, unix.ENOENT)
 		if err != nil && !done {
 			if inp == nil && (errors.Is(err, unix.EINVAL) || errors.Is(err, errENOTSUPP) || errors.Is(err, unix.EOPNOTSUPP)) {
@@ -251,7 +267,7 @@ func mapEach(fd, keySize, valueSize, max int, fn func(key, value []byte) error) 
 			return nil
 		}
 		if n == batch {
-			batch = min(2*batch, maxBatch)
+			batch = min(2*batch, batchTo)
 		}
 		in = out
 		inp = unsafe.Pointer(&in)
