@@ -205,22 +205,19 @@ const (
 
 // batchFrom and batchTo are firstBatch and maxBatch; tests make them
 // one element, so that every bucket of more than one meets the ENOSPC
-// path.
+// path, or make batchFrom 0, to take the path of a kernel without
+// batched look-ups on one that has them.
 var batchFrom, batchTo = firstBatch, maxBatch
 
 // errNoBatch says the kernel cannot look a map up in batches (before 5.6).
 var errNoBatch = errors.New("batched look-ups not supported")
-
-// batches is cleared by tests, to take the path of a kernel without
-// batched look-ups on one that has them.
-var batches = true
 
 // mapEach calls fn with every key and value of the hash map fd, a batch
 // of elements per system call, where the one-element commands take two
 // calls per element; fn must not keep the slices. At most max elements
 // are read. errNoBatch: the kernel cannot, and nothing was read.
 func mapEach(fd, keySize, valueSize, max int, fn func(key, value []byte) error) error {
-	if !batches {
+	if batchFrom == 0 {
 		return errNoBatch
 	}
 	// The batch token of a hash map is a bucket index (u32); the buffer is

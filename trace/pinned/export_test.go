@@ -5,6 +5,6 @@ import "testing"
 // NoBatches makes the map readers take the one-element path of a kernel
 // without batched look-ups until the test ends.
 func NoBatches(t testing.TB) {
-	batches = false
-	t.Cleanup(func() { batches = true })
+	batchFrom = 0
+	t.Cleanup(func() { batchFrom = firstBatch })
 }
