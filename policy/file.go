@@ -36,21 +36,28 @@ func ReadTrusted(path string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	data, err := readFD(f.Fd, maxPolicy)
+	data, err := readFD(f.Fd, maxPolicy, f.Stat.Size)
 	if err != nil {
 		return nil, &LoadError{Path: path, Msg: fmt.Sprintf("cannot read the policy: %v", err)}
 	}
 	return data, nil
 }
 
-// readFD reads an open file to its end, refusing more than max bytes.
+// readFD reads an open file to its end, refusing more than max bytes;
+// size is what fstat said the file holds.
 // Plain system calls, not os.File: on the hot path this keeps Go's poller
 // (epoll set-up) out of the call.
-func readFD(fd, max int) ([]byte, error) {
-	// The buffer starts small and on the heap: a policy is a few hundred
-	// bytes, and a large buffer would live on the goroutine's stack and
-	// make the runtime grow (copy) the stack on every call.
-	data := make([]byte, 0, readChunk)
+func readFD(fd, max int, size int64) ([]byte, error) {
+	// The buffer is on the heap, sized to the file and one byte more (the
+	// read that finds the end): a policy is a few hundred bytes, so a
+	// fixed buffer would touch memory the call never uses, and one on the
+	// goroutine's stack would make the runtime grow (copy) the stack. A
+	// file that grows after the fstat is still read to its end.
+	n := readChunk
+	if size >= 0 && size < int64(max) {
+		n = int(size) + 1
+	}
+	data := make([]byte, 0, n)
 	for {
 		if len(data) == cap(data) {
 			data = append(data, 0)[:len(data)]
@@ -72,5 +79,5 @@ func readFD(fd, max int) ([]byte, error) {
 	}
 }
 
-// readChunk is the first read's size: more than most policies.
+// readChunk is the first read's size when fstat gives none to go by.
 const readChunk = 4 << 10
