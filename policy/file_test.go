@@ -86,3 +86,47 @@ func TestLocationRead(t *testing.T) {
 		})
 	}
 }
+
+// TestReadFDSize: the read gives the whole file whatever fstat said of
+// its size (a file that grew or shrank since), and refuses one over the
+// bound however it was sized.
+func TestReadFDSize(t *testing.T) {
+	content := strings.Repeat("# a line of a policy\n", 1000) // 21 KB: several chunks
+	path := filepath.Join(t.TempDir(), "shim.toml")
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		size int64
+		max  int
+		want string // "" for content
+	}{
+		{name: "the size", size: int64(len(content)), max: maxPolicy},
+		{name: "grew since", size: 10, max: maxPolicy},
+		{name: "empty then", size: 0, max: maxPolicy},
+		{name: "shrank since", size: 2 * int64(len(content)), max: maxPolicy},
+		{name: "no size", size: -1, max: maxPolicy},
+		{name: "over the bound", size: 10, max: 4096, want: "larger than 4096 bytes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			data, err := readFD(int(f.Fd()), tt.max, tt.size)
+			switch {
+			case tt.want != "":
+				if err == nil || !strings.Contains(err.Error(), tt.want) {
+					t.Fatalf("err = %v, want %q", err, tt.want)
+				}
+			case err != nil:
+				t.Fatal(err)
+			case string(data) != content:
+				t.Fatalf("read %d bytes, want the file's %d", len(data), len(content))
+			}
+		})
+	}
+}
