@@ -21,9 +21,9 @@ import (
 	"github.com/capshim/capshim/capability"
 )
 
-// rptGroup is what the tests read of one group of `capshim report
+// reportGroup is what the tests read of one group of `capshim report
 // --format json`.
-type rptGroup struct {
+type reportGroup struct {
 	Engine, Namespace, Name, Image string
 	Sandbox                        bool
 	Containers, Execs              int
@@ -31,30 +31,30 @@ type rptGroup struct {
 	Refused                        map[string]struct{ Containers int }
 }
 
-// rptRun runs `capshim report` on log and state, in both formats; it
+// runReport runs `capshim report` on log and state, in both formats; it
 // logs the text (what the README shows) and returns the JSON groups.
-func rptRun(t *testing.T, log, state string) []rptGroup {
+func runReport(t *testing.T, log, state string) []reportGroup {
 	t.Helper()
-	text := lrnEngTool(state, "report", "--log", log)
+	text := stateTool(state, "report", "--log", log)
 	if text.err != nil {
 		t.Fatalf("%v", text)
 	}
 	for _, line := range strings.Split(strings.TrimRight(text.stdout, "\n"), "\n") {
 		t.Logf("report: %s", line)
 	}
-	r := lrnEngTool(state, "report", "--log", log, "--format", "json")
+	r := stateTool(state, "report", "--log", log, "--format", "json")
 	if r.err != nil {
 		t.Fatalf("%v", r)
 	}
-	var out struct{ Groups []rptGroup }
+	var out struct{ Groups []reportGroup }
 	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
 		t.Fatalf("report --format json: %v\n%s", err, r.stdout)
 	}
 	return out.Groups
 }
 
-// rptFind returns the group of namespace/name, failing without it.
-func rptFind(t *testing.T, groups []rptGroup, engine, namespace, name string, sandbox bool) rptGroup {
+// findReportGroup returns the group of namespace/name, failing without it.
+func findReportGroup(t *testing.T, groups []reportGroup, engine, namespace, name string, sandbox bool) reportGroup {
 	t.Helper()
 	for _, g := range groups {
 		if g.Engine == engine && g.Namespace == namespace && g.Name == name && g.Sandbox == sandbox {
@@ -62,11 +62,11 @@ func rptFind(t *testing.T, groups []rptGroup, engine, namespace, name string, sa
 		}
 	}
 	t.Fatalf("no report group for engine %s, namespace %q, name %q (sandbox %v): %+v", engine, namespace, name, sandbox, groups)
-	return rptGroup{}
+	return reportGroup{}
 }
 
-// rptEntries returns the decision log's entries for container id.
-func rptEntries(t *testing.T, log, id string) []map[string]any {
+// decisionEntries returns the decision log's entries for container id.
+func decisionEntries(t *testing.T, log, id string) []map[string]any {
 	t.Helper()
 	var out []map[string]any
 	for _, l := range logLines(t, log) {
@@ -101,7 +101,7 @@ func TestDecisionLogDefault(t *testing.T) {
 			t.Errorf("%s: mode %04o, uid %d; want %04o, root", p, st.Mode().Perm(), st.Sys().(*syscall.Stat_t).Uid, want)
 		}
 	}
-	entries := rptEntries(t, path, id)
+	entries := decisionEntries(t, path, id)
 	if len(entries) != 1 {
 		t.Fatalf("%d entries for %s in %s, want its one decision:\n%s", len(entries), id, path, tailFile(path, 5))
 	}
@@ -121,7 +121,7 @@ func TestDecisionLogDefault(t *testing.T) {
 // says.
 func TestReportCRI(t *testing.T) {
 	requireContainerd(t)
-	state := lrnEngState(t)
+	state := newStateDir(t)
 	rule := `[[rule]]
 name = "shop-chown"
 capabilities = ["CAP_CHOWN"]
@@ -132,54 +132,54 @@ capabilities = ["CAP_CHOWN"]
 	d := startContainerd(t, []criHandler{{name: "runc"}, {name: "capshim", binary: capshimBin, annotations: true}}, []string{"CAPSHIM_CONFIG=" + pol.path})
 	d.importImages(t, "k8s.io")
 	c := dialCRI(t, d)
-	script := []string{"sh", "-c", lrnEngScript}
+	script := []string{"sh", "-c", chownScript}
 	pod := func() string { return fmt.Sprintf("capshim-exit-pod-%d", criPodSeq) }
 
 	out, id1 := runPodToExit(t, c, "shop", "web", imageBusybox, map[string]string{"capshim.io/capabilities": "CAP_CHOWN,CAP_NET_RAW"}, script)
-	if !lrnEngWorked(t, out) {
+	if !chownWorked(t, out) {
 		t.Fatalf("the granted chown failed:\n%s", out)
 	}
 	assertCaps(t, out, maskMinimal|maskChown)
 	out, _ = runPodToExit(t, c, "shop", "web", imageBusybox, map[string]string{"capshim.io/capabilities": "CAP_CHOWN"}, script)
-	if !lrnEngWorked(t, out) {
+	if !chownWorked(t, out) {
 		t.Fatalf("the granted chown failed:\n%s", out)
 	}
 	out, id3 := runPodToExit(t, c, "other", "web", imageBusybox, nil, script)
-	if lrnEngWorked(t, out) {
+	if chownWorked(t, out) {
 		t.Fatalf("chown worked without a rule:\n%s", out)
 	}
 	pod3 := pod()
 
 	// Every entry of the first container names it as CRI did.
-	for _, e := range rptEntries(t, pol.logPath, id1) {
+	for _, e := range decisionEntries(t, pol.logPath, id1) {
 		if e["engine"] != "containerd-cri" || e["name"] != "web" || e["namespace"] != "shop" || e["image"] != imageBusybox || !strings.HasPrefix(fmt.Sprint(e["pod"]), "capshim-exit-pod-") {
 			t.Errorf("entry without the engine's names: %v", e)
 		}
 	}
 
-	groups := rptRun(t, pol.logPath, state)
-	shop := rptFind(t, groups, "containerd-cri", "shop", "web", false)
+	groups := runReport(t, pol.logPath, state)
+	shop := findReportGroup(t, groups, "containerd-cri", "shop", "web", false)
 	if shop.Image != imageBusybox || shop.Containers != 2 || shop.Granted["CAP_CHOWN by shop-chown"] != 2 || shop.Denied["CAP_NET_RAW"] != 1 ||
 		shop.Dropped["CAP_NET_RAW"] != 2 || shop.Dropped["CAP_CHOWN"] != 0 {
 		t.Errorf("shop/web: %+v; want 2 containers of %s, CAP_CHOWN granted twice by shop-chown, CAP_NET_RAW denied once and dropped from both", shop, imageBusybox)
 	}
-	other := rptFind(t, groups, "containerd-cri", "other", "web", false)
+	other := findReportGroup(t, groups, "containerd-cri", "other", "web", false)
 	if other.Containers != 1 || other.Dropped["CAP_CHOWN"] != 1 || other.Refused["CAP_CHOWN"].Containers != 1 || len(other.Granted) != 0 {
 		t.Errorf("other/web: %+v; want 1 container, CAP_CHOWN dropped and refused", other)
 	}
-	if sb := rptFind(t, groups, "containerd-cri", "shop", "", true); sb.Containers != 2 {
+	if sb := findReportGroup(t, groups, "containerd-cri", "shop", "", true); sb.Containers != 2 {
 		t.Errorf("shop's sandboxes: %+v; want 2", sb)
 	}
 
 	t.Run("explain by name", func(t *testing.T) {
-		r := lrnEngTool(state, "explain", "web")
+		r := stateTool(state, "explain", "web")
 		if r.err == nil || !strings.Contains(r.stderr, `"web" fits 3 containers`) || !strings.Contains(r.stderr, "other/"+pod3+"/web") {
 			t.Errorf("explain web: %v; want the three candidates", r)
 		}
 		for _, line := range strings.Split(strings.TrimSpace(r.stderr), "\n") {
 			t.Logf("explain web: %s", line)
 		}
-		ex := lrnEngExplain(t, state, "other/"+pod3+"/web")
+		ex := explainRefusedChown(t, state, "other/"+pod3+"/web")
 		if !strings.Contains(ex, "container "+id3+" ") {
 			t.Errorf("explain other/%s/web is not container %s:\n%s", pod3, id3, ex)
 		}
@@ -226,25 +226,25 @@ capabilities = ["CAP_CHOWN"]
 // its entries say engine docker (from the runtime's --root), and the
 // report sums its containers up in one group.
 func TestReportDocker(t *testing.T) {
-	state := lrnEngState(t)
+	state := newStateDir(t)
 	log := filepath.Join(t.TempDir(), "logs", "decisions.log")
-	policy := writePolicy(t, lrnEngPolicy(state, log, ruleChown))
+	policy := writePolicy(t, engineLearnPolicy(state, log, ruleChown))
 	e := dockerStart(t, map[string]any{"runtimes": map[string]any{
 		"capshim": map[string]any{"path": capshimBin, "runtimeArgs": []string{"--capshim-config=" + policy}},
 	}}, nil)
-	out, id1 := lrnEngRun(t, e.docker, "--runtime", "capshim", "-e", "CAPSHIM_CAPABILITIES=CAP_CHOWN", imageBusybox, "sh", "-c", lrnEngScript)
-	if !lrnEngWorked(t, out) {
+	out, id1 := runEngineContainer(t, e.docker, "--runtime", "capshim", "-e", "CAPSHIM_CAPABILITIES=CAP_CHOWN", imageBusybox, "sh", "-c", chownScript)
+	if !chownWorked(t, out) {
 		t.Fatalf("the granted chown failed:\n%s", out)
 	}
-	out, _ = lrnEngRun(t, e.docker, "--runtime", "capshim", imageBusybox, "sh", "-c", lrnEngScript)
-	if lrnEngWorked(t, out) {
+	out, _ = runEngineContainer(t, e.docker, "--runtime", "capshim", imageBusybox, "sh", "-c", chownScript)
+	if chownWorked(t, out) {
 		t.Fatalf("chown worked without a request:\n%s", out)
 	}
-	entries := rptEntries(t, log, id1)
+	entries := decisionEntries(t, log, id1)
 	if len(entries) == 0 || entries[0]["engine"] != "docker" || entries[0]["kind"] != "decision" {
 		t.Errorf("entries of %s: %v; want a decision with engine docker", id1, entries)
 	}
-	g := rptFind(t, rptRun(t, log, state), "docker", "", "", false)
+	g := findReportGroup(t, runReport(t, log, state), "docker", "", "", false)
 	if g.Containers != 2 || g.Granted["CAP_CHOWN by chown-anywhere"] != 1 || g.Refused["CAP_CHOWN"].Containers != 1 {
 		t.Errorf("docker group: %+v; want 2 containers, CAP_CHOWN granted once by chown-anywhere, refused once", g)
 	}
@@ -289,28 +289,28 @@ func TestReportDocker(t *testing.T) {
 // decisions can be found.
 func TestReportPodman(t *testing.T) {
 	p := podmanSetup(t)
-	state := lrnEngState(t)
+	state := newStateDir(t)
 	log := filepath.Join(t.TempDir(), "decisions.log")
-	policy := writePolicy(t, lrnEngPolicy(state, log))
+	policy := writePolicy(t, engineLearnPolicy(state, log))
 	cli := func(argv ...string) cmdResult {
 		return p.podman("containers.conf", append([]string{"--runtime", capshimBin, "--runtime-flag", "capshim-config=" + policy}, argv...)...)
 	}
-	out, id := lrnEngRun(t, cli, "--name", "pm-web", imageBusybox, "sh", "-c", lrnEngScript)
-	if lrnEngWorked(t, out) {
+	out, id := runEngineContainer(t, cli, "--name", "pm-web", imageBusybox, "sh", "-c", chownScript)
+	if chownWorked(t, out) {
 		t.Fatalf("chown worked without a rule:\n%s", out)
 	}
-	entries := rptEntries(t, log, id)
+	entries := decisionEntries(t, log, id)
 	if len(entries) == 0 || entries[0]["engine"] != "podman" {
 		t.Errorf("entries of %s: %v; want a decision with engine podman", id, entries)
 	}
 	// What Podman 4.3 says about a container, as its record keeps it.
-	if r := lrnEngTool(state, "explain", "--format", "json", id); r.err == nil {
+	if r := stateTool(state, "explain", "--format", "json", id); r.err == nil {
 		var recs []struct{ Engine map[string]string }
 		if json.Unmarshal([]byte(r.stdout), &recs) == nil && len(recs) > 0 {
 			t.Logf("podman's annotations as recorded: %v", recs[0].Engine)
 		}
 	}
-	g := rptFind(t, rptRun(t, log, state), "podman", "", "", false)
+	g := findReportGroup(t, runReport(t, log, state), "podman", "", "", false)
 	if g.Containers != 1 || g.Dropped["CAP_CHOWN"] != 1 {
 		t.Errorf("podman group: %+v; want 1 container with CAP_CHOWN dropped", g)
 	}

@@ -17,11 +17,11 @@ import (
 	"testing"
 )
 
-// difAdminCaps is a capabilities object that grants CAP_SYS_ADMIN.
-const difAdminCaps = `{"bounding":["CAP_SYS_ADMIN"],"effective":["CAP_SYS_ADMIN"],"permitted":["CAP_SYS_ADMIN"]}`
+// adminCapsJSON is a capabilities object that grants CAP_SYS_ADMIN.
+const adminCapsJSON = `{"bounding":["CAP_SYS_ADMIN"],"effective":["CAP_SYS_ADMIN"],"permitted":["CAP_SYS_ADMIN"]}`
 
-// difCase changes the text of a generated config.json.
-type difCase struct {
+// specEditCase changes the text of a generated config.json.
+type specEditCase struct {
 	name string
 	edit func(t *testing.T, spec string) string
 	// crunAdmin and runcAdmin say whether that runtime alone grants
@@ -34,9 +34,9 @@ type difCase struct {
 	refused string
 }
 
-// difReplaceOnce replaces the first old in s, failing the test when there
+// replaceOnce replaces the first old in s, failing the test when there
 // is none.
-func difReplaceOnce(t *testing.T, s, old, new string) string {
+func replaceOnce(t *testing.T, s, old, new string) string {
 	t.Helper()
 	if !strings.Contains(s, old) {
 		t.Fatalf("generated spec has no %q", old)
@@ -44,21 +44,21 @@ func difReplaceOnce(t *testing.T, s, old, new string) string {
 	return strings.Replace(s, old, new, 1)
 }
 
-func difCases() []difCase {
-	return []difCase{
+func specEditCases() []specEditCase {
+	return []specEditCase{
 		{
 			name: "process key with NUL before the real one",
 			edit: func(t *testing.T, s string) string {
-				return difReplaceOnce(t, s, `"process":`, `"process\u0000":{"user":{"uid":0,"gid":0},"args":["grep","Cap","/proc/self/status"],"env":["PATH=/bin"],"cwd":"/","capabilities":`+difAdminCaps+`},"process":`)
+				return replaceOnce(t, s, `"process":`, `"process\u0000":{"user":{"uid":0,"gid":0},"args":["grep","Cap","/proc/self/status"],"env":["PATH=/bin"],"cwd":"/","capabilities":`+adminCapsJSON+`},"process":`)
 			},
 			crunAdmin: true, refused: "NUL character",
 		},
 		{
 			name: "process key with NUL and no other process",
 			edit: func(t *testing.T, s string) string {
-				s = difReplaceOnce(t, s, `"process":`, `"process\u0000":`)
+				s = replaceOnce(t, s, `"process":`, `"process\u0000":`)
 				for _, set := range []string{"bounding", "effective", "permitted"} {
-					s = difReplaceOnce(t, s, `"`+set+`":[`, `"`+set+`":["CAP_SYS_ADMIN",`)
+					s = replaceOnce(t, s, `"`+set+`":[`, `"`+set+`":["CAP_SYS_ADMIN",`)
 				}
 				return s
 			},
@@ -67,23 +67,23 @@ func difCases() []difCase {
 		{
 			name: "capabilities key with NUL before the real one",
 			edit: func(t *testing.T, s string) string {
-				return difReplaceOnce(t, s, `"capabilities":`, `"capabilities\u0000x":`+difAdminCaps+`,"capabilities":`)
+				return replaceOnce(t, s, `"capabilities":`, `"capabilities\u0000x":`+adminCapsJSON+`,"capabilities":`)
 			},
 			crunAdmin: true, refused: "NUL character",
 		},
 		{
 			name: "bounding key with NUL before the real one",
 			edit: func(t *testing.T, s string) string {
-				s = difReplaceOnce(t, s, `"bounding":`, `"bounding\u0000":["CAP_SYS_ADMIN"],"bounding":`)
-				s = difReplaceOnce(t, s, `"effective":`, `"effective\u0000":["CAP_SYS_ADMIN"],"effective":`)
-				return difReplaceOnce(t, s, `"permitted":`, `"permitted\u0000":["CAP_SYS_ADMIN"],"permitted":`)
+				s = replaceOnce(t, s, `"bounding":`, `"bounding\u0000":["CAP_SYS_ADMIN"],"bounding":`)
+				s = replaceOnce(t, s, `"effective":`, `"effective\u0000":["CAP_SYS_ADMIN"],"effective":`)
+				return replaceOnce(t, s, `"permitted":`, `"permitted\u0000":["CAP_SYS_ADMIN"],"permitted":`)
 			},
 			crunAdmin: true, refused: "NUL character",
 		},
 		{
 			name: "capabilities key in another case after the real one",
 			edit: func(t *testing.T, s string) string {
-				return difReplaceOnce(t, s, `"capabilities":`, `"Capabilities":`+difAdminCaps+`,"capabilities":`)
+				return replaceOnce(t, s, `"capabilities":`, `"Capabilities":`+adminCapsJSON+`,"capabilities":`)
 			},
 			refused: "only in case",
 		},
@@ -91,7 +91,7 @@ func difCases() []difCase {
 			name: "capability names only crun reads",
 			edit: func(t *testing.T, s string) string {
 				for _, set := range []string{"bounding", "effective", "permitted"} {
-					s = difReplaceOnce(t, s, `"`+set+`":[`, `"`+set+`":["cap_sys_admin","21","CAP_SYS_ADMIN,x","CAP_SYS_ADMIN\u0000junk",`)
+					s = replaceOnce(t, s, `"`+set+`":[`, `"`+set+`":["cap_sys_admin","21","CAP_SYS_ADMIN,x","CAP_SYS_ADMIN\u0000junk",`)
 				}
 				return s
 			},
@@ -105,14 +105,14 @@ func TestDifferentialSpecs(t *testing.T) {
 	grep := []string{"grep", "Cap", "/proc/self/status"}
 	for _, rt := range ociRuntimes(t) {
 		policy := writePolicy(t, chownPolicy(rt.path))
-		for i, tc := range difCases() {
+		for i, tc := range specEditCases() {
 			t.Run(rt.name+"/"+tc.name, func(t *testing.T) {
 				base := rootfsBundle(t, rootfs, grep, nil, nil)
 				orig, err := os.ReadFile(filepath.Join(base, "config.json"))
 				if err != nil {
 					t.Fatal(err)
 				}
-				compact := difCompact(t, orig)
+				compact := compactSpec(t, orig)
 				edited := tc.edit(t, compact)
 
 				// Control: the runtime alone on the edited spec.
@@ -194,7 +194,7 @@ func TestDifferentialExec(t *testing.T) {
 			cases := []struct {
 				name, process, refused string
 			}{
-				{"capabilities with NUL first", `{"capabilities\u0000":` + difAdminCaps + `,"capabilities":{"bounding":["CAP_KILL"]},"args":["grep","Cap","/proc/self/status"],"env":["PATH=/bin"],"cwd":"/","user":{"uid":0,"gid":0}}`, "NUL character"},
+				{"capabilities with NUL first", `{"capabilities\u0000":` + adminCapsJSON + `,"capabilities":{"bounding":["CAP_KILL"]},"args":["grep","Cap","/proc/self/status"],"env":["PATH=/bin"],"cwd":"/","user":{"uid":0,"gid":0}}`, "NUL character"},
 				{"set with NUL first", `{"capabilities":{"bounding\u0000":["CAP_SYS_ADMIN"],"bounding":["CAP_KILL"],"effective":["CAP_KILL"],"permitted":["CAP_KILL"]},"args":["grep","Cap","/proc/self/status"],"env":["PATH=/bin"],"cwd":"/","user":{"uid":0,"gid":0}}`, "NUL character"},
 				{"names only crun reads", `{"capabilities":{"bounding":["CAP_KILL","cap_sys_admin","21"],"effective":["CAP_KILL","CAP_SYS_ADMIN,x"],"permitted":["CAP_KILL","CAP_SYS_ADMIN\u0000"]},"args":["grep","Cap","/proc/self/status"],"env":["PATH=/bin"],"cwd":"/","user":{"uid":0,"gid":0}}`, ""},
 			}
@@ -226,9 +226,9 @@ func TestDifferentialExec(t *testing.T) {
 	}
 }
 
-// difCompact removes the white space of a generated spec, keeping the key
+// compactSpec removes the white space of a generated spec, keeping the key
 // order, so the edits can find their keys.
-func difCompact(t *testing.T, data []byte) string {
+func compactSpec(t *testing.T, data []byte) string {
 	t.Helper()
 	var b bytes.Buffer
 	if err := json.Compact(&b, data); err != nil {

@@ -32,14 +32,14 @@ const (
 	ruleNetRaw       = "[[rule]]\nname = \"net-raw\"\ncapabilities = [\"CAP_NET_RAW\"]\n"
 )
 
-// efPolicy is a policy of these tests with its own decision log and
+// flagsPolicy is a policy of these tests with its own decision log and
 // state directory next to it.
-type efPolicy struct{ path, log, state string }
+type flagsPolicy struct{ path, log, state string }
 
-// newEFPolicy writes runcPolicy with top (more top-level keys) and rules.
-func newEFPolicy(t *testing.T, top string, rules ...string) efPolicy {
+// newFlagsPolicy writes runcPolicy with top (more top-level keys) and rules.
+func newFlagsPolicy(t *testing.T, top string, rules ...string) flagsPolicy {
 	t.Helper()
-	p := efPolicy{path: writePolicy(t, "")}
+	p := flagsPolicy{path: writePolicy(t, "")}
 	dir := filepath.Dir(p.path)
 	p.log, p.state = filepath.Join(dir, "decisions.log"), filepath.Join(dir, "state")
 	text := runcPolicy + top + fmt.Sprintf("log = %q\nstate_dir = %q\n", p.log, p.state)
@@ -95,10 +95,10 @@ func checkEngineDecision(t *testing.T, d map[string]any, flag string, denied boo
 // without a rule allowing it, --privileged, docker exec, the runtime log,
 // capshim explain, and engine_requests = false.
 func TestEngineFlagsDocker(t *testing.T) {
-	allow := newEFPolicy(t, "", ruleNetAdminOnly)
-	deny := newEFPolicy(t, "")
-	off := newEFPolicy(t, "engine_requests = false\n", ruleNetAdminOnly)
-	runtime := func(p efPolicy) map[string]any {
+	allow := newFlagsPolicy(t, "", ruleNetAdminOnly)
+	deny := newFlagsPolicy(t, "")
+	off := newFlagsPolicy(t, "engine_requests = false\n", ruleNetAdminOnly)
+	runtime := func(p flagsPolicy) map[string]any {
 		return map[string]any{"path": capshimBin, "runtimeArgs": []string{"--capshim-config=" + p.path}}
 	}
 	e := dockerStart(t, map[string]any{"runtimes": map[string]any{
@@ -136,7 +136,7 @@ func TestEngineFlagsDocker(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		runtime string
-		pol     efPolicy
+		pol     flagsPolicy
 		want    uint64
 		explain string
 	}{
@@ -218,10 +218,10 @@ func dockerRuntimeLog(t *testing.T, e *dockerEngine, id string) string {
 // there too.
 func TestEngineFlagsPodman(t *testing.T) {
 	p := podmanSetup(t)
-	allow := newEFPolicy(t, "", ruleNetAdminOnly, ruleNetRaw)
-	deny := newEFPolicy(t, "")
-	off := newEFPolicy(t, "engine_requests = false\n", ruleNetAdminOnly)
-	via := func(pol efPolicy) []string {
+	allow := newFlagsPolicy(t, "", ruleNetAdminOnly, ruleNetRaw)
+	deny := newFlagsPolicy(t, "")
+	off := newFlagsPolicy(t, "engine_requests = false\n", ruleNetAdminOnly)
+	via := func(pol flagsPolicy) []string {
 		return []string{"--runtime", capshimBin, "--runtime-flag", "capshim-config=" + pol.path}
 	}
 	cases := []struct {

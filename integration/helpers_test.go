@@ -9,7 +9,9 @@ package integration
 // (run), policies (policy), mounts and file snapshots (fs), bundles and
 // root file systems (bundle), image archives (image), runc and crun
 // (runtime), capshim's logs (log), the engine launchers (daemon, docker,
-// podman, containerd, cri) and capshim install (install).
+// podman, containerd, cri), capshim install (install), learning and
+// explaining through the engines (learn) and the test images' workloads
+// and profiles (profiles).
 
 import (
 	"bufio"

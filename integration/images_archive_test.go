@@ -23,32 +23,32 @@ import (
 	"time"
 )
 
-// imgMaxJSON bounds what imgReadArchive keeps of a file: an archive's JSON
+// imageMaxJSON bounds what readImageArchive keeps of a file: an archive's JSON
 // files and blobs stay far below it.
-const imgMaxJSON = 1 << 20
+const imageMaxJSON = 1 << 20
 
-// imgDescriptor is the part of an OCI content descriptor the checks read.
-type imgDescriptor struct {
+// imageDescriptor is the part of an OCI content descriptor the checks read.
+type imageDescriptor struct {
 	Digest      string            `json:"digest"`
 	Size        int64             `json:"size"`
 	Annotations map[string]string `json:"annotations"`
 }
 
-// imgArchive is what imgReadArchive found in an image.tar.
-type imgArchive struct {
+// imageArchive is what readImageArchive found in an image.tar.
+type imageArchive struct {
 	files map[string][]byte // JSON files and small blobs by path
 	blobs map[string]int64  // sizes of blobs/sha256/<hex>, each checked to hash to hex
 }
 
-// imgReadArchive reads an image tar, keeps its JSON files and checks that
+// readImageArchive reads an image tar, keeps its JSON files and checks that
 // every blob's content matches its name.
-func imgReadArchive(path string) (*imgArchive, error) {
+func readImageArchive(path string) (*imageArchive, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	a := &imgArchive{files: map[string][]byte{}, blobs: map[string]int64{}}
+	a := &imageArchive{files: map[string][]byte{}, blobs: map[string]int64{}}
 	tr := tar.NewReader(f)
 	for {
 		h, err := tr.Next()
@@ -67,14 +67,14 @@ func imgReadArchive(path string) (*imgArchive, error) {
 			sum := sha256.New()
 			var keep strings.Builder
 			dst := io.Writer(sum)
-			if h.Size <= imgMaxJSON {
+			if h.Size <= imageMaxJSON {
 				dst = io.MultiWriter(sum, &keep)
 			}
 			n, err := io.Copy(dst, tr)
 			if err != nil {
 				return nil, err
 			}
-			if h.Size <= imgMaxJSON {
+			if h.Size <= imageMaxJSON {
 				a.files[name] = []byte(keep.String())
 			}
 			if got := hex.EncodeToString(sum.Sum(nil)); got != hexName {
@@ -83,14 +83,14 @@ func imgReadArchive(path string) (*imgArchive, error) {
 			a.blobs[hexName] = n
 			continue
 		}
-		if a.files[name], err = io.ReadAll(io.LimitReader(tr, imgMaxJSON)); err != nil {
+		if a.files[name], err = io.ReadAll(io.LimitReader(tr, imageMaxJSON)); err != nil {
 			return nil, err
 		}
 	}
 }
 
 // blob returns the JSON blob of digest, checking its size.
-func (a *imgArchive) blob(d imgDescriptor) ([]byte, error) {
+func (a *imageArchive) blob(d imageDescriptor) ([]byte, error) {
 	hexName, ok := strings.CutPrefix(d.Digest, "sha256:")
 	if !ok {
 		return nil, fmt.Errorf("digest %q is not sha256", d.Digest)
@@ -110,7 +110,7 @@ func (a *imgArchive) blob(d imgDescriptor) ([]byte, error) {
 // entrypoint) and its docker-archive manifest.json, so an engine's import
 // error would not be the first sign of a broken archive.
 func TestImagesArchiveLayout(t *testing.T) {
-	set := imgSet(t)
+	set := imageSet(t)
 	tests := []struct {
 		name     string
 		workload string
@@ -121,7 +121,7 @@ func TestImagesArchiveLayout(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			a, err := imgReadArchive(filepath.Join(set, tc.workload, "image.tar"))
+			a, err := readImageArchive(filepath.Join(set, tc.workload, "image.tar"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -129,7 +129,7 @@ func TestImagesArchiveLayout(t *testing.T) {
 				t.Errorf("oci-layout = %q", got)
 			}
 			var index struct {
-				Manifests []imgDescriptor `json:"manifests"`
+				Manifests []imageDescriptor `json:"manifests"`
 			}
 			if err := json.Unmarshal(a.files["index.json"], &index); err != nil {
 				t.Fatalf("index.json: %v", err)
@@ -150,8 +150,8 @@ func TestImagesArchiveLayout(t *testing.T) {
 				t.Fatalf("manifest: %v", err)
 			}
 			var man struct {
-				Config imgDescriptor   `json:"config"`
-				Layers []imgDescriptor `json:"layers"`
+				Config imageDescriptor   `json:"config"`
+				Layers []imageDescriptor `json:"layers"`
 			}
 			if err := json.Unmarshal(mdata, &man); err != nil {
 				t.Fatalf("manifest: %v", err)
@@ -177,8 +177,8 @@ func TestImagesArchiveLayout(t *testing.T) {
 			if err := json.Unmarshal(cdata, &cfg); err != nil {
 				t.Fatalf("config: %v", err)
 			}
-			if !slices.Equal(cfg.Config.Cmd, []string{imgEntrypoint}) {
-				t.Errorf("config Cmd = %q, want [%q]", cfg.Config.Cmd, imgEntrypoint)
+			if !slices.Equal(cfg.Config.Cmd, []string{workloadEntrypoint}) {
+				t.Errorf("config Cmd = %q, want [%q]", cfg.Config.Cmd, workloadEntrypoint)
 			}
 			// An uncompressed layer: its diff id is its digest.
 			if want := []string{man.Layers[0].Digest}; !slices.Equal(cfg.RootFS.DiffIDs, want) {
@@ -206,7 +206,7 @@ func TestImagesArchiveLayout(t *testing.T) {
 // by its PID) and checks containerd sees the image whole and unpacked.
 func TestImagesImportContainerd(t *testing.T) {
 	requireContainerd(t)
-	set := imgSet(t)
+	set := imageSet(t)
 	d := startContainerd(t, nil, nil)
 	const ns = "test"
 	tests := []struct {

@@ -35,29 +35,29 @@ import (
 )
 
 const (
-	imgBuildTimeout = 30 * time.Minute
-	imgRunTimeout   = 3 * time.Minute
-	imgEntrypoint   = "/usr/local/bin/capshim-workload"
-	imgVerdict      = "capshim-workload: "
+	imageBuildTimeout  = 30 * time.Minute
+	workloadRunTimeout = 3 * time.Minute
+	workloadEntrypoint = "/usr/local/bin/capshim-workload"
+	verdictPrefix      = "capshim-workload: "
 )
 
-// imgMinimalCaps are the capabilities capshim keeps by default (maskMinimal).
-var imgMinimalCaps = []string{"CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"}
+// ociMinimalCaps are the capabilities capshim keeps by default (maskMinimal).
+var ociMinimalCaps = []string{"CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"}
 
 var (
-	imgOnce sync.Once
-	imgDir  string
-	imgErr  error
+	imageSetOnce sync.Once
+	imageSetDir  string
+	imageSetErr  error
 )
 
-// imgSet runs images/build.sh once per test binary and returns the image
+// imageSet runs images/build.sh once per test binary and returns the image
 // set directory it printed: a cold cache builds (a minute or two), a warm
 // one only checks.
-func imgSet(t *testing.T) string {
+func imageSet(t *testing.T) string {
 	t.Helper()
 	requireRoot(t)
-	imgOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), imgBuildTimeout)
+	imageSetOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), imageBuildTimeout)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, "bash", filepath.Join("images", "build.sh"))
 		var stderr strings.Builder
@@ -66,26 +66,26 @@ func imgSet(t *testing.T) string {
 		out, err := cmd.Output()
 		took := time.Since(start).Round(time.Millisecond)
 		if err != nil {
-			imgErr = fmt.Errorf("images/build.sh failed after %v: %w\n%s", took, err, lastLines(stderr.String(), 40))
+			imageSetErr = fmt.Errorf("images/build.sh failed after %v: %w\n%s", took, err, lastLines(stderr.String(), 40))
 			return
 		}
-		imgDir = strings.TrimSpace(string(out))
-		if !filepath.IsAbs(imgDir) || strings.Contains(imgDir, "\n") {
-			imgErr = fmt.Errorf("images/build.sh printed %q, want one absolute directory", out)
+		imageSetDir = strings.TrimSpace(string(out))
+		if !filepath.IsAbs(imageSetDir) || strings.Contains(imageSetDir, "\n") {
+			imageSetErr = fmt.Errorf("images/build.sh printed %q, want one absolute directory", out)
 			return
 		}
-		t.Logf("images/build.sh took %v: %s", took, imgDir)
+		t.Logf("images/build.sh took %v: %s", took, imageSetDir)
 	})
-	if imgErr != nil {
-		t.Fatal(imgErr)
+	if imageSetErr != nil {
+		t.Fatal(imageSetErr)
 	}
-	return imgDir
+	return imageSetDir
 }
 
-// TestImagesBuildCached runs build.sh again after imgSet: with nothing
+// TestImagesBuildCached runs build.sh again after imageSet: with nothing
 // changed it must print the same directory at once, without building.
 func TestImagesBuildCached(t *testing.T) {
-	set := imgSet(t)
+	set := imageSet(t)
 	tests := []struct {
 		name string
 		args []string
@@ -115,12 +115,12 @@ func TestImagesBuildCached(t *testing.T) {
 	}
 }
 
-// imgBundle makes a bundle whose rootfs is an overlay on the cached rootfs
+// imageBundle makes a bundle whose rootfs is an overlay on the cached rootfs
 // of workload (the container writes PGDATA, /data and logs; the cache must
 // stay as built), with a config.json from `runc spec`: the entrypoint as
 // args, no terminal, writable root, caps in bounding, effective and
 // permitted, and runc spec's own new network namespace (loopback only).
-func imgBundle(t *testing.T, set, workload string, caps []string) string {
+func imageBundle(t *testing.T, set, workload string, caps []string) string {
 	t.Helper()
 	w := t.TempDir()
 	b := filepath.Join(w, "bundle")
@@ -131,7 +131,7 @@ func imgBundle(t *testing.T, set, workload string, caps []string) string {
 		}
 	}
 	lower := filepath.Join(set, workload, "rootfs")
-	if _, err := os.Stat(filepath.Join(lower, strings.TrimPrefix(imgEntrypoint, "/"))); err != nil {
+	if _, err := os.Stat(filepath.Join(lower, strings.TrimPrefix(workloadEntrypoint, "/"))); err != nil {
 		t.Fatalf("image %s has no entrypoint: %v", workload, err)
 	}
 	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, filepath.Join(w, "upper"), filepath.Join(w, "work"))
@@ -161,7 +161,7 @@ func imgBundle(t *testing.T, set, workload string, caps []string) string {
 	spec.Root = &rspec.Root{Path: "rootfs", Readonly: false}
 	spec.Hostname = "capshim-test"
 	spec.Process.Terminal = false
-	spec.Process.Args = []string{imgEntrypoint}
+	spec.Process.Args = []string{workloadEntrypoint}
 	spec.Process.Capabilities = &rspec.LinuxCapabilities{
 		Bounding: slices.Clone(caps), Effective: slices.Clone(caps), Permitted: slices.Clone(caps),
 	}
@@ -190,17 +190,17 @@ func imgBundle(t *testing.T, set, workload string, caps []string) string {
 	return b
 }
 
-// imgVerdictLine returns the one verdict line the entrypoint printed on
+// workloadVerdict returns the one verdict line the entrypoint printed on
 // stdout, or an error when there is none or more than one.
-func imgVerdictLine(stdout string) (string, error) {
+func workloadVerdict(stdout string) (string, error) {
 	var found []string
 	for line := range strings.SplitSeq(stdout, "\n") {
-		if strings.HasPrefix(line, imgVerdict) {
+		if strings.HasPrefix(line, verdictPrefix) {
 			found = append(found, line)
 		}
 	}
 	if len(found) != 1 {
-		return "", fmt.Errorf("want exactly one %q line on stdout, got %d", imgVerdict, len(found))
+		return "", fmt.Errorf("want exactly one %q line on stdout, got %d", verdictPrefix, len(found))
 	}
 	return found[0], nil
 }
@@ -209,7 +209,7 @@ func imgVerdictLine(stdout string) (string, error) {
 // runc, with Docker's 14 default capabilities and with capshim's 3.
 func TestImagesWorkloadsUnderRunc(t *testing.T) {
 	requireBinary(t, "runc")
-	set := imgSet(t)
+	set := imageSet(t)
 	const permDenied = "Operation not permitted"
 	tests := []struct {
 		name     string
@@ -227,31 +227,31 @@ func TestImagesWorkloadsUnderRunc(t *testing.T) {
 		{
 			// The master creates its temp paths and gives them to the
 			// workers' user before anything listens: CAP_CHOWN.
-			name: "nginx with capshim's 3 capabilities", workload: "nginx", caps: imgMinimalCaps,
+			name: "nginx with capshim's 3 capabilities", workload: "nginx", caps: ociMinimalCaps,
 			wantFail:   "nginx listens on 127.0.0.1:80: nginx exited (code 1)",
 			wantReason: `chown("/var/lib/nginx/body", 33) failed (1: ` + permDenied,
 		},
 		{
 			// A root-owned PGDATA (a fresh volume) goes to postgres first:
 			// CAP_CHOWN.
-			name: "postgres with capshim's 3 capabilities", workload: "postgres", caps: imgMinimalCaps,
+			name: "postgres with capshim's 3 capabilities", workload: "postgres", caps: ociMinimalCaps,
 			wantFail:   "chown PGDATA to postgres",
 			wantReason: permDenied,
 		},
 		{
 			// Likewise /data for redis: CAP_CHOWN.
-			name: "redis with capshim's 3 capabilities", workload: "redis", caps: imgMinimalCaps,
+			name: "redis with capshim's 3 capabilities", workload: "redis", caps: ociMinimalCaps,
 			wantFail:   "chown /data to redis",
 			wantReason: permDenied,
 		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			b := imgBundle(t, set, tc.workload, tc.caps)
+			b := imageBundle(t, set, tc.workload, tc.caps)
 			root, id := runcRoot(t), containerID(t)
 			runcCleanup(t, root, id)
-			r := runCmd(cmdOpts{timeout: imgRunTimeout}, runcPath, "--root", root, "run", "--bundle", b, id)
-			verdict, err := imgVerdictLine(r.stdout)
+			r := runCmd(cmdOpts{timeout: workloadRunTimeout}, runcPath, "--root", root, "run", "--bundle", b, id)
+			verdict, err := workloadVerdict(r.stdout)
 			if err != nil {
 				t.Fatalf("%v\n%v", err, r)
 			}
@@ -261,12 +261,12 @@ func TestImagesWorkloadsUnderRunc(t *testing.T) {
 			}
 			code := r.code
 			if tc.wantFail == "" {
-				if want := imgVerdict + "OK " + tc.workload; verdict != want || code != 0 {
+				if want := verdictPrefix + "OK " + tc.workload; verdict != want || code != 0 {
 					t.Fatalf("got %q (exit %d), want %q (exit 0)\n%v", verdict, code, want, r)
 				}
 				return
 			}
-			prefix := imgVerdict + "FAIL " + tc.workload + ": " + tc.wantFail
+			prefix := verdictPrefix + "FAIL " + tc.workload + ": " + tc.wantFail
 			if !strings.HasPrefix(verdict, prefix) || !strings.Contains(verdict, tc.wantReason) || code != 1 {
 				t.Fatalf("got %q (exit %d), want a line starting %q and saying %q (exit 1)\n%v",
 					verdict, code, prefix, tc.wantReason, r)

@@ -22,14 +22,14 @@ import (
 	"testing"
 )
 
-// cinCase is one config installed on.
-type cinCase struct {
+// containerdInstallCase is one config installed on.
+type containerdInstallCase struct {
 	name string
 	in   string   // install/testdata/in file
 	args []string // install flags after "containerd"
 	// What containerd reads before and after install: the CRI plugin's
 	// status in ctr plugins ls ("" not listed) and its default and
-	// runtime handlers as cinView.names writes them ("" without CRI).
+	// runtime handlers as containerdView.names writes them ("" without CRI).
 	criBefore, before string
 	criAfter, after   string
 	note              string // part of install's output; "" none expected
@@ -46,8 +46,8 @@ type cinCase struct {
 // original file.
 func TestInstallContainerdKeepsCRI(t *testing.T) {
 	requireContainerd(t)
-	t.Run("testdata holds Debian's conffile", func(t *testing.T) { cinCheckDebianStock(t) })
-	cases := []cinCase{
+	t.Run("testdata holds Debian's conffile", func(t *testing.T) { checkDebianStockConfig(t) })
+	cases := []containerdInstallCase{
 		{name: "Debian stock config", in: "config-debian-1.6.toml",
 			criBefore: "ok", before: "runc: runc", criAfter: "ok", after: "runc: capshim runc"},
 		{name: "Debian stock config, --set-default", in: "config-debian-1.6.toml", args: []string{"--set-default"},
@@ -69,48 +69,48 @@ func TestInstallContainerdKeepsCRI(t *testing.T) {
 			criBefore: "ok", before: "runc: runc", criAfter: "ok", after: "runc: capshim runc"},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) { cinRun(t, "", tc) })
+		t.Run(tc.name, func(t *testing.T) { checkContainerdInstall(t, "", tc) })
 	}
 	t.Run("--set-default over default_runtime is refused", func(t *testing.T) {
 		file := filepath.Join(t.TempDir(), "config.toml")
-		writeFile(t, file, cinInput(t, "config-v2-legacy-default.toml"), 0o644)
-		cinRefused(t, file, `containerd 1.6/1.7 would keep the runtime "default" as its default`, "--set-default")
+		writeFile(t, file, readInstallInput(t, "config-v2-legacy-default.toml"), 0o644)
+		checkInstallRefused(t, file, `containerd 1.6/1.7 would keep the runtime "default" as its default`, "--set-default")
 	})
 	t.Run("--set-default over systemd_cgroup is refused", func(t *testing.T) {
-		config := cinInput(t, "config-v2-runtime-v1.toml")
+		config := readInstallInput(t, "config-v2-runtime-v1.toml")
 		file := filepath.Join(t.TempDir(), "config.toml")
 		writeFile(t, file, config, 0o644)
-		cinRefused(t, file, `would not load the CRI plugin: systemd_cgroup = true works only when the default runtime has runtime_type io.containerd.runtime.v1.linux`, "--set-default")
+		checkInstallRefused(t, file, `would not load the CRI plugin: systemd_cgroup = true works only when the default runtime has runtime_type io.containerd.runtime.v1.linux`, "--set-default")
 		// What the change would have done, by hand: containerd refuses
 		// the CRI plugin.
 		byHand := strings.Replace(config, `default_runtime_name = "runc"`, `default_runtime_name = "capshim"`, 1) +
 			"\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.capshim]\n  runtime_type = \"io.containerd.runc.v2\"\n"
-		d := cinDaemon(t, "")
-		writeFile(t, d.cfgPath, cinPrivate(t, d, byHand, false), 0o644)
-		v := cinRead(t, d)
-		if got := v.plugins["io.containerd.grpc.v1 cri"]; got != "error" || !strings.Contains(cinCRIFailure(d), "`systemd_cgroup` only works for runtime io.containerd.runtime.v1.linux") {
-			t.Errorf("with capshim as the default by hand, the CRI plugin is %q:\n%s", got, cinCRIFailure(d))
+		d := newConfigDaemon(t, "")
+		writeFile(t, d.cfgPath, privateConfig(t, d, byHand, false), 0o644)
+		v := readContainerdView(t, d)
+		if got := v.plugins["io.containerd.grpc.v1 cri"]; got != "error" || !strings.Contains(criPluginFailure(d), "`systemd_cgroup` only works for runtime io.containerd.runtime.v1.linux") {
+			t.Errorf("with capshim as the default by hand, the CRI plugin is %q:\n%s", got, criPluginFailure(d))
 		}
 	})
 }
 
-// cinRun checks one case with the containerd binary bin ("" = 1.6 on
+// checkContainerdInstall checks one case with the containerd binary bin ("" = 1.6 on
 // PATH).
-func cinRun(t *testing.T, bin string, tc cinCase) {
+func checkContainerdInstall(t *testing.T, bin string, tc containerdInstallCase) {
 	t.Helper()
 	two := bin != ""
-	config := cinInput(t, tc.in)
-	before := cinDaemon(t, bin)
-	writeFile(t, before.cfgPath, cinPrivate(t, before, config, two), 0o644)
-	vb := cinRead(t, before)
+	config := readInstallInput(t, tc.in)
+	before := newConfigDaemon(t, bin)
+	writeFile(t, before.cfgPath, privateConfig(t, before, config, two), 0o644)
+	vb := readContainerdView(t, before)
 	before.stop(t)
 	if got := vb.plugins["io.containerd.grpc.v1 cri"]; got != tc.criBefore || vb.names() != tc.before {
-		t.Fatalf("before install: CRI plugin %q with %q, want %q with %q (the input is not what the case says)\n%s", got, vb.names(), tc.criBefore, tc.before, cinCRIFailure(before))
+		t.Fatalf("before install: CRI plugin %q with %q, want %q with %q (the input is not what the case says)\n%s", got, vb.names(), tc.criBefore, tc.before, criPluginFailure(before))
 	}
 
-	d := cinDaemon(t, bin)
+	d := newConfigDaemon(t, bin)
 	file := filepath.Join(d.dir, "installed.toml")
-	orig := cinLocalize(config, d.dir)
+	orig := localizeConfig(config, d.dir)
 	writeFile(t, file, orig, 0o644)
 	// containerd hands capshim no policy: it would read the host's
 	// /etc/capshim/shim.toml, so install writes none here.
@@ -127,10 +127,10 @@ func cinRun(t *testing.T, bin string, tc cinCase) {
 		t.Errorf("the backup is not the original file:\n%s", b)
 	}
 	edited := string(readFile(t, file))
-	writeFile(t, d.cfgPath, cinPrivate(t, d, edited, two), 0o644)
-	va := cinRead(t, d)
+	writeFile(t, d.cfgPath, privateConfig(t, d, edited, two), 0o644)
+	va := readContainerdView(t, d)
 	if got := va.plugins["io.containerd.grpc.v1 cri"]; got != tc.criAfter || va.names() != tc.after {
-		t.Errorf("after install: CRI plugin %q with %q, want %q with %q\n%s\nconfig:\n%s", got, va.names(), tc.criAfter, tc.after, cinCRIFailure(d), edited)
+		t.Errorf("after install: CRI plugin %q with %q, want %q with %q\n%s\nconfig:\n%s", got, va.names(), tc.criAfter, tc.after, criPluginFailure(d), edited)
 	}
 	if two {
 		if got := va.plugins["io.containerd.cri.v1 runtime"]; got != tc.criAfter {
@@ -143,7 +143,7 @@ func cinRun(t *testing.T, bin string, tc cinCase) {
 			t.Errorf("plugin %s: %s before install, %q after", id, st, va.plugins[id])
 		}
 	}
-	cinCheckRuntimes(t, vb, va)
+	checkInstalledHandlers(t, vb, va)
 
 	if tc.enable != "" {
 		// The CRI plugin turned on by hand later: the edited file's
@@ -152,20 +152,20 @@ func cinRun(t *testing.T, bin string, tc cinCase) {
 		if on == edited {
 			t.Fatalf("the edited file does not disable the CRI plugin by its full name:\n%s", edited)
 		}
-		e := cinDaemon(t, bin)
-		writeFile(t, e.cfgPath, cinPrivate(t, e, strings.ReplaceAll(on, d.dir, e.dir), two), 0o644)
-		ve := cinRead(t, e)
+		e := newConfigDaemon(t, bin)
+		writeFile(t, e.cfgPath, privateConfig(t, e, strings.ReplaceAll(on, d.dir, e.dir), two), 0o644)
+		ve := readContainerdView(t, e)
 		if got := ve.plugins["io.containerd.grpc.v1 cri"]; got != "ok" || ve.names() != tc.enable {
-			t.Errorf("edited file with the CRI plugin on: %q with %q, want ok with %q\n%s", got, ve.names(), tc.enable, cinCRIFailure(e))
+			t.Errorf("edited file with the CRI plugin on: %q with %q, want ok with %q\n%s", got, ve.names(), tc.enable, criPluginFailure(e))
 		}
-		cinCheckRuntimes(t, vb, ve)
+		checkInstalledHandlers(t, vb, ve)
 	}
 }
 
-// cinCheckRuntimes checks the handlers after install: each one of before
+// checkInstalledHandlers checks the handlers after install: each one of before
 // still there with its runtime_type, capshim the runc shim with capshim as
 // its binary.
-func cinCheckRuntimes(t *testing.T, before, after cinView) {
+func checkInstalledHandlers(t *testing.T, before, after containerdView) {
 	t.Helper()
 	if after.runtimes == nil {
 		return
@@ -191,9 +191,9 @@ func cinCheckRuntimes(t *testing.T, before, after cinView) {
 	}
 }
 
-// cinRefused runs an install that must be refused: exit 2 with want in
+// checkInstallRefused runs an install that must be refused: exit 2 with want in
 // its error, the file and its directory as they were.
-func cinRefused(t *testing.T, file, want string, flags ...string) {
+func checkInstallRefused(t *testing.T, file, want string, flags ...string) {
 	t.Helper()
 	old := readFile(t, file)
 	entries, _ := os.ReadDir(filepath.Dir(file))
@@ -224,11 +224,11 @@ func containsEntry(entries []os.DirEntry, name string) bool {
 	return false
 }
 
-// cinCheckDebianStock checks that install/testdata/in/config-debian-1.6.toml
+// checkDebianStockConfig checks that install/testdata/in/config-debian-1.6.toml
 // is the file Debian's containerd package installs: when this host's
 // /etc/containerd/config.toml is unmodified (its MD5 is the one dpkg
 // recorded for the conffile), both must be equal.
-func cinCheckDebianStock(t *testing.T) {
+func checkDebianStockConfig(t *testing.T) {
 	const conffile = "/etc/containerd/config.toml"
 	out, err := exec.Command("dpkg-query", "-W", "-f=${Conffiles}", "containerd").Output()
 	if err != nil {
@@ -247,7 +247,7 @@ func cinCheckDebianStock(t *testing.T) {
 	if h := md5.Sum(host); hex.EncodeToString(h[:]) != sum {
 		t.Skipf("%s was modified on this host; cannot compare", conffile)
 	}
-	if got := cinInput(t, "config-debian-1.6.toml"); got != string(host) {
+	if got := readInstallInput(t, "config-debian-1.6.toml"); got != string(host) {
 		t.Errorf("config-debian-1.6.toml differs from the package's %s:\n%s", conffile, host)
 	}
 }
@@ -278,7 +278,7 @@ func TestInstallContainerd2KeepsCRI(t *testing.T) {
 	if _, err := os.Lstat("/run/containerd"); err != nil {
 		t.Cleanup(func() { _ = syscall.Rmdir("/run/containerd") }) // only when empty
 	}
-	cases := []cinCase{
+	cases := []containerdInstallCase{
 		{name: "version 3 without runtimes", in: "config-v3-minimal.toml",
 			criBefore: "ok", before: "runc: runc", criAfter: "ok", after: "runc: capshim runc"},
 		{name: "version 3, another default", in: "config-v3-nvidia.toml",
@@ -290,6 +290,6 @@ func TestInstallContainerd2KeepsCRI(t *testing.T) {
 			criBefore: "ok", before: "runc: runc", criAfter: "ok", after: "runc: capshim runc"},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) { cinRun(t, bin, tc) })
+		t.Run(tc.name, func(t *testing.T) { checkContainerdInstall(t, bin, tc) })
 	}
 }

@@ -31,16 +31,16 @@ import (
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// cinInput reads a config from install/testdata/in.
-func cinInput(t *testing.T, name string) string {
+// readInstallInput reads a config from install/testdata/in.
+func readInstallInput(t *testing.T, name string) string {
 	t.Helper()
 	return string(readFile(t, filepath.Join("..", "install", "testdata", "in", name)))
 }
 
-// cinHostPaths are the host paths the test configs name that containerd
+// containerdHostPaths are the host paths the test configs name that containerd
 // would create or write, other than root, state and the sockets (given
 // as flags); each is replaced by a path under the daemon's directory.
-var cinHostPaths = []struct{ host, private string }{
+var containerdHostPaths = []struct{ host, private string }{
 	{"/var/lib/containerd/opt", "opt"}, // Debian's opt plugin
 	{"/opt/containerd", "opt"},         // containerd config default's
 	{"/usr/lib/cni", "cni/bin"},
@@ -50,19 +50,19 @@ var cinHostPaths = []struct{ host, private string }{
 	{"/etc/containerd/conf.d/*.toml", "conf.d/*.toml"},
 }
 
-// cinLocalize replaces the host paths of config by paths under dir. The
+// localizeConfig replaces the host paths of config by paths under dir. The
 // daemon's flags give root, state and the socket.
-func cinLocalize(config, dir string) string {
-	for _, p := range cinHostPaths {
+func localizeConfig(config, dir string) string {
+	for _, p := range containerdHostPaths {
 		config = strings.ReplaceAll(config, p.host, filepath.Join(dir, p.private))
 	}
 	return config
 }
 
-// cinDaemon makes a private containerd (not started, no config yet)
+// newConfigDaemon makes a private containerd (not started, no config yet)
 // whose root, state and socket are under its directory; bin "" is
 // containerd 1.6 on PATH.
-func cinDaemon(t *testing.T, bin string) *containerdDaemon {
+func newConfigDaemon(t *testing.T, bin string) *containerdDaemon {
 	t.Helper()
 	d := newContainerd(t)
 	d.bin = bin
@@ -70,13 +70,13 @@ func cinDaemon(t *testing.T, bin string) *containerdDaemon {
 	return d
 }
 
-// cinPrivate returns config as the daemon d reads it: the host paths
+// privateConfig returns config as the daemon d reads it: the host paths
 // replaced, and a section naming a private path appended for each plugin
 // that would otherwise use a host path by default (two: containerd 2.x,
 // which also has NRI).
-func cinPrivate(t *testing.T, d *containerdDaemon, config string, two bool) string {
+func privateConfig(t *testing.T, d *containerdDaemon, config string, two bool) string {
 	t.Helper()
-	config = cinLocalize(config, d.dir)
+	config = localizeConfig(config, d.dir)
 	var m map[string]any
 	if err := toml.Unmarshal([]byte(config), &m); err != nil {
 		t.Fatalf("config does not decode: %v", err)
@@ -116,21 +116,21 @@ func cinPrivate(t *testing.T, d *containerdDaemon, config string, two bool) stri
 	return config + b.String()
 }
 
-// cinView is what a running containerd makes of its config.
-type cinView struct {
+// containerdView is what a running containerd makes of its config.
+type containerdView struct {
 	plugins map[string]string // "TYPE ID" -> STATUS, from ctr plugins ls
 	// CRI status, when the CRI plugin is ok.
 	defaultName string
-	runtimes    map[string]cinRuntime
+	runtimes    map[string]containerdViewRuntime
 }
 
-type cinRuntime struct {
+type containerdViewRuntime struct {
 	Type    string         `json:"runtimeType"`
 	Options map[string]any `json:"options"`
 }
 
 // names is "default: runtime runtime ..." (sorted), or "" without CRI.
-func (v cinView) names() string {
+func (v containerdView) names() string {
 	if v.runtimes == nil {
 		return ""
 	}
@@ -142,11 +142,11 @@ func (v cinView) names() string {
 	return v.defaultName + ": " + strings.Join(n, " ")
 }
 
-// cinRead starts containerd and reads its plugins and CRI status. The CRI
+// readContainerdView starts containerd and reads its plugins and CRI status. The CRI
 // plugin of containerd 1.6 is "io.containerd.grpc.v1 cri"; containerd 2.x
 // has it too, on top of "io.containerd.cri.v1 runtime", which holds the
 // runtimes.
-func cinRead(t *testing.T, d *containerdDaemon) cinView {
+func readContainerdView(t *testing.T, d *containerdDaemon) containerdView {
 	t.Helper()
 	d.launch(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -155,7 +155,7 @@ func cinRead(t *testing.T, d *containerdDaemon) cinView {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := cinView{plugins: map[string]string{}}
+	v := containerdView{plugins: map[string]string{}}
 	for _, l := range strings.Split(out, "\n")[1:] {
 		if f := strings.Fields(l); len(f) >= 4 {
 			v.plugins[f[0]+" "+f[1]] = f[len(f)-1]
@@ -185,8 +185,8 @@ func cinRead(t *testing.T, d *containerdDaemon) cinView {
 	}
 	var info struct {
 		Containerd struct {
-			DefaultRuntimeName string                `json:"defaultRuntimeName"`
-			Runtimes           map[string]cinRuntime `json:"runtimes"`
+			DefaultRuntimeName string                           `json:"defaultRuntimeName"`
+			Runtimes           map[string]containerdViewRuntime `json:"runtimes"`
 		} `json:"containerd"`
 	}
 	if err := json.Unmarshal([]byte(st.GetInfo()["config"]), &info); err != nil {
@@ -194,14 +194,14 @@ func cinRead(t *testing.T, d *containerdDaemon) cinView {
 	}
 	v.defaultName, v.runtimes = info.Containerd.DefaultRuntimeName, info.Containerd.Runtimes
 	if v.runtimes == nil {
-		v.runtimes = map[string]cinRuntime{}
+		v.runtimes = map[string]containerdViewRuntime{}
 	}
 	return v
 }
 
-// cinCRIFailure returns containerd's log lines about a plugin that failed
+// criPluginFailure returns containerd's log lines about a plugin that failed
 // to load, for messages.
-func cinCRIFailure(d *containerdDaemon) string {
+func criPluginFailure(d *containerdDaemon) string {
 	data, _ := os.ReadFile(d.logPath)
 	var out []string
 	for _, l := range strings.Split(string(data), "\n") {

@@ -67,7 +67,7 @@ func TestInstallPolicyDocker(t *testing.T) {
 	if !strings.Contains(r.stdout, "policy: "+pol+" exists: kept as it is") {
 		t.Errorf("install does not say it keeps %s:\n%s", pol, r.stdout)
 	}
-	m := rdmDaemonJSON(t, cfg)
+	m := readDaemonJSON(t, cfg)
 	rts, _ := m["runtimes"].(map[string]any)
 	want := map[string]any{"path": capshimBin, "runtimeArgs": []any{"--capshim-config=" + pol}}
 	if !reflect.DeepEqual(rts["capshim"], want) {

@@ -28,12 +28,12 @@ func testKubeLearn(t *testing.T, c *kubeCluster) {
 		}
 		return s
 	}
-	kubeSetPolicy(t, c, policy(lrnEngRuleNS))
+	kubeSetPolicy(t, c, policy(ruleLearnNamespace))
 	t.Cleanup(func() { kubeSetPolicy(t, c, shipped) })
 
 	ns := kubeNamespace(t, c, "learn", nil)
-	out := c.podOutput(t, kubePod{name: "chowner", namespace: ns, runtimeClass: "capshim", command: lrnEngScript})
-	if !lrnEngWorked(t, out) {
+	out := c.podOutput(t, kubePod{name: "chowner", namespace: ns, runtimeClass: "capshim", command: chownScript})
+	if !chownWorked(t, out) {
 		t.Fatalf("the learned pod could not chown:\n%s", out)
 	}
 	// A learned container keeps what the engine granted.
@@ -44,7 +44,7 @@ func testKubeLearn(t *testing.T, c *kubeCluster) {
 	profile := learn.ProfileName(map[string]string{"io.kubernetes.cri.image-name": imageBusybox, "io.kubernetes.cri.container-name": "main"}, "")
 	var list cmdResult
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(300 * time.Millisecond) {
-		list = lrnEngTool(state, "learn", "list")
+		list = stateTool(state, "learn", "list")
 		if list.err == nil && strings.Contains(list.stdout, "\n"+profile+" ") {
 			break
 		}
@@ -55,15 +55,15 @@ func testKubeLearn(t *testing.T, c *kubeCluster) {
 	for _, line := range strings.Split(strings.TrimSpace(list.stdout), "\n") {
 		t.Logf("learn list: %s", line)
 	}
-	rule := lrnEngShow(t, state, profile, "CAP_CHOWN")
+	rule := learnShow(t, state, profile, "CAP_CHOWN")
 	if !strings.Contains(rule, `"io.kubernetes.cri.image-name" = "`+learn.ImageName(imageBusybox)+`[:@]*"`) {
 		t.Fatalf("the emitted rule does not match on the image name:\n%s", rule)
 	}
 
-	kubeSetPolicy(t, c, policy(lrnEngRuleNS, rule))
+	kubeSetPolicy(t, c, policy(ruleLearnNamespace, rule))
 	prod := kubeNamespace(t, c, "prod", nil)
-	out = c.podOutput(t, kubePod{name: "chowner", namespace: prod, runtimeClass: "capshim", command: lrnEngScript})
-	if !lrnEngWorked(t, out) {
+	out = c.podOutput(t, kubePod{name: "chowner", namespace: prod, runtimeClass: "capshim", command: chownScript})
+	if !chownWorked(t, out) {
 		t.Fatalf("the emitted rule does not run the workload in namespace %s:\n%s\nrule:\n%s", prod, out, rule)
 	}
 	assertCaps(t, out, maskChown)

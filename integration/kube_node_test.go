@@ -72,7 +72,7 @@ func (c *kubeCluster) startNode(t *testing.T, containerdBin string) *kubeNode {
 			t.Cleanup(func() { pruneEmptyDirs(dir) })
 		}
 	}
-	d := cinDaemon(t, containerdBin)
+	d := newConfigDaemon(t, containerdBin)
 	n := &kubeNode{ctd: d, two: containerdBin != "", root: filepath.Join(d.dir, "node"), ctr: "ctr"}
 	c.node = n
 	// var/lib is there as on any node: capshim creates its state
@@ -96,7 +96,7 @@ func (c *kubeCluster) startNode(t *testing.T, containerdBin string) *kubeNode {
 	// The stock config, with the two changes this machine needs: root may
 	// lack CAP_SYS_RESOURCE (a sandbox's oom_score_adj -998 would kill
 	// runc's init), and the pods' network namespaces go below the daemon's
-	// state directory instead of /var/run/netns. cinPrivate points the
+	// state directory instead of /var/run/netns. privateConfig points the
 	// CNI, opt and NRI paths at the daemon's directory.
 	out, err := exec.Command(bin, "config", "default").Output()
 	if err != nil {
@@ -115,7 +115,7 @@ func (c *kubeCluster) startNode(t *testing.T, containerdBin string) *kubeNode {
 		t.Fatalf("%s config default names no sandbox image:\n%s", bin, stock)
 	}
 	n.sandbox = m[1]
-	writeFile(t, n.config, cinPrivate(t, d, stock, n.two), 0o644)
+	writeFile(t, n.config, privateConfig(t, d, stock, n.two), 0o644)
 	// containerd reads DIR/config.toml (which the clean-up of stale
 	// daemons looks for), a link to the node's file that the installer
 	// replaces.

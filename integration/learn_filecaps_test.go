@@ -38,7 +38,7 @@ func TestLearnFileCapabilities(t *testing.T) {
 }
 
 func learnFileCapabilities(t *testing.T, rt ociRuntime) {
-	e := lrnSetup(t, rt)
+	e := setupLearnEnv(t, rt)
 	data, err := os.ReadFile(filepath.Join(e.rootfs, "bin", "busybox"))
 	if err != nil {
 		t.Fatal(err)
@@ -52,10 +52,10 @@ func learnFileCapabilities(t *testing.T, rt ociRuntime) {
 	if err := unix.Setxattr(exe, "security.capability", netRawEP(), 0); err != nil {
 		t.Fatalf("setting file capabilities: %v", err)
 	}
-	w := lrnWorkload{name: "filecap", script: lrnCheck("filecap", "/fcap/true"), needs: []string{"CAP_NET_RAW"}}
+	w := learnWorkload{name: "filecap", script: workloadCheck("filecap", "/fcap/true"), needs: []string{"CAP_NET_RAW"}}
 	profile := rt.name + "-filecap"
 
-	out, log := e.run(t, e.policy(t, lrnLearnAll), w, fmt.Sprintf("capshim-lfc-%d-%s-l", os.Getpid(), rt.name), []string{"CAPSHIM_LEARN=" + profile})
+	out, log := e.run(t, e.policy(t, learnAllPolicy), w, fmt.Sprintf("capshim-lfc-%d-%s-l", os.Getpid(), rt.name), []string{"CAPSHIM_LEARN=" + profile})
 	if !strings.Contains(out, "capshim-workload: OK") {
 		t.Fatalf("learned workload failed:\n%s\nlog:\n%s", out, log)
 	}

@@ -21,8 +21,8 @@ import (
 	"github.com/opencontainers/runtime-tools/generate"
 )
 
-// lrnWorkload is a workload that needs exactly the capabilities needs.
-type lrnWorkload struct {
+// learnWorkload is a workload that needs exactly the capabilities needs.
+type learnWorkload struct {
 	name   string
 	script string // prints OK or FAIL
 	needs  []string
@@ -38,41 +38,41 @@ type lrnWorkload struct {
 	args []string
 }
 
-// lrnCheck wraps a command: OK when it succeeds, FAIL otherwise.
-func lrnCheck(name, cmd string) string {
+// workloadCheck wraps a command: OK when it succeeds, FAIL otherwise.
+func workloadCheck(name, cmd string) string {
 	return fmt.Sprintf(`if %s; then echo "capshim-workload: OK %s"; else echo "capshim-workload: FAIL %s"; fi`, cmd, name, name)
 }
 
-func lrnWorkloads() []lrnWorkload {
-	return []lrnWorkload{
-		{name: "chown", script: lrnCheck("chown", "touch /tmp/f && chown 1000:1000 /tmp/f"), needs: []string{"CAP_CHOWN"}},
-		{name: "su", script: lrnCheck("su", "su -s /bin/sh nobody -c true"), needs: []string{"CAP_SETGID", "CAP_SETUID"}},
+func learnWorkloads() []learnWorkload {
+	return []learnWorkload{
+		{name: "chown", script: workloadCheck("chown", "touch /tmp/f && chown 1000:1000 /tmp/f"), needs: []string{"CAP_CHOWN"}},
+		{name: "su", script: workloadCheck("su", "su -s /bin/sh nobody -c true"), needs: []string{"CAP_SETGID", "CAP_SETUID"}},
 		// In the container's own network namespace loopback is down, so
 		// the ping cannot be answered; what needs NET_RAW is opening its
 		// raw socket, which fails with "permission denied" without it.
 		{name: "ping", script: `out=$(ping -c1 -W1 127.0.0.1 2>&1); case "$out" in *ermission*|*ot\ permitted*) echo "capshim-workload: FAIL ping: $out";; *) echo "capshim-workload: OK ping";; esac`, needs: []string{"CAP_NET_RAW"}},
-		{name: "dac", script: lrnCheck("dac", "echo x > /data/locked"), needs: []string{"CAP_DAC_OVERRIDE"}},
-		{name: "mknod", script: lrnCheck("mknod", "mknod /tmp/null c 1 3"), needs: []string{"CAP_MKNOD"}},
-		{name: "bind80", script: lrnCheck("bind80", "nc -l -p 80 -w 1 127.0.0.1 </dev/null & p=$!; sleep 0.3; kill -0 $p"), needs: []string{"CAP_NET_BIND_SERVICE"},
+		{name: "dac", script: workloadCheck("dac", "echo x > /data/locked"), needs: []string{"CAP_DAC_OVERRIDE"}},
+		{name: "mknod", script: workloadCheck("mknod", "mknod /tmp/null c 1 3"), needs: []string{"CAP_MKNOD"}},
+		{name: "bind80", script: workloadCheck("bind80", "nc -l -p 80 -w 1 127.0.0.1 </dev/null & p=$!; sleep 0.3; kill -0 $p"), needs: []string{"CAP_NET_BIND_SERVICE"},
 			user: 1000, ambient: []string{"CAP_NET_BIND_SERVICE"}},
-		{name: "none", script: lrnCheck("none", "true")},
-		{name: "chown-exec", script: lrnCheck("chown-exec", "touch /tmp/f && chown 1000:1000 /tmp/f"), needs: []string{"CAP_CHOWN"}, exec: true},
+		{name: "none", script: workloadCheck("none", "true")},
+		{name: "chown-exec", script: workloadCheck("chown-exec", "touch /tmp/f && chown 1000:1000 /tmp/f"), needs: []string{"CAP_CHOWN"}, exec: true},
 	}
 }
 
-// lrnEnv is one runtime with its own state root, rootfs and state
+// learnEnv is one runtime with its own state root, rootfs and state
 // directory.
-type lrnEnv struct {
+type learnEnv struct {
 	rt        ociRuntime
 	rootfs    string
 	stateRoot string
 	stateDir  string
 }
 
-func lrnSetup(t *testing.T, rt ociRuntime) *lrnEnv {
+func setupLearnEnv(t *testing.T, rt ociRuntime) *learnEnv {
 	t.Helper()
 	requireRoot(t)
-	e := &lrnEnv{rt: rt, rootfs: filepath.Join(t.TempDir(), "rootfs"), stateRoot: shortTempDir(t, "capshim-lrn-"), stateDir: filepath.Join(t.TempDir(), "state")}
+	e := &learnEnv{rt: rt, rootfs: filepath.Join(t.TempDir(), "rootfs"), stateRoot: shortTempDir(t, "capshim-lrn-"), stateDir: filepath.Join(t.TempDir(), "state")}
 	buildRootfs(t, e.rootfs)
 	if err := os.MkdirAll(filepath.Join(e.rootfs, "data"), 0o755); err != nil {
 		t.Fatal(err)
@@ -86,13 +86,13 @@ func lrnSetup(t *testing.T, rt ociRuntime) *lrnEnv {
 }
 
 // policy writes a policy for this runtime and state directory.
-func (e *lrnEnv) policy(t *testing.T, body string) string {
+func (e *learnEnv) policy(t *testing.T, body string) string {
 	t.Helper()
 	return writePolicy(t, fmt.Sprintf("runtime = %q\nstate_dir = %q\n", e.rt.path, e.stateDir)+body)
 }
 
 // bundle writes a config.json with Docker's 14 capabilities running args.
-func (e *lrnEnv) bundle(t *testing.T, w lrnWorkload, args []string, env []string) string {
+func (e *learnEnv) bundle(t *testing.T, w learnWorkload, args []string, env []string) string {
 	t.Helper()
 	g, err := generate.New("linux")
 	if err != nil {
@@ -130,7 +130,7 @@ func (e *lrnEnv) bundle(t *testing.T, w lrnWorkload, args []string, env []string
 }
 
 // capshim runs capshim with the policy for this runtime.
-func (e *lrnEnv) capshim(t *testing.T, policy, log string, args ...string) cmdResult {
+func (e *learnEnv) capshim(t *testing.T, policy, log string, args ...string) cmdResult {
 	argv := []string{capshimBin, "--capshim-config=" + policy, "--root", e.stateRoot, "--log", log, "--log-format", "json"}
 	argv = e.rt.wrap(t, append(argv, args...))
 	return runCmd(cmdOpts{env: envWithout([]string{"CAPSHIM_"})}, argv[0], argv[1:]...)
@@ -138,7 +138,7 @@ func (e *lrnEnv) capshim(t *testing.T, policy, log string, args ...string) cmdRe
 
 // run runs a workload through capshim from create to delete, as engines
 // do, and returns what it printed and its runtime log.
-func (e *lrnEnv) run(t *testing.T, policy string, w lrnWorkload, id string, env []string) (output, log string) {
+func (e *learnEnv) run(t *testing.T, policy string, w learnWorkload, id string, env []string) (output, log string) {
 	t.Helper()
 	args := []string{"sh", "-c", w.script}
 	if w.exec {
@@ -162,7 +162,7 @@ func (e *lrnEnv) run(t *testing.T, policy string, w lrnWorkload, id string, env 
 	}
 	if w.exec {
 		p := filepath.Join(b, "process.json")
-		writeFile(t, p, lrnProcess(w), 0o644)
+		writeFile(t, p, execProcessJSON(w), 0o644)
 		r := e.capshim(t, policy, log, "exec", "--process", p, id)
 		if r.err != nil && !strings.Contains(r.stdout, "capshim-workload") {
 			t.Fatalf("exec %s: %v", id, r)
@@ -183,15 +183,15 @@ func (e *lrnEnv) run(t *testing.T, policy string, w lrnWorkload, id string, env 
 	return output, string(logData)
 }
 
-// lrnProcess is the process.json of an exec'd workload: Docker's 14
+// execProcessJSON is the process.json of an exec'd workload: Docker's 14
 // capabilities, as docker exec asks for them.
-func lrnProcess(w lrnWorkload) string {
+func execProcessJSON(w learnWorkload) string {
 	caps, _ := json.Marshal(dockerCaps)
 	args, _ := json.Marshal([]string{"sh", "-c", w.script})
 	return fmt.Sprintf(`{"args":%s,"env":["PATH=/bin"],"cwd":"/","user":{"uid":0,"gid":0},"capabilities":{"bounding":%s,"effective":%s,"permitted":%s}}`, args, caps, caps, caps)
 }
 
-func (e *lrnEnv) waitStopped(t *testing.T, id string) {
+func (e *learnEnv) waitStopped(t *testing.T, id string) {
 	t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		argv := e.rt.wrap(t, []string{e.rt.path, "--root", e.stateRoot, "state", id})
@@ -204,12 +204,12 @@ func (e *lrnEnv) waitStopped(t *testing.T, id string) {
 }
 
 // tools runs a capshim command (learn, explain) on this state directory.
-func (e *lrnEnv) tools(t *testing.T, args ...string) cmdResult {
+func (e *learnEnv) tools(t *testing.T, args ...string) cmdResult {
 	t.Helper()
 	return runCmd(cmdOpts{}, capshimBin, append(args, "--state-dir", e.stateDir)...)
 }
 
-const lrnLearnAll = `
+const learnAllPolicy = `
 [[rule]]
 name = "learn-everything"
 mode = "learn"
@@ -218,10 +218,10 @@ mode = "learn"
 func TestLearnAndExplain(t *testing.T) {
 	for _, rt := range recordingRuntimes(t) {
 		t.Run(rt.name, func(t *testing.T) {
-			e := lrnSetup(t, rt)
-			learnPolicy := e.policy(t, lrnLearnAll)
+			e := setupLearnEnv(t, rt)
+			learnPolicy := e.policy(t, learnAllPolicy)
 			defaultPolicy := e.policy(t, "")
-			for i, w := range lrnWorkloads() {
+			for i, w := range learnWorkloads() {
 				t.Run(w.name, func(t *testing.T) {
 					profile := rt.name + "-" + w.name
 					// Learn: the container keeps Docker's 14 and works.
@@ -279,7 +279,7 @@ func TestLearnAndExplain(t *testing.T) {
 			}
 
 			t.Run("learn request without a permitting rule", func(t *testing.T) {
-				w := lrnWorkloads()[0]
+				w := learnWorkloads()[0]
 				id := fmt.Sprintf("capshim-lrn-%d-%s-deny", os.Getpid(), rt.name)
 				out, log := e.run(t, defaultPolicy, w, id, []string{"CAPSHIM_LEARN=sneaky"})
 				if !strings.Contains(out, "capshim-workload: FAIL") || !strings.Contains(log, `learn request \"sneaky\" ignored`) {
@@ -291,7 +291,7 @@ func TestLearnAndExplain(t *testing.T) {
 			})
 
 			t.Run("two containers learn one profile at once", func(t *testing.T) {
-				w := lrnWorkloads()[0]
+				w := learnWorkloads()[0]
 				var wg sync.WaitGroup
 				for k := 0; k < 2; k++ {
 					wg.Add(1)
@@ -328,9 +328,9 @@ func TestLearnWithoutCgroupV2(t *testing.T) {
 		t.Skip("crun uses this host's cgroup v2 hierarchy")
 	}
 	rt := ociRuntimes(t)[1] // crun, with cgroup v1 alone
-	e := lrnSetup(t, rt)
-	w := lrnWorkloads()[0]
-	out, log := e.run(t, e.policy(t, lrnLearnAll), w, fmt.Sprintf("capshim-lrn-%d-hybrid", os.Getpid()), []string{"CAPSHIM_LEARN=hybrid"})
+	e := setupLearnEnv(t, rt)
+	w := learnWorkloads()[0]
+	out, log := e.run(t, e.policy(t, learnAllPolicy), w, fmt.Sprintf("capshim-lrn-%d-hybrid", os.Getpid()), []string{"CAPSHIM_LEARN=hybrid"})
 	if !strings.Contains(out, "capshim-workload: OK") {
 		t.Fatalf("the learned workload failed:\n%s\nlog:\n%s", out, log)
 	}

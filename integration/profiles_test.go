@@ -24,11 +24,11 @@ import (
 	"github.com/capshim/capshim/profiles"
 )
 
-// shpPackages compares the package versions a profile says it was
+// checkProfilePackages compares the package versions a profile says it was
 // verified with to the image's packages.txt: a package missing from the
 // image fails the test; another version is logged, since the run itself
 // verifies the profile with what the image has now.
-func shpPackages(t *testing.T, data, packagesTxt string) {
+func checkProfilePackages(t *testing.T, data, packagesTxt string) {
 	t.Helper()
 	have := map[string]string{}
 	for _, line := range strings.Split(packagesTxt, "\n") {
@@ -58,10 +58,10 @@ func shpPackages(t *testing.T, data, packagesTxt string) {
 	}
 }
 
-// shpRun runs the workload once and returns what it printed and whether
+// runProfileWorkload runs the workload once and returns what it printed and whether
 // it exited 0. With policy set, it goes through capshim (run), else
 // straight to runc.
-func shpRun(t *testing.T, bundle, policyPath string) (string, bool) {
+func runProfileWorkload(t *testing.T, bundle, policyPath string) (string, bool) {
 	t.Helper()
 	root, id := runcRoot(t), containerID(t)
 	runcCleanup(t, root, id)
@@ -70,20 +70,20 @@ func shpRun(t *testing.T, bundle, policyPath string) (string, bool) {
 		argv = []string{capshimBin, "--capshim-config=" + policyPath, "--root", root,
 			"--log", filepath.Join(filepath.Dir(bundle), "capshim.log"), "--log-format", "json", "run", "--bundle", bundle, id}
 	}
-	r := runCmd(cmdOpts{timeout: imgRunTimeout, env: envWithout([]string{"CAPSHIM_"})}, argv[0], argv[1:]...)
-	if r.err != nil && !strings.Contains(r.stdout, imgVerdict) {
+	r := runCmd(cmdOpts{timeout: workloadRunTimeout, env: envWithout([]string{"CAPSHIM_"})}, argv[0], argv[1:]...)
+	if r.err != nil && !strings.Contains(r.stdout, verdictPrefix) {
 		t.Fatalf("%v", r)
 	}
 	return r.stdout, r.err == nil
 }
 
-// shpBundle is a bundle of the workload's image with caps, whose process
+// profileBundle is a bundle of the workload's image with caps, whose process
 // prints its Cap* lines first, and annotations.
-func shpBundle(t *testing.T, set, workload string, caps []string, annotations map[string]string) string {
+func profileBundle(t *testing.T, set, workload string, caps []string, annotations map[string]string) string {
 	t.Helper()
-	b := imgBundle(t, set, workload, caps)
-	prfEditBundle(t, b, func(s *rspec.Spec) {
-		s.Process.Args = prfCapsFirst
+	b := imageBundle(t, set, workload, caps)
+	editBundleSpec(t, b, func(s *rspec.Spec) {
+		s.Process.Args = capsFirstArgs
 		s.Annotations = annotations
 	})
 	return b
@@ -91,7 +91,7 @@ func shpBundle(t *testing.T, set, workload string, caps []string, annotations ma
 
 func TestShippedProfilesRunc(t *testing.T) {
 	requireBinary(t, "runc")
-	set := imgSet(t)
+	set := imageSet(t)
 	files, err := fs.Glob(profiles.Files, "*.toml")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no shipped profiles: %v", err)
@@ -122,28 +122,28 @@ func TestShippedProfilesRunc(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			shpPackages(t, string(data), string(pkgs))
+			checkProfilePackages(t, string(data), string(pkgs))
 
 			// Exactly the keep set, with runc alone.
-			out, ok := shpRun(t, shpBundle(t, set, name, keep.Names(), nil), "")
-			if prfVerdict(t, name, out, true); !ok {
+			out, ok := runProfileWorkload(t, profileBundle(t, set, name, keep.Names(), nil), "")
+			if verdictLine(t, name, out, true); !ok {
 				t.Fatalf("exit status not 0:\n%s", out)
 			}
 			assertCaps(t, out, uint64(keep))
 
 			// Through capshim: Docker's 14 in the spec and the CRI image
 			// name the rule matches, so the rule keeps exactly its set.
-			image := map[string]string{"io.kubernetes.cri.image-name": prfImage(name)}
-			out, ok = shpRun(t, shpBundle(t, set, name, dockerCaps, image), polPath)
-			if prfVerdict(t, name, out, true); !ok {
+			image := map[string]string{"io.kubernetes.cri.image-name": testImageRef(name)}
+			out, ok = runProfileWorkload(t, profileBundle(t, set, name, dockerCaps, image), polPath)
+			if verdictLine(t, name, out, true); !ok {
 				t.Fatalf("exit status not 0:\n%s", out)
 			}
 			assertCaps(t, out, uint64(keep))
 
 			// No image name (as under Docker): capshim's default, and
 			// the workload fails.
-			out, ok = shpRun(t, shpBundle(t, set, name, dockerCaps, nil), polPath)
-			v := prfVerdict(t, name, out, false)
+			out, ok = runProfileWorkload(t, profileBundle(t, set, name, dockerCaps, nil), polPath)
+			v := verdictLine(t, name, out, false)
 			if ok {
 				t.Fatalf("exit status 0 with %s", v)
 			}
@@ -153,8 +153,8 @@ func TestShippedProfilesRunc(t *testing.T) {
 			// Every member is still needed.
 			for _, c := range keep.Caps() {
 				less := keep &^ capability.Of(c)
-				out, ok := shpRun(t, shpBundle(t, set, name, less.Names(), nil), "")
-				v := prfVerdict(t, name, out, false)
+				out, ok := runProfileWorkload(t, profileBundle(t, set, name, less.Names(), nil), "")
+				v := verdictLine(t, name, out, false)
 				if ok {
 					t.Fatalf("exit status 0 with %s", v)
 				}

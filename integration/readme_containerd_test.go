@@ -24,12 +24,12 @@ import (
 	gotoml "github.com/pelletier/go-toml/v2"
 )
 
-// rdmCtdRuncDirs watches runc's default state root of the runc v2 shim,
+// containerdRuncDirs watches runc's default state root of the runc v2 shim,
 // /run/containerd/runc/NAMESPACE: the handler install writes sets no Root,
 // so CRI containers keep their runc state there. At cleanup (after the
 // daemon's teardown, when registered before it) it reports state the test
 // left and removes the directories it created, if empty.
-func rdmCtdRuncDirs(t *testing.T, ns string) {
+func containerdRuncDirs(t *testing.T, ns string) {
 	t.Helper()
 	dirs := []string{"/run/containerd", "/run/containerd/runc", "/run/containerd/runc/" + ns}
 	existed := map[string]bool{}
@@ -59,8 +59,8 @@ func rdmCtdRuncDirs(t *testing.T, ns string) {
 	})
 }
 
-// rdmCtdConfig is the CRI part of containerd's config, for decoding.
-type rdmCtdConfig struct {
+// criConfigView is the CRI part of containerd's config, for decoding.
+type criConfigView struct {
 	Version int `toml:"version"`
 	Plugins struct {
 		CRI struct {
@@ -84,7 +84,7 @@ type rdmCtdConfig struct {
 func TestReadmeContainerd(t *testing.T) {
 	requireContainerd(t)
 	began := time.Now()
-	rdmCtdRuncDirs(t, "k8s.io") // before the daemon: its cleanup runs last
+	containerdRuncDirs(t, "k8s.io") // before the daemon: its cleanup runs last
 	d := newContainerd(t)
 	// The private daemon's settings (root, state, sockets, CRI with
 	// restrict_oom_score_adj, disable_apparmor, sandbox_image, CNI dirs,
@@ -110,7 +110,7 @@ func TestReadmeContainerd(t *testing.T) {
 			t.Errorf("install's output does not mention the CRI plugin:\n%s", out)
 		}
 		installAgain(t, d.cfgPath, args...)
-		var c rdmCtdConfig
+		var c criConfigView
 		if err := gotoml.Unmarshal(readFile(t, d.cfgPath), &c); err != nil {
 			t.Fatalf("%s does not decode after install: %v", d.cfgPath, err)
 		}

@@ -20,9 +20,9 @@ import (
 	"time"
 )
 
-// rdmDockerReload does what `systemctl reload docker` does (SIGHUP to
+// reloadDocker does what `systemctl reload docker` does (SIGHUP to
 // dockerd) and waits until `docker info --format FORMAT` prints want.
-func rdmDockerReload(t *testing.T, e *dockerEngine, format, want string) {
+func reloadDocker(t *testing.T, e *dockerEngine, format, want string) {
 	t.Helper()
 	if err := e.daemon.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatalf("SIGHUP to dockerd: %v", err)
@@ -41,8 +41,8 @@ func rdmDockerReload(t *testing.T, e *dockerEngine, format, want string) {
 	t.Fatalf("after SIGHUP (systemctl reload docker) docker info %s = %q, want %q\ndockerd log:\n%s", format, got, want, e.daemon.tail(20))
 }
 
-// rdmDaemonJSON decodes daemon.json.
-func rdmDaemonJSON(t *testing.T, path string) map[string]any {
+// readDaemonJSON decodes daemon.json.
+func readDaemonJSON(t *testing.T, path string) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(readFile(t, path), &m); err != nil {
@@ -51,10 +51,10 @@ func rdmDaemonJSON(t *testing.T, path string) map[string]any {
 	return m
 }
 
-// rdmDockerPolicy is a policy whose rule (no match table: Docker puts no
+// dockerReadmePolicy is a policy whose rule (no match table: Docker puts no
 // annotations in the spec) lets any container ask for CAP_CHOWN. The
 // runtime is runc on PATH, as in the shipped default.
-const rdmDockerPolicy = policyHeader + `
+const dockerReadmePolicy = policyHeader + `
 [[rule]]
 name = "web"
 capabilities = ["CAP_CHOWN"]
@@ -84,7 +84,7 @@ func TestReadmeDocker(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, cfg, string(js)+"\n", 0o644)
-	writeFile(t, web, rdmDockerPolicy, 0o644)
+	writeFile(t, web, dockerReadmePolicy, 0o644)
 
 	var e *dockerEngine
 	steps := []struct {
@@ -148,7 +148,7 @@ func TestReadmeDocker(t *testing.T) {
 				t.Errorf("install warns:\n%s", out)
 			}
 			installAgain(t, cfg, args...)
-			m := rdmDaemonJSON(t, cfg)
+			m := readDaemonJSON(t, cfg)
 			if m["deprecated-key-path"] != keyPath {
 				t.Errorf("install lost the daemon's own setting deprecated-key-path: %v", m)
 			}
@@ -180,12 +180,12 @@ func TestReadmeDocker(t *testing.T) {
 		ok = t.Run(st.name+" (docker run)", func(t *testing.T) {
 			if i != 0 {
 				// systemctl reload docker
-				rdmDockerReload(t, e, st.infoFormat, st.infoWant)
+				reloadDocker(t, e, st.infoFormat, st.infoWant)
 			}
 			dockerRunCases(t, e, st.runs)
 			if i == 0 {
-				t.Run("inspect", func(t *testing.T) { rdmDockerInspect(t, e) })
-				t.Run("run --privileged", func(t *testing.T) { rdmDockerPrivileged(t, e) })
+				t.Run("inspect", func(t *testing.T) { checkDockerInspect(t, e) })
+				t.Run("run --privileged", func(t *testing.T) { checkDockerPrivileged(t, e) })
 			}
 		})
 		if !ok {
@@ -195,12 +195,12 @@ func TestReadmeDocker(t *testing.T) {
 	t.Logf("TestReadmeDocker took %v", time.Since(began).Round(time.Second))
 }
 
-// rdmDockerPrivileged checks README's claim that `docker run --privileged`
+// checkDockerPrivileged checks README's claim that `docker run --privileged`
 // is reduced to the target, and that under capshim such a container starts
 // on a host whose root lacks some capability, where plain runc fails with
 // "unable to apply caps". If it does not start under capshim either, the
 // subtest is skipped with the reason (the claim is not asserted).
-func rdmDockerPrivileged(t *testing.T, e *dockerEngine) {
+func checkDockerPrivileged(t *testing.T, e *dockerEngine) {
 	t.Helper()
 	run := func(rt string) cmdResult {
 		return e.docker("run", "--rm", "--network", "none", "--privileged", "--runtime", rt, imageBusybox, "grep", "Cap", "/proc/self/status")
@@ -219,9 +219,9 @@ func rdmDockerPrivileged(t *testing.T, e *dockerEngine) {
 	assertCaps(t, r.stdout, maskMinimal)
 }
 
-// rdmDockerInspect runs README "Check what containers really have" on a
+// checkDockerInspect runs README "Check what containers really have" on a
 // capshim container and a runc control container of the private dockerd.
-func rdmDockerInspect(t *testing.T, e *dockerEngine) {
+func checkDockerInspect(t *testing.T, e *dockerEngine) {
 	t.Helper()
 	ids := map[string]string{}
 	for _, rt := range []string{"capshim", "runc"} {

@@ -19,8 +19,8 @@ import (
 	"time"
 )
 
-// rdmInspectProc is one process of `capshim inspect --format json`.
-type rdmInspectProc struct {
+// inspectProc is one process of `capshim inspect --format json`.
+type inspectProc struct {
 	PID          int                 `json:"pid"`
 	Container    string              `json:"container"`
 	Command      string              `json:"command"`
@@ -28,10 +28,10 @@ type rdmInspectProc struct {
 	Capabilities map[string][]string `json:"capabilities"`
 }
 
-// rdmInspect runs `capshim inspect ARGS...` as the README shows it: no
+// runInspect runs `capshim inspect ARGS...` as the README shows it: no
 // --config and no CAPSHIM_ variables (the policy default is then
 // /etc/capshim/shim.toml, or the built-in one where there is none).
-func rdmInspect(t *testing.T, args ...string) cmdResult {
+func runInspect(t *testing.T, args ...string) cmdResult {
 	t.Helper()
 	r := runCmd(cmdOpts{env: envWithout([]string{"CAPSHIM_"})}, capshimBin, append([]string{"inspect"}, args...)...)
 	if r.err != nil {
@@ -51,8 +51,8 @@ func checkInspect(t *testing.T, capID, ctlID string) {
 	}
 	minimal := []string{"CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"}
 	t.Run("json", func(t *testing.T) {
-		r := rdmInspect(t, "--format", "json")
-		var procs []rdmInspectProc
+		r := runInspect(t, "--format", "json")
+		var procs []inspectProc
 		if err := json.Unmarshal([]byte(r.stdout), &procs); err != nil {
 			t.Fatalf("inspect --format json does not decode: %v\n%s", err, r.stdout)
 		}
@@ -88,7 +88,7 @@ func checkInspect(t *testing.T, capID, ctlID string) {
 		}
 	})
 	t.Run("text, capshim container", func(t *testing.T) {
-		r := rdmInspect(t, capID[:12])
+		r := runInspect(t, capID[:12])
 		t.Logf("capshim inspect %s:\n%s", capID[:12], r.stdout)
 		if !strings.Contains(r.stdout, capID[:12]) {
 			t.Errorf("output does not name the container %s", capID[:12])
@@ -103,7 +103,7 @@ func checkInspect(t *testing.T, capID, ctlID string) {
 		}
 	})
 	t.Run("text, runc control container", func(t *testing.T) {
-		r := rdmInspect(t, ctlID[:12])
+		r := runInspect(t, ctlID[:12])
 		t.Logf("capshim inspect %s:\n%s", ctlID[:12], r.stdout)
 		for _, c := range []string{"CAP_CHOWN!", "CAP_NET_RAW!", "CAP_SETUID!"} {
 			if !strings.Contains(r.stdout, c) {
@@ -116,9 +116,9 @@ func checkInspect(t *testing.T, capID, ctlID string) {
 	})
 }
 
-// rdmHexID returns a random container id of 64 hex digits, the form
+// randomHexID returns a random container id of 64 hex digits, the form
 // capshim inspect recognises in a cgroup path.
-func rdmHexID(t *testing.T) string {
+func randomHexID(t *testing.T) string {
 	t.Helper()
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -139,7 +139,7 @@ func TestReadmeInspect(t *testing.T) {
 	ids := map[string]string{}
 	for _, bin := range []string{capshimBin, runcPath} {
 		b := newBundle(t, bundleSpec{args: []string{"sleep", "300"}})
-		id := rdmHexID(t)
+		id := randomHexID(t)
 		runcCleanup(t, root, id)
 		log := filepath.Join(b, "log.json")
 		res := runCmd(cmdOpts{env: shimEnv(policy)}, bin, append(globalArgs(root, log), "run", "-d", "--bundle", b, id)...)

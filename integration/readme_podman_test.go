@@ -17,9 +17,9 @@ import (
 	"github.com/BurntSushi/toml"
 )
 
-// rdmPodmanRun is one podman command line and the capabilities its
+// podmanRunCase is one podman command line and the capabilities its
 // container must get.
-type rdmPodmanRun struct {
+type podmanRunCase struct {
 	name string
 	args []string // podman arguments before the image
 	want uint64
@@ -44,11 +44,11 @@ func TestReadmePodman(t *testing.T) {
 	steps := []struct {
 		name    string
 		install []string
-		runs    []rdmPodmanRun
+		runs    []podmanRunCase
 	}{
 		{
 			name: "install podman",
-			runs: []rdmPodmanRun{
+			runs: []podmanRunCase{
 				// README: podman run --rm --runtime capshim --network none busybox grep Cap /proc/self/status
 				{name: "README podman run --runtime capshim", args: []string{"run", "--rm", "--runtime", "capshim", "--network", "none"}, want: maskPodmanMinimal},
 				{name: "podman --runtime capshim run", args: []string{"--runtime", "capshim", "run", "--rm", "--network", "none"}, want: maskPodmanMinimal},
@@ -63,7 +63,7 @@ func TestReadmePodman(t *testing.T) {
 		{
 			name:    "install podman --set-default",
 			install: []string{"--set-default"},
-			runs: []rdmPodmanRun{
+			runs: []podmanRunCase{
 				{name: "plain podman run", args: []string{"run", "--rm", "--network", "none"}, want: maskPodmanMinimal},
 				{name: "runc control", args: []string{"--runtime", runcPath, "run", "--rm", "--network", "none"}, want: maskPodman},
 			},
