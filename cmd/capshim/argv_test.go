@@ -9,8 +9,9 @@ import (
 	"github.com/capshim/capshim/internal/clinames"
 )
 
-// Real command lines, from /work/shared/fixtures/*/runtime-argv.txt with
-// the placeholders filled in.
+// The global flags that Docker 20.10, containerd's CRI plugin and ctr were
+// seen passing to runc, with container ids and bundles of the same shape:
+// the command lines capshim must read exactly as runc does.
 const (
 	dockerID     = "2c5efd6985239f1799b3467ec36ded8ccad657ae1dc3699b55bf63a454171091"
 	dockerBundle = "/run/containerd/io.containerd.runtime.v2.task/moby/" + dockerID
