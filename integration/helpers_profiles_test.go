@@ -19,9 +19,10 @@ import (
 	"testing"
 	"time"
 
+	rspec "github.com/opencontainers/runtime-spec/specs-go"
+
 	"github.com/capshim/capshim/capability"
 	"github.com/capshim/capshim/policy"
-	rspec "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // imageWorkload is one test image and what it needs: found by hand with
