@@ -8,6 +8,7 @@ package integration
 // one (rootfsBundle, whose spec crun reads too).
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -173,4 +174,23 @@ func rootfsBundle(t *testing.T, rootfs string, args, env []string, annotations m
 		t.Fatal(err)
 	}
 	return bundle
+}
+
+// editBundleSpec changes a bundle's config.json.
+func editBundleSpec(t *testing.T, bundle string, edit func(*rspec.Spec)) {
+	t.Helper()
+	path := filepath.Join(bundle, "config.json")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spec rspec.Spec
+	if err := json.Unmarshal(data, &spec); err != nil {
+		t.Fatalf("%s is not a readable spec: %v", path, err)
+	}
+	edit(&spec)
+	if data, err = json.MarshalIndent(&spec, "", "\t"); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, path, string(data), 0o644)
 }

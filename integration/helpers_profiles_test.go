@@ -8,9 +8,6 @@ package integration
 // the shipped profiles' rules.
 
 import (
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -52,25 +49,6 @@ func (w imageWorkload) dockerNeeds() []string {
 var dockerSysctls = map[string]string{
 	"net.ipv4.ip_unprivileged_port_start": "0",
 	"net.ipv4.ping_group_range":           "0 2147483647",
-}
-
-// editBundleSpec changes a bundle's config.json.
-func editBundleSpec(t *testing.T, bundle string, edit func(*rspec.Spec)) {
-	t.Helper()
-	path := filepath.Join(bundle, "config.json")
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var spec rspec.Spec
-	if err := json.Unmarshal(data, &spec); err != nil {
-		t.Fatal(err)
-	}
-	edit(&spec)
-	if data, err = json.MarshalIndent(&spec, "", "\t"); err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, path, string(data), 0o644)
 }
 
 func imageWorkloads() []imageWorkload {

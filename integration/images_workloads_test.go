@@ -19,7 +19,6 @@ package integration
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -149,15 +148,14 @@ func imageBundle(t *testing.T, set, workload string, caps []string) string {
 	if out, err := exec.Command(runcPath, "spec", "--bundle", b).CombinedOutput(); err != nil {
 		t.Fatalf("runc spec: %v: %s", err, out)
 	}
-	cfgPath := filepath.Join(b, "config.json")
-	data, err := os.ReadFile(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var spec rspec.Spec
-	if err := json.Unmarshal(data, &spec); err != nil {
-		t.Fatalf("runc spec wrote an unreadable config.json: %v", err)
-	}
+	editBundleSpec(t, b, func(spec *rspec.Spec) { imageBundleSpec(t, spec, caps) })
+	return b
+}
+
+// imageBundleSpec turns the spec runc generated into the workload's: its
+// entrypoint, exactly caps, a file limit this host can grant, and a
+// network namespace of its own.
+func imageBundleSpec(t *testing.T, spec *rspec.Spec, caps []string) {
 	spec.Root = &rspec.Root{Path: "rootfs", Readonly: false}
 	spec.Hostname = "capshim-test"
 	spec.Process.Terminal = false
@@ -182,12 +180,6 @@ func imageBundle(t *testing.T, set, workload string, caps []string) string {
 	if !netns {
 		t.Fatal("runc spec gave no network namespace of its own: the workload would share the host's network")
 	}
-	data, err = json.MarshalIndent(&spec, "", "\t")
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, cfgPath, string(data), 0o644)
-	return b
 }
 
 // workloadVerdict returns the one verdict line the entrypoint printed on
