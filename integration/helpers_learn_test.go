@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/capshim/capshim/trace/pinned"
 )
 
 // chownScript chowns a file in the container's own root file system and
@@ -149,7 +151,7 @@ func chownWorked(t *testing.T, out string) bool {
 // container is watched: it unpins itself at the last harvest.
 func requireRecorderUnpinned(t *testing.T) {
 	t.Helper()
-	const pins = "/sys/fs/bpf/capshim"
+	const pins = pinned.DefaultDir
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		if _, err := os.Stat(pins); os.IsNotExist(err) {
 			return

@@ -108,12 +108,12 @@ func TestMinimizeRunc(t *testing.T) {
 			}
 			// The rule now keeps what was found.
 			show := runCmd(cmdOpts{timeout: time.Minute, env: env}, capshimBin, "learn", "show", "w", "--state-dir", state)
-			keep := "keep = []"
+			keep := keepLine()
 			if tc.want != "none" {
-				keep = "keep = [\"" + strings.ReplaceAll(tc.want, ",", "\", \"") + "\"]"
+				keep = keepLine(strings.Split(tc.want, ",")...)
 			}
-			if !strings.Contains(show.stdout, "\n"+keep+"\n") || !strings.Contains(show.stdout, fmt.Sprintf("# verified by %d runs on ", tc.runs)) {
-				t.Errorf("learn show does not keep the verified set (%s):\n%v", keep, show)
+			if !strings.Contains(show.stdout, "\n"+keep) || !strings.Contains(show.stdout, fmt.Sprintf("# verified by %d runs on ", tc.runs)) {
+				t.Errorf("learn show does not keep the verified set (%s):\n%v", strings.TrimSpace(keep), show)
 			}
 			// Every run wrote on an overlay of its own, now gone, and
 			// ran under a runtime root that went with it.
